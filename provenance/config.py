@@ -1,0 +1,145 @@
+"""Settings: the only reader of the environment and of configuration files.
+
+Precedence: explicit arguments (the CLI's flags) > environment (``PROVENANCE_*``, nested with
+``__``, e.g. ``PROVENANCE_STORE__TYPE``) > the YAML config file (``--config``, ``PROVENANCE_CONFIG``
+or ``$PROVENANCE_HOME/config.yaml``) > defaults. A bad file fails at start naming its line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from provenance.errors import ConfigError
+
+
+class BusConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: str = "embedded"
+    path: Path | None = Field(default=None, description="embedded log file (default: HOME/log.db)")
+
+
+class StoreConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: str = "embedded"
+    path: Path | None = Field(default=None, description="embedded store file (default: HOME/graph.db)")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROVENANCE_", env_nested_delimiter="__", extra="forbid",
+                                      frozen=True)
+
+    home: Path = Field(default_factory=lambda: Path("~/.provenance").expanduser())
+    environment: Literal["development", "production"] = "development"
+    rules_file: Path | None = Field(default=None, description="replaces the default inference rules")
+    extra_rules_files: list[Path] = Field(default_factory=list,
+                                          description="rules tried before the defaults")
+    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    bus: BusConfig = Field(default_factory=BusConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @property
+    def log_path(self) -> Path:
+        return self.bus.path or self.home / "log.db"
+
+    @property
+    def store_path(self) -> Path:
+        return self.store.path or self.home / "graph.db"
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    data = loader.construct_mapping(node, deep=True)
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    data["__lines__"] = lines
+    return data
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct)
+
+
+def _strip_lines(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _strip_lines(v) for k, v in data.items() if k != "__lines__"}
+    if isinstance(data, list):
+        return [_strip_lines(v) for v in data]
+    return data
+
+
+def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
+    line = None
+    for part in loc:
+        if isinstance(data, dict):
+            line = data.get("__lines__", {}).get(part, line)
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            break
+    return line
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.load(text, Loader=_LineLoader) or {}  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}, line 1: the config file must be a mapping of settings")
+    return data
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, the config file, the environment and ``overrides`` (highest)."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    home = Path(overrides.get("home") or os.environ.get("PROVENANCE_HOME") or "~/.provenance").expanduser()
+    path = config_file or (Path(os.environ["PROVENANCE_CONFIG"]) if os.environ.get("PROVENANCE_CONFIG") else None)
+    if path is None and (home / "config.yaml").is_file():
+        path = home / "config.yaml"
+    raw: dict[str, Any] = read_config_file(path) if path else {}
+    file_values = _strip_lines(raw)
+    try:
+        # the file is the lowest source: validate it alone first, so its errors can name lines
+        if path:
+            _FileSettings.model_validate(file_values)
+        env_settings = Settings.model_validate({})  # environment over defaults
+        merged = {**file_values}
+        for key in env_settings.model_fields_set:
+            merged[key] = getattr(env_settings, key)
+        merged.update(overrides)
+        merged.setdefault("home", home)
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first.get("loc", ()))
+        line = _line_of(raw, loc) if path else None
+        where = f"{path}, line {line}: " if line else (f"{path}: " if path else "")
+        raise ConfigError(f"{where}{'.'.join(map(str, loc)) or 'settings'}: {first['msg']}") from exc
+    return settings
+
+
+class _FileSettings(BaseModel):
+    """The shape a config file may have (the same fields as Settings, nothing read from env)."""
+
+    model_config = ConfigDict(extra="forbid")
+    home: Path | None = None
+    environment: Literal["development", "production"] | None = None
+    rules_file: Path | None = None
+    extra_rules_files: list[Path] | None = None
+    batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    bus: BusConfig | None = None
+    store: StoreConfig | None = None

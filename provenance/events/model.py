@@ -1,0 +1,190 @@
+"""The canonical event: the only thing the processor sees.
+
+Every connector turns its source's native change records into these. They are frozen, keyword-only
+and versioned; `provenance.events.serde` owns their JSON shape. ``event_id`` is deterministic: a
+connector derives it from its source position or native id (`event_id_for`), and an event written
+without one gets a content hash, so replays and duplicates collapse to one event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class Kind(StrEnum):
+    FILE = "file"
+    APP = "app"
+    TABLE_COMMIT = "table_commit"
+    TAG = "tag"
+    LINK = "link"
+
+
+#: The operations each kind allows.
+OPS: dict[Kind, frozenset[str]] = {
+    Kind.FILE: frozenset({"create", "read", "write", "delete", "rename", "xattr_set", "xattr_remove"}),
+    Kind.APP: frozenset({"submitted", "started", "finished", "failed", "killed"}),
+    Kind.TABLE_COMMIT: frozenset({"commit"}),
+    Kind.TAG: frozenset({"set", "remove"}),
+    Kind.LINK: frozenset({"derived_from"}),
+}
+
+#: App states in the order they happen; a later state wins over an earlier one at the same instant.
+APP_STATE_RANK = {"submitted": 0, "started": 1, "finished": 2, "failed": 2, "killed": 2}
+
+
+def event_id_for(source: str, native_id: str) -> str:
+    """A deterministic event id from the source and its native position or id."""
+    return hashlib.sha256(f"{source}\x00{native_id}".encode()).hexdigest()[:32]
+
+
+def to_ms(value: Any) -> int:
+    """Event time as UTC milliseconds from an int (ms), a float (s) or an ISO-8601 string."""
+    if isinstance(value, bool):
+        raise ValueError("a timestamp cannot be a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(round(value * 1000))
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"not an ISO-8601 time or epoch milliseconds: {value!r}") from exc
+    else:
+        raise ValueError(f"not a timestamp: {value!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return int(round(dt.timestamp() * 1000))
+
+
+def ms_to_iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def normalize_uri(value: str) -> str:
+    """``file:///abs/path`` for local files (a bare absolute path is accepted); other schemes kept.
+
+    Paths are normalised (``a/../b`` → ``b``, no trailing slash) so that one file has one URI.
+    """
+    text = value.strip()
+    if not text:
+        raise ValueError("empty URI")
+    if text.startswith("/"):
+        text = "file://" + quote(text, safe="/@:+,=~!$&'()*;")
+    parts = urlsplit(text)
+    if not parts.scheme:
+        raise ValueError(f"URI needs a scheme or an absolute path: {value!r}")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"file URI must be local (file:///path): {value!r}")
+        path = unquote(parts.path)
+        if not path.startswith("/"):
+            raise ValueError(f"file URI must hold an absolute path: {value!r}")
+        path = posixpath.normpath(path)
+        if path.startswith("//"):
+            path = "/" + path.lstrip("/")
+        return "file://" + quote(path, safe="/@:+,=~!$&'()*;")
+    path = parts.path
+    if len(path) > 1 and path.endswith("/"):
+        path = path.rstrip("/")
+    rebuilt = f"{parts.scheme}://{parts.netloc}{path}"
+    if parts.query:
+        rebuilt += "?" + parts.query
+    return rebuilt
+
+
+class Event(BaseModel):
+    """One change in a source system, in canonical form (schema version 1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    schema_version: int = Field(default=SCHEMA_VERSION, description="version of this event schema")
+    event_id: str = Field(default="", description="deterministic id; derived from the content if empty")
+    source: str = Field(min_length=1, description="connector that produced the event")
+    kind: Kind
+    op: str
+    ts: int = Field(description="event time, UTC milliseconds since the epoch")
+    app_id: str | None = None
+    user: str | None = None
+    uri: str | None = None
+    dst: str | None = Field(default=None, description="rename target, or the upstream of a link")
+    attrs: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"unsupported schema_version {value} (this build reads {SCHEMA_VERSION})")
+        return value
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _ts(cls, value: Any) -> int:
+        ms = to_ms(value)
+        if ms < 0:
+            raise ValueError("event time before 1970")
+        return ms
+
+    @field_validator("uri", "dst", mode="before")
+    @classmethod
+    def _uri(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("a URI must be a string")
+        return normalize_uri(value)
+
+    @field_validator("app_id", "user", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Event:
+        if self.op not in OPS[self.kind]:
+            allowed = ", ".join(sorted(OPS[self.kind]))
+            raise ValueError(f"op {self.op!r} is not valid for kind {self.kind.value!r} (one of: {allowed})")
+        if self.kind is Kind.APP and not self.app_id:
+            raise ValueError("an app event needs app_id")
+        if self.kind is not Kind.APP and not self.uri:
+            raise ValueError(f"a {self.kind.value} event needs uri")
+        if (self.op == "rename" or self.kind is Kind.LINK) and not self.dst:
+            raise ValueError(f"a {self.op} event needs dst")
+        if self.kind is Kind.TAG and "key" not in self.attrs:
+            raise ValueError("a tag event needs attrs.key")
+        if self.op in ("xattr_set", "xattr_remove") and "name" not in self.attrs:
+            raise ValueError(f"an {self.op} event needs attrs.name (the extended attribute)")
+        if not self.event_id:
+            object.__setattr__(self, "event_id", self.content_id())
+        return self
+
+    def content_id(self) -> str:
+        """Hash of everything but the id: equal content, equal id."""
+        body = self.model_dump(mode="json", exclude={"event_id"})
+        return event_id_for(self.source, json.dumps(body, sort_keys=True, separators=(",", ":")))
+
+    @property
+    def key(self) -> str:
+        """Bus key: events of one app stay in order; without an app, those of one path do."""
+        return self.app_id or self.uri or self.event_id

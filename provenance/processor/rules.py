@@ -1,0 +1,336 @@
+"""Inference rules: artifact type, name, version and project from paths; tags; job names.
+
+Rules come from a YAML file (`default_rules.yaml` ships the Hopsworks and common layouts). Loading
+validates everything up front: a bad rule fails at start with its name and line in the message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from provenance.errors import RulesError
+
+DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
+
+_FIELD_DEFAULT_RE = {"version": r"[^/]+", "name": r"[^/]+?"}
+_TOKEN = re.compile(r"\{(?P<field>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<rx>(?:[^{}]|\{\d*,?\d*\})+))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRef:
+    """What a path is: the artifact it belongs to, and the version if the path says it."""
+
+    uri: str  # artifact root, a URI without version
+    type: str
+    name: str
+    project: str | None
+    version: str | None
+    rule: str
+    props: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PathRule:
+    name: str
+    type: str
+    regex: re.Pattern[str]
+    artifact: str | None  # template, None: the matched prefix
+    version: str | None  # template
+    fields: tuple[str, ...]
+    line: int
+
+    def apply(self, path: str) -> dict[str, str] | None:
+        m = self.regex.fullmatch(path)
+        return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+
+
+def _compile(pattern: str, rule: str, line: int) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    if not pattern.startswith(("/", "**")):
+        raise RulesError(f"rule {rule!r} (line {line}): match must start with '/' or '**': {pattern!r}")
+    out, seen, pos = [], [], 0
+    body = pattern
+    for m in _TOKEN.finditer(body):
+        out.append(_glob_to_re(body[pos : m.start()]))
+        fld, rx = m.group("field"), m.group("rx")
+        if fld in seen:
+            out.append(f"(?P={fld})")
+        else:
+            seen.append(fld)
+            out.append(f"(?P<{fld}>{rx or _FIELD_DEFAULT_RE.get(fld, r'[^/]+')})")
+        pos = m.end()
+    out.append(_glob_to_re(body[pos:]))
+    if "{" in "".join(_TOKEN.sub("", body)):
+        raise RulesError(f"rule {rule!r} (line {line}): unbalanced '{{' in match {pattern!r}")
+    try:
+        return re.compile("".join(out)), tuple(seen)
+    except re.error as exc:
+        raise RulesError(f"rule {rule!r} (line {line}): bad regex in match {pattern!r}: {exc}") from exc
+
+
+def _glob_to_re(text: str) -> str:
+    # '/**' at the end: the rest of the path, possibly empty; '**/' at the start: any prefix.
+    res, i = [], 0
+    while i < len(text):
+        if text.startswith("/**", i) and i + 3 == len(text):
+            res.append(r"(?:/.*)?")
+            i += 3
+        elif text.startswith("**/", i):
+            res.append(r"(?:.*/)?")
+            i += 3
+        elif text.startswith("**", i):
+            res.append(r".*")
+            i += 2
+        elif text[i] == "*":
+            res.append(r"[^/]*")
+            i += 1
+        else:
+            res.append(re.escape(text[i]))
+            i += 1
+    return "".join(res)
+
+
+def _template_fields(template: str) -> set[str]:
+    return {m.group("field") for m in _TOKEN.finditer(template)}
+
+
+@dataclass(frozen=True)
+class JobNaming:
+    interpreters: tuple[str, ...]
+    skip_flags: frozenset[str]
+
+    def job_name(self, attrs: dict[str, Any]) -> str | None:
+        """The pipeline stage of an app: its ``name``, else the script its command runs."""
+        for key in ("name", "job"):
+            value = attrs.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+        command = attrs.get("command")
+        if isinstance(command, list):
+            argv = [str(a) for a in command]
+        elif isinstance(command, str) and command.strip():
+            try:
+                argv = shlex.split(command)
+            except ValueError:
+                argv = command.split()
+        else:
+            return None
+        rest = list(argv)
+        while rest:
+            base = rest[0].rsplit("/", 1)[-1]
+            if any(fnmatch.fnmatchcase(base, p) for p in self.interpreters) or rest[0] in self.skip_flags:
+                rest = rest[1:]
+                continue
+            return base
+        return argv[0].rsplit("/", 1)[-1] if argv else None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Compiled rules; `classify` is cached, so a path seen again costs a dict lookup."""
+
+    path_rules: tuple[PathRule, ...]
+    ignore: tuple[re.Pattern[str], ...]
+    types: frozenset[str]
+    xattr_prefix: str
+    propagate: frozenset[str]
+    type_key: str
+    jobs: JobNaming
+    _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def ignored(self, uri: str) -> bool:
+        path = uri_path(uri)
+        return any(rx.fullmatch(path) for rx in self.ignore)
+
+    def classify(self, uri: str) -> ArtifactRef:
+        """The artifact a file URI belongs to (the file itself, typed ``file``, if no rule matches)."""
+        hit = self._cache.get(uri)
+        if hit is None:
+            hit = self._classify(uri)
+            if len(self._cache) > 500_000:
+                self._cache.clear()
+            self._cache[uri] = hit
+        return hit
+
+    def _classify(self, uri: str) -> ArtifactRef:
+        scheme, netloc, path = split_uri(uri)
+        version: str | None = None
+        if scheme == "delta":  # delta:///table@N names a table version
+            path, _, version = path.partition("@")
+            scheme = "file"
+        for rule in self.path_rules:
+            fields = rule.apply(path)
+            if fields is None:
+                continue
+            root = _render(rule.artifact, fields, path) if rule.artifact else _matched_prefix(rule, path)
+            v = version or (_render(rule.version, fields, path) if rule.version else None)
+            props = tuple(sorted((k, fields[k]) for k in rule.fields if k not in ("project", "name", "version")))
+            return ArtifactRef(
+                uri=join_uri(scheme, netloc, root),
+                type=rule.type,
+                name=fields.get("name") or root.rsplit("/", 1)[-1],
+                project=fields.get("project"),
+                version=v,
+                rule=rule.name,
+                props=props,
+            )
+        return ArtifactRef(join_uri(scheme, netloc, path), "file", path.rsplit("/", 1)[-1] or path, None,
+                           version, "file")
+
+
+def _matched_prefix(rule: PathRule, path: str) -> str:
+    # The artifact is what the pattern matched before its trailing '/**': strip the rest.
+    m = rule.regex.fullmatch(path)
+    assert m is not None
+    last = max((m.end(g) for g in rule.fields if m.group(g) is not None), default=len(path))
+    end = path.find("/", last)
+    return path if end < 0 else path[:end]
+
+
+def _render(template: str, fields: dict[str, str], path: str) -> str:
+    text = _TOKEN.sub(lambda m: fields[m.group("field")], template)
+    if text.startswith("**"):
+        # '**/models/{name}': keep the part of the actual path that precedes the rendered tail
+        tail = text[2:]
+        idx = path.find(tail)
+        return path[: idx + len(tail)] if idx >= 0 else tail
+    return text
+
+
+def split_uri(uri: str) -> tuple[str, str, str]:
+    parts = urlsplit(uri)
+    return parts.scheme or "file", parts.netloc, unquote(parts.path) or "/"
+
+
+def uri_path(uri: str) -> str:
+    return split_uri(uri)[2]
+
+
+def join_uri(scheme: str, netloc: str, path: str) -> str:
+    from provenance.events.model import normalize_uri
+
+    return normalize_uri(f"{scheme}://{netloc}{path}") if scheme == "file" else f"{scheme}://{netloc}{path}"
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    data = loader.construct_mapping(node, deep=True)
+    data["__line__"] = node.start_mark.line + 1
+    return data
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+def _parse(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise RulesError(f"{origin}:{where} not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RulesError(f"{origin}: a rules file is a mapping with a 'rules' list")
+    return data
+
+
+_RULE_KEYS = {"name", "match", "type", "artifact", "version", "__line__"}
+
+
+def load_rules(
+    replace: Path | None = None, extra: tuple[Path, ...] | list[Path] = (), *, text: str | None = None
+) -> Rules:
+    """Rules from the defaults (or ``replace``), with the rules of ``extra`` files taking precedence."""
+    if text is not None:
+        base = _parse(text, "<rules>")
+    elif replace is not None:
+        base = _parse(_read(replace), str(replace))
+    else:
+        base = _parse(_read(DEFAULT_RULES_PATH), "default_rules.yaml")
+    layers = [(str(p), _parse(_read(p), str(p))) for p in extra]
+    types = set(base.get("types") or [])
+    for _, layer in layers:
+        types.update(layer.get("types") or [])
+    raw_rules: list[tuple[str, dict[str, Any]]] = []
+    for origin, layer in [*layers, ("<rules>" if text is not None else str(replace or "default_rules.yaml"), base)]:
+        rules = layer.get("rules", [])
+        if not isinstance(rules, list):
+            raise RulesError(f"{origin}: 'rules' must be a list")
+        raw_rules.extend((origin, r) for r in rules)
+    compiled, names = [], set()
+    for i, (origin, r) in enumerate(raw_rules):
+        if not isinstance(r, dict):
+            raise RulesError(f"{origin}: rule #{i + 1} must be a mapping, not {r!r}")
+        line = int(r.get("__line__", 0))
+        name = r.get("name") or f"#{i + 1}"
+        where = f"{origin}: rule {name!r} (line {line})"
+        unknown = set(r) - _RULE_KEYS
+        if unknown:
+            raise RulesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        for key in ("name", "match", "type"):
+            if not isinstance(r.get(key), str) or not r[key]:
+                raise RulesError(f"{where}: needs '{key}' (a non-empty string)")
+        if name in names:
+            raise RulesError(f"{where}: a rule with this name is already defined")
+        names.add(name)
+        if types and r["type"] not in types:
+            raise RulesError(f"{where}: unknown type {r['type']!r} (add it to 'types': {sorted(types)})")
+        try:
+            regex, fields = _compile(r["match"], name, line)
+        except RulesError as exc:
+            raise RulesError(f"{origin}: {exc}") from exc
+        artifact, version = r.get("artifact"), r.get("version")
+        if version is None and "version" in fields:
+            version = "{version}"
+        for label, tpl in (("artifact", artifact), ("version", version)):
+            if tpl is None:
+                continue
+            if not isinstance(tpl, str):
+                raise RulesError(f"{where}: '{label}' must be a string template")
+            missing = _template_fields(tpl) - set(fields)
+            if missing:
+                raise RulesError(f"{where}: '{label}' uses {sorted(missing)}, which 'match' does not capture")
+        compiled.append(PathRule(name, r["type"], regex, artifact, version, fields, line))
+    ignore = []
+    for origin, layer in [("base", base), *layers]:
+        for pattern in layer.get("ignore") or []:
+            regex, _ = _compile(str(pattern), f"ignore {pattern}", 0)
+            ignore.append(regex)
+    tags = dict(base.get("tags") or {})
+    jobs = dict(base.get("jobs") or {})
+    for _, layer in layers:
+        tags.update(layer.get("tags") or {})
+        jobs.update(layer.get("jobs") or {})
+    return Rules(
+        path_rules=tuple(compiled),
+        ignore=tuple(ignore),
+        types=frozenset(types),
+        xattr_prefix=str(tags.get("xattr_prefix", "user.prov.")),
+        propagate=frozenset(str(t) for t in tags.get("propagate") or ()),
+        type_key=str(tags.get("type_key", "type")),
+        jobs=JobNaming(tuple(str(x) for x in jobs.get("interpreters") or ()),
+                       frozenset(str(x) for x in jobs.get("skip_flags") or ())),
+    )
+
+
+def _read(path: Path) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise RulesError(f"cannot read rules file {path}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def default_rules() -> Rules:
+    return load_rules()

@@ -1,0 +1,145 @@
+"""Version resolution: which version of an artifact each touch created or read. Pure functions.
+
+- A touch that names a version (path convention, ``delta://…@N``, a table commit) is of that version.
+- An unversioned write by app A is of the version A committed explicitly on that artifact if it
+  did (a Delta writer's part files belong to its commit), else of A's own version ``~A``: a write
+  after a read makes a new version, born at A's first write.
+- An unversioned read (or delete) at time t is of the newest version born at or before t; if none,
+  of ``~0``, the data as it was before capture. An app reading back what it wrote itself is not an
+  input of itself, so that read draws no READ edge.
+
+Everything here depends only on the set of touches, never on their arrival order.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+
+from provenance.graph.model import (
+    CREATED,
+    DELETED,
+    INITIAL_VERSION,
+    MODIFIED,
+    READ,
+    DerivedEdge,
+    DerivedLineage,
+    Touch,
+    VersionInfo,
+)
+
+WRITE_OPS = frozenset({"create", "write", "rename_to", "commit"})
+READ_LIKE_OPS = frozenset({"read", "delete", "rename_from"})
+
+
+def _rels(op: str, created: bool) -> tuple[str, ...]:
+    if op == "read":
+        return (READ,)
+    if op == "delete":
+        return (DELETED,)
+    if op == "rename_from":  # the content moved on: the mover read it, and it is gone here
+        return (READ, DELETED)
+    if op in ("create", "rename_to"):
+        return (CREATED,)
+    if op == "commit":
+        return (CREATED,)
+    return (CREATED,) if created else (MODIFIED,)
+
+
+def _vkey_sort(key: str) -> tuple[int, str]:
+    digits = key.lstrip("v")
+    return (int(digits), key) if digits.isdigit() else (2**62, key)
+
+
+def version_timeline(artifact: str, touches: Iterable[Touch]) -> list[VersionInfo]:
+    """Versions born by writes (plus read-only explicit versions and ~0), oldest first."""
+    return resolve_artifact(artifact, list(touches)).versions
+
+
+def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
+    explicit_writes: dict[str, list[tuple[int, str]]] = defaultdict(list)  # app -> [(ts, version)]
+    born: dict[str, tuple[int, str | None]] = {}  # version -> (ts, creator)
+
+    def bear(key: str, ts: int, creator: str | None) -> None:
+        cur = born.get(key)
+        if cur is None or (ts, creator or "") < (cur[0], cur[1] or ""):
+            born[key] = (ts, creator)
+
+    for t in touches:
+        if t.op in WRITE_OPS and t.version:
+            explicit_writes[t.app].append((t.first_ts, t.version))
+            bear(t.version, t.first_ts, t.app)
+    write_version: dict[str, str] = {}
+    for t in touches:
+        if t.op in WRITE_OPS and not t.version:
+            if t.app in explicit_writes:
+                write_version[t.app] = max(explicit_writes[t.app])[1]
+            else:
+                key = "~" + t.app
+                write_version[t.app] = key
+                bear(key, t.first_ts, t.app)
+    timeline = sorted((ts, key, creator) for key, (ts, creator) in born.items())
+    times = [ts for ts, _, _ in timeline]
+
+    edges: dict[tuple[str, str, str], tuple[int, int]] = {}
+
+    def add(app: str, rel: str, key: str, first: int, last: int) -> None:
+        k = (app, rel, key)
+        cur = edges.get(k)
+        edges[k] = (first, last) if cur is None else (min(cur[0], first), max(cur[1], last))
+
+    created_by = {(t.app, t.version or write_version.get(t.app, "")) for t in touches if t.op in ("create", "rename_to")}
+    # A table commit makes a new version of a table that exists: CREATED only for its first version.
+    first_born = timeline[0][1] if timeline else None
+    commit_rel = {(t.app, t.version): CREATED if t.version == first_born else MODIFIED
+                  for t in touches if t.op == "commit"}
+    read_only: dict[str, int] = {}
+    for t in touches:
+        if t.version:
+            key = t.version
+            if t.op not in WRITE_OPS and key not in born:
+                read_only[key] = min(read_only.get(key, t.first_ts), t.first_ts)
+        elif t.op in WRITE_OPS:
+            key = write_version[t.app]
+        else:
+            i = bisect.bisect_right(times, t.first_ts) - 1
+            if i >= 0:
+                key = timeline[i][1]
+                if timeline[i][2] == t.app and t.op == "read":
+                    continue  # reading back its own output
+            else:
+                key = INITIAL_VERSION
+                read_only[key] = min(read_only.get(key, t.first_ts), t.first_ts)
+        rels = _rels(t.op, (t.app, key) in created_by)
+        if (t.app, key) in commit_rel and t.op in WRITE_OPS:
+            rels = (commit_rel[(t.app, key)],)
+        for rel in rels:
+            if rel == READ and born.get(key, (0, None))[1] == t.app:
+                continue
+            add(t.app, rel, key, t.first_ts, t.last_ts)
+    # a version its writer created is CREATED, not also MODIFIED
+    for (app, rel, key) in [k for k in edges if k[1] == MODIFIED]:
+        if (app, CREATED, key) in edges:
+            first, last = edges.pop((app, MODIFIED, key))
+            c = edges[(app, CREATED, key)]
+            edges[(app, CREATED, key)] = (min(c[0], first), max(c[1], last))
+
+    versions = []
+    implicit_n = 0
+    for ts, key, creator in timeline:
+        if key.startswith("~"):
+            implicit_n += 1
+            label = f"v{implicit_n}"
+        else:
+            label = key
+        versions.append(VersionInfo(key, ts, creator, label))
+    for key, ts in read_only.items():
+        if key not in born:
+            versions.append(VersionInfo(key, ts, None, "initial" if key == INITIAL_VERSION else key))
+    versions.sort(key=lambda v: (v.created_ts, _vkey_sort(v.key)))
+    return DerivedLineage(
+        artifact,
+        versions,
+        [DerivedEdge(a, r, k, f, l) for (a, r, k), (f, l) in sorted(edges.items())],
+    )

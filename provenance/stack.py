@@ -1,0 +1,76 @@
+"""Builds the configured adapters by their ``type`` (a registry, as OpenLineage's transport factory)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from provenance.bus.embedded import EmbeddedLog
+from provenance.bus.port import Bus
+from provenance.config import Settings
+from provenance.errors import ConfigError
+from provenance.graph.embedded import EmbeddedStore
+from provenance.graph.port import LineageStore
+from provenance.processor.rules import Rules, load_rules
+from provenance.processor.runner import Processor
+
+BUS_TYPES: dict[str, Callable[[Settings], Bus]] = {"embedded": lambda s: EmbeddedLog(s.log_path)}
+STORE_TYPES: dict[str, Callable[[Settings], LineageStore]] = {
+    "embedded": lambda s: EmbeddedStore(s.store_path)
+}
+
+
+def _pick(kind: str, registry: dict[str, Callable[[Settings], object]], name: str) -> Callable[[Settings], object]:
+    try:
+        return registry[name]
+    except KeyError:
+        known = ", ".join(sorted(registry))
+        raise ConfigError(f"unknown {kind} type {name!r} (known: {known})") from None
+
+
+def create_bus(settings: Settings) -> Bus:
+    factory = _pick("bus", BUS_TYPES, settings.bus.type)  # type: ignore[arg-type]
+    return factory(settings)  # type: ignore[return-value]
+
+
+def create_store(settings: Settings) -> LineageStore:
+    factory = _pick("store", STORE_TYPES, settings.store.type)  # type: ignore[arg-type]
+    return factory(settings)  # type: ignore[return-value]
+
+
+def create_rules(settings: Settings) -> Rules:
+    return load_rules(settings.rules_file, [Path(p) for p in settings.extra_rules_files])
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    bus: Bus
+    store: LineageStore
+    rules: Rules
+
+    @property
+    def processor(self) -> Processor:
+        return Processor(self.bus, self.store, self.rules, batch_size=self.settings.batch_size)
+
+    def close(self) -> None:
+        self.bus.close()
+        self.store.close()
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_stack(settings: Settings) -> Stack:
+    rules = create_rules(settings)  # validate the rules before opening anything
+    bus = create_bus(settings)
+    try:
+        store = create_store(settings)
+    except BaseException:
+        bus.close()
+        raise
+    return Stack(settings, bus, store, rules)

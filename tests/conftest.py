@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provenance.bus.port import Record, raw_topic
+from provenance.config import load_settings
+from provenance.graph.queries import LineageQueries
+from provenance.processor.runner import Processor
+from provenance.stack import Stack, open_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "loan_pipeline.jsonl"
+
+P = "/Projects/loan"
+APP = "application_1772442000000_"
+RERUN_MARK = "2026-03-03T16:06:33Z"  # printed by examples/make_loan_history.py
+
+
+def example_lines() -> list[str]:
+    return [ln for ln in EXAMPLE.read_text().splitlines() if ln.strip()]
+
+
+def example_events() -> list[dict[str, object]]:
+    return [json.loads(ln) for ln in example_lines()]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with open_stack(load_settings(home=tmp_path / "home")) as s:
+        yield s
+
+
+def ingest_lines(stack: Stack, lines: list[str]) -> Processor:
+    stack.bus.produce(raw_topic("canonical"), [Record(value=ln.encode()) for ln in lines])
+    proc = stack.processor
+    proc.catch_up()
+    return proc
+
+
+@pytest.fixture
+def loan(stack: Stack) -> LineageQueries:
+    ingest_lines(stack, example_lines())
+    return LineageQueries(stack.store, stack.rules)

@@ -1,0 +1,122 @@
+"""The lineage-store port's contract. Every adapter runs this suite unchanged (add it to `store`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from provenance.graph.embedded import EmbeddedStore
+from provenance.graph.model import (
+    CREATED,
+    READ,
+    VERSION_OF,
+    DerivedEdge,
+    DerivedLineage,
+    EdgeFact,
+    FactBatch,
+    NodeFact,
+    PropFact,
+    TagFact,
+    Touch,
+    VersionInfo,
+)
+from provenance.graph.port import LineageStore
+
+
+@pytest.fixture(params=["embedded"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LineageStore]:
+    if request.param == "embedded":
+        s = EmbeddedStore(tmp_path / "graph.db")
+    yield s
+    s.close()
+
+
+def facts() -> FactBatch:
+    b = FactBatch()
+    b.nodes += [NodeFact("app:a1", "app", 100), NodeFact("app:a1", "app", 50), NodeFact("user:u", "user", 60)]
+    b.edges += [EdgeFact("user:u", "RAN", "app:a1", 70), EdgeFact("user:u", "RAN", "app:a1", 40)]
+    b.props += [PropFact("app:a1", "state", 50, "started", 1), PropFact("app:a1", "state", 100, "finished", 2),
+                PropFact("app:a1", "state", 100, "submitted", 0), PropFact("app:a1", "cmd", 50, ["python", "x.py"])]
+    b.touches += [Touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 80, 80),
+                  Touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 60, 60)]
+    b.tags += [TagFact("artifact:file:///d/x.csv", "pii", 10, "true", "file:///d/x.csv"),
+               TagFact("artifact:file:///d/x.csv", "pii", 90, None, "file:///d/x.csv")]
+    b.nodes.append(NodeFact("artifact:file:///d/x.csv", "artifact", 5))
+    return b
+
+
+def test_nodes_and_edges_merge_by_min_and_max_time(store: LineageStore) -> None:
+    store.apply_facts(facts())
+    n = store.nodes(["app:a1"])["app:a1"]
+    assert (n.first_ts, n.last_ts) == (50, 100)
+    e = store.edges_to(["app:a1"], ["RAN"])
+    assert [(x.src, x.first_ts, x.last_ts) for x in e] == [("user:u", 40, 70)]
+    t = store.touches_of_apps(["a1"])
+    assert [(x.first_ts, x.last_ts) for x in t] == [(60, 80)]
+
+
+def test_applying_twice_changes_nothing(store: LineageStore) -> None:
+    store.apply_facts(facts())
+    once = store.dump()
+    store.apply_facts(facts())
+    assert store.dump() == once
+
+
+def test_properties_and_tags_travel_in_time(store: LineageStore) -> None:
+    store.apply_facts(facts())
+    assert store.nodes(["app:a1"], as_of=49) == {}
+    assert store.nodes(["app:a1"], as_of=60)["app:a1"].props == {"state": "started", "cmd": ["python", "x.py"]}
+    # two facts at one instant: the higher rank (the later state) wins
+    assert store.nodes(["app:a1"])["app:a1"].props["state"] == "finished"
+    art = "artifact:file:///d/x.csv"
+    assert store.nodes([art], as_of=50)[art].tags == {"pii": "true"}
+    assert store.nodes([art], as_of=95)[art].tags == {}  # removed at 90
+    assert store.edges_to(["app:a1"], ["RAN"], as_of=39) == []
+
+
+def test_replace_lineage_swaps_one_artifact_atomically(store: LineageStore) -> None:
+    x, y = "file:///d/x.csv", "file:///d/y.csv"
+    old = DerivedLineage(x, [VersionInfo("~0", 10, None, "initial")], [DerivedEdge("a1", READ, "~0", 20, 20)])
+    other = DerivedLineage(y, [VersionInfo("~a1", 30, "a1", "v1")], [DerivedEdge("a1", CREATED, "~a1", 30, 30)])
+    store.replace_lineage([old, other])
+    assert {e.dst for e in store.edges_from(["app:a1"], [READ, CREATED])} == {f"version:{x}@~0", f"version:{y}@~a1"}
+    new = DerivedLineage(x, [VersionInfo("~w", 5, "w", "v1")], [DerivedEdge("a1", READ, "~w", 20, 20)])
+    store.replace_lineage([new])
+    assert {e.dst for e in store.edges_from(["app:a1"], [READ, CREATED])} == {f"version:{x}@~w", f"version:{y}@~a1"}
+    assert store.versions([x]) == {x: [VersionInfo("~w", 5, "w", "v1")]}
+    assert store.nodes([f"version:{x}@~0"]) == {}
+    assert [e.dst for e in store.edges_from([f"version:{x}@~w"], [VERSION_OF])] == [f"artifact:{x}"]
+    assert store.versions([x], as_of=4) == {x: []}
+
+
+def test_artifact_touches_returns_every_touch_of_an_artifact(store: LineageStore) -> None:
+    store.apply_facts(facts())
+    got = store.artifact_touches(["file:///d/x.csv", "file:///nothing"])
+    assert got["file:///nothing"] == []
+    assert got["file:///d/x.csv"] == [Touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 60, 80)]
+
+
+def test_find_nodes_filters_on_properties_as_of(store: LineageStore) -> None:
+    b = FactBatch()
+    for i in range(5):
+        b.nodes.append(NodeFact(f"app:r{i}", "app", 100 + i))
+        b.props.append(PropFact(f"app:r{i}", "user", 100 + i, "alice" if i % 2 else "bob"))
+        b.props.append(PropFact(f"app:r{i}", "state", 200 + i, "finished", 2))
+    store.apply_facts(b)
+    nodes, total = store.find_nodes("app", where={"user": "bob"})
+    assert total == 3 and [n.id for n in nodes] == ["app:r4", "app:r2", "app:r0"]
+    nodes, total = store.find_nodes("app", where={"state": "finished"}, as_of=202)
+    assert total == 3
+    nodes, total = store.find_nodes("app", limit=2, offset=1)
+    assert total == 5 and [n.id for n in nodes] == ["app:r3", "app:r2"]
+
+
+def test_reading_large_frontiers(store: LineageStore) -> None:
+    b = FactBatch()
+    ids = [f"app:n{i}" for i in range(40_000)]  # more than SQLite's parameter limit
+    b.nodes += [NodeFact(i, "app", 1) for i in ids]
+    store.apply_facts(b)
+    assert len(store.nodes(ids)) == 40_000
+    assert store.stats()["nodes"] == 40_000

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from provenance.graph.model import CREATED, DELETED, MODIFIED, READ, Touch
+from provenance.processor.versions import resolve_artifact
+
+A = "file:///d/x"
+
+
+def t(app: str, op: str, ts: int, version: str = "") -> Touch:
+    return Touch(app, A, op, A, version, ts, ts)
+
+
+def edges(touches: list[Touch]) -> set[tuple[str, str, str]]:
+    return {(e.app, e.rel, e.version) for e in resolve_artifact(A, touches).edges}
+
+
+def test_a_write_after_a_read_makes_a_new_version() -> None:
+    got = resolve_artifact(A, [t("r1", "read", 5), t("w", "write", 10), t("r2", "read", 20)])
+    assert [(v.key, v.label, v.creator) for v in got.versions] == [("~0", "initial", None), ("~w", "v1", "w")]
+    assert edges([t("r1", "read", 5), t("w", "write", 10), t("r2", "read", 20)]) == {
+        ("r1", READ, "~0"), ("w", MODIFIED, "~w"), ("r2", READ, "~w")}
+
+
+def test_reads_follow_the_newest_version_born_before_them_whatever_the_order() -> None:
+    touches = [t("c1", "create", 1), t("r", "read", 15), t("c2", "write", 10), t("r0", "read", 5)]
+    assert edges(touches) == edges(touches[::-1]) == {
+        ("c1", CREATED, "~c1"), ("c2", MODIFIED, "~c2"), ("r", READ, "~c2"), ("r0", READ, "~c1")}
+
+
+def test_reading_back_own_output_is_not_an_input_but_modify_in_place_is() -> None:
+    assert edges([t("a", "create", 1), t("a", "read", 2)]) == {("a", CREATED, "~a")}
+    assert edges([t("p", "create", 1), t("a", "read", 2), t("a", "write", 3)]) == {
+        ("p", CREATED, "~p"), ("a", READ, "~p"), ("a", MODIFIED, "~a")}
+
+
+def test_delete_and_temporary_files() -> None:
+    assert edges([t("a", "create", 1), t("a", "delete", 2)]) == {("a", CREATED, "~a"), ("a", DELETED, "~a")}
+    assert edges([t("p", "create", 1), t("a", "delete", 2)]) == {("p", CREATED, "~p"), ("a", DELETED, "~p")}
+
+
+def test_table_commits_own_the_writers_unversioned_files() -> None:
+    touches = [t("w0", "create", 1), t("w0", "commit", 2, "0"), t("r", "read", 3),
+               t("w1", "read", 4), t("w1", "write", 5), t("w1", "commit", 6, "1"), t("r2", "read", 7, "0")]
+    got = resolve_artifact(A, touches)
+    assert [v.key for v in got.versions] == ["0", "1"]
+    assert edges(touches) == {("w0", CREATED, "0"), ("r", READ, "0"), ("w1", READ, "0"), ("w1", MODIFIED, "1"),
+                              ("r2", READ, "0")}
+
+
+def test_rename_moves_content() -> None:
+    assert edges([t("p", "create", 1), t("m", "rename_from", 2)]) == {
+        ("p", CREATED, "~p"), ("m", READ, "~p"), ("m", DELETED, "~p")}

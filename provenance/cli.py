@@ -29,7 +29,7 @@ from provenance.reports import audit_markdown, gdpr_markdown
 from provenance.stack import Stack, open_stack
 
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -419,8 +419,10 @@ def replay(ctx: Ctx, from_offset: int) -> None:
         if not isinstance(stack.bus, EmbeddedLog):
             _fail("replay resets the embedded log's group; for Kafka use kafka-consumer-groups --reset-offsets")
         proc = stack.processor
-        for topic in stack.bus.raw_topics():
+        topics = stack.bus.raw_topics()
+        for topic in topics:
             stack.bus.reset_group(proc.group, topic, from_offset)
+        stack.store.record_offsets(proc.group, {t: from_offset for t in topics})
         stats = catch_up(stack)
     out.print(f"replayed {stats.records} record(s)", highlight=False)
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     extra_rules_files: list[Path] = Field(default_factory=list,
                                           description="rules tried before the defaults")
     batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    processor_workers: int = Field(default_factory=lambda: min(4, max(1, (os.cpu_count() or 2) - 1)), ge=0, le=64,
+                                   description="processes that decode and infer while the store writes (0: inline)")
     bus: BusConfig = Field(default_factory=BusConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
 
@@ -141,5 +143,6 @@ class _FileSettings(BaseModel):
     rules_file: Path | None = None
     extra_rules_files: list[Path] | None = None
     batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    processor_workers: int | None = Field(default=None, ge=0, le=64)
     bus: BusConfig | None = None
     store: StoreConfig | None = None

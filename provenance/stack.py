@@ -50,11 +50,18 @@ class Stack:
     store: LineageStore
     rules: Rules
 
+    _processor: Processor | None = None
+
     @property
     def processor(self) -> Processor:
-        return Processor(self.bus, self.store, self.rules, batch_size=self.settings.batch_size)
+        if self._processor is None:
+            self._processor = Processor(self.bus, self.store, self.rules, batch_size=self.settings.batch_size,
+                                        workers=self.settings.processor_workers)
+        return self._processor
 
     def close(self) -> None:
+        if self._processor is not None:
+            self._processor.close()
         self.bus.close()
         self.store.close()
 

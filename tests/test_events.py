@@ -75,3 +75,21 @@ def test_published_json_schema_is_current(tmp_path: Path) -> None:
     write_json_schema(fresh)
     published = ROOT / "docs" / "event.schema.json"
     assert published.read_text() == fresh.read_text(), "regenerate: python -m provenance.events.schema"
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"source": "fs", "kind": "file", "op": "read", "ts": 5, "uri": "/a/b.csv", "app_id": "x"},
+        {"source": "fs", "kind": "file", "op": "read", "ts": 5, "uri": "/a/./b.csv", "app_id": "x", "event_id": "e"},
+        {"source": "fs", "kind": "file", "op": "rename", "ts": 5, "uri": "/a", "dst": "/b", "attrs": {"k": [1]}},
+        {"source": "l", "kind": "app", "op": "started", "ts": "2026-01-01T00:00:00Z", "app_id": "a", "user": "u"},
+        {"source": " fs ", "kind": "file", "op": "read", "ts": 5, "uri": "/a"},
+        {"source": "fs", "kind": "file", "op": "read", "ts": 5, "uri": "/a", "user": ""},
+        {"source": "fs", "kind": "file", "op": "read", "ts": 5.5, "uri": "/a"},
+    ],
+)
+def test_fast_path_builds_exactly_what_the_model_validates(record: dict[str, object]) -> None:
+    fast = event_from_json(json.dumps(record))
+    full = Event.model_validate(record)
+    assert fast == full and fast.event_id == full.event_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
@@ -80,11 +81,26 @@ def ms_to_iso(ms: int | None) -> str | None:
     )
 
 
+# Already-normal local paths (the vast majority) skip parsing: only safe characters, no '.', '..' or
+# empty segments, no trailing slash.
+_SAFE = re.compile(r"[A-Za-z0-9_\-+,=~@:./]*")
+
+
+def _plain(path: str) -> bool:
+    if not _SAFE.fullmatch(path) or "//" in path or path.endswith("/") and path != "/":
+        return False
+    return not any(seg in (".", "..") for seg in path.split("/"))
+
+
 def normalize_uri(value: str) -> str:
     """``file:///abs/path`` for local files (a bare absolute path is accepted); other schemes kept.
 
     Paths are normalised (``a/../b`` → ``b``, no trailing slash) so that one file has one URI.
     """
+    if value.startswith("file:///") and _plain(value[7:]):
+        return value
+    if value.startswith("/") and _plain(value):
+        return "file://" + value
     text = value.strip()
     if not text:
         raise ValueError("empty URI")
@@ -110,6 +126,25 @@ def normalize_uri(value: str) -> str:
     if parts.query:
         rebuilt += "?" + parts.query
     return rebuilt
+
+
+def consistency_problem(kind: Kind, op: str, app_id: str | None, uri: str | None, dst: str | None,
+                        attrs: dict[str, Any]) -> str | None:
+    """What makes these fields inconsistent as one event, or None."""
+    if op not in OPS[kind]:
+        allowed = ", ".join(sorted(OPS[kind]))
+        return f"op {op!r} is not valid for kind {kind.value!r} (one of: {allowed})"
+    if kind is Kind.APP and not app_id:
+        return "an app event needs app_id"
+    if kind is not Kind.APP and not uri:
+        return f"a {kind.value} event needs uri"
+    if (op == "rename" or kind is Kind.LINK) and not dst:
+        return f"a {op} event needs dst"
+    if kind is Kind.TAG and "key" not in attrs:
+        return "a tag event needs attrs.key"
+    if op in ("xattr_set", "xattr_remove") and "name" not in attrs:
+        return f"an {op} event needs attrs.name (the extended attribute)"
+    return None
 
 
 class Event(BaseModel):
@@ -162,27 +197,19 @@ class Event(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Event:
-        if self.op not in OPS[self.kind]:
-            allowed = ", ".join(sorted(OPS[self.kind]))
-            raise ValueError(f"op {self.op!r} is not valid for kind {self.kind.value!r} (one of: {allowed})")
-        if self.kind is Kind.APP and not self.app_id:
-            raise ValueError("an app event needs app_id")
-        if self.kind is not Kind.APP and not self.uri:
-            raise ValueError(f"a {self.kind.value} event needs uri")
-        if (self.op == "rename" or self.kind is Kind.LINK) and not self.dst:
-            raise ValueError(f"a {self.op} event needs dst")
-        if self.kind is Kind.TAG and "key" not in self.attrs:
-            raise ValueError("a tag event needs attrs.key")
-        if self.op in ("xattr_set", "xattr_remove") and "name" not in self.attrs:
-            raise ValueError(f"an {self.op} event needs attrs.name (the extended attribute)")
+        problem = consistency_problem(self.kind, self.op, self.app_id, self.uri, self.dst, self.attrs)
+        if problem:
+            raise ValueError(problem)
         if not self.event_id:
             object.__setattr__(self, "event_id", self.content_id())
         return self
 
     def content_id(self) -> str:
         """Hash of everything but the id: equal content, equal id."""
-        body = self.model_dump(mode="json", exclude={"event_id"})
-        return event_id_for(self.source, json.dumps(body, sort_keys=True, separators=(",", ":")))
+        attrs = json.dumps(self.attrs, sort_keys=True, separators=(",", ":"), default=str) if self.attrs else ""
+        body = "\x1f".join((str(self.schema_version), self.kind.value, self.op, str(self.ts), self.app_id or "\x00",
+                             self.user or "\x00", self.uri or "\x00", self.dst or "\x00", attrs))
+        return event_id_for(self.source, body)
 
     @property
     def key(self) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from provenance.errors import EventError
-from provenance.events.model import Event
+from provenance.events.model import SCHEMA_VERSION, Event, Kind, consistency_problem, normalize_uri
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -22,9 +22,62 @@ def describe_validation(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_FIELDS = frozenset(Event.model_fields)
+_KINDS = {k.value: k for k in Kind}
+
+
+def _plain_str(value: Any) -> bool:
+    return isinstance(value, str) and value != "" and value == value.strip()
+
+
+def _fast(data: dict[str, Any]) -> Event | None:
+    """The common, well-formed event without the validator machinery; None means "validate fully".
+
+    Accepts only what `Event` accepts unchanged (epoch-ms ``ts``, trimmed strings, known kind/op,
+    consistent fields), so both paths build the same event; anything else goes to pydantic, which
+    also writes the error messages.
+    """
+    if not _FIELDS.issuperset(data) or data.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
+        return None
+    kind = _KINDS.get(data.get("kind"))  # type: ignore[arg-type]
+    ts, op, source = data.get("ts"), data.get("op"), data.get("source")
+    if kind is None or type(ts) is not int or ts < 0 or not _plain_str(source) or not isinstance(op, str):
+        return None
+    app_id, user, uri, dst = data.get("app_id"), data.get("user"), data.get("uri"), data.get("dst")
+    for v in (app_id, user, uri, dst):
+        if v is not None and not _plain_str(v):
+            return None
+    attrs = data.get("attrs", {})
+    event_id = data.get("event_id", "")
+    if not isinstance(attrs, dict) or not isinstance(event_id, str) or event_id != event_id.strip():
+        return None
+    try:
+        uri = None if uri is None else normalize_uri(uri)
+        dst = None if dst is None else normalize_uri(dst)
+    except ValueError:
+        return None
+    if consistency_problem(kind, op, app_id, uri, dst, attrs):
+        return None
+    # What Event.model_construct does, without its per-field default machinery (22 µs → 1 µs):
+    # the fields are all present and checked above; test_fast_path_* pins the equivalence.
+    ev = object.__new__(Event)
+    fields = {"schema_version": SCHEMA_VERSION, "event_id": event_id, "source": source, "kind": kind, "op": op,
+              "ts": ts, "app_id": app_id, "user": user, "uri": uri, "dst": dst, "attrs": attrs}
+    object.__setattr__(ev, "__dict__", fields)
+    object.__setattr__(ev, "__pydantic_fields_set__", set(data))
+    object.__setattr__(ev, "__pydantic_extra__", None)
+    object.__setattr__(ev, "__pydantic_private__", None)
+    if not event_id:
+        fields["event_id"] = ev.content_id()
+    return ev
+
+
 def event_from_dict(data: Any) -> Event:
     if not isinstance(data, dict):
         raise EventError(f"an event must be a JSON object, not {type(data).__name__}")
+    fast = _fast(data)
+    if fast is not None:
+        return fast
     try:
         return Event.model_validate(data)
     except ValidationError as exc:

@@ -1,5 +1,9 @@
 """Embedded lineage store on SQLite: the store of the one-machine default.
 
+Durability: WAL with ``synchronous=NORMAL`` (no fsync per commit). A crash of the process loses
+nothing committed; a power loss may roll back the last batches, and with them the offsets recorded
+in the same transactions, so the processor re-reads those records from the (fully synced) log.
+
 Nodes, edges, touches, properties and tags are tables keyed so that every write is an upsert that
 merges by min/max time or a set insert (idempotent, order-free). Time travel is a ``ts <= as_of``
 predicate on every read; a property's value as of T is its newest fact at or before T. Traversals
@@ -38,7 +42,7 @@ CREATE TABLE IF NOT EXISTS nodes (
     first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nodes_kind ON nodes (kind, first_ts);
-CREATE INDEX IF NOT EXISTS nodes_art ON nodes (art) WHERE art IS NOT NULL;
+CREATE INDEX IF NOT EXISTS nodes_art ON nodes (art) WHERE art IS NOT NULL; -- only version nodes have art
 CREATE TABLE IF NOT EXISTS props (
     node TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, rank INTEGER NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (node, key, ts, rank, value)
@@ -56,6 +60,9 @@ CREATE TABLE IF NOT EXISTS touches (
     PRIMARY KEY (app, uri, op, version)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS touches_artifact ON touches (artifact);
+CREATE TABLE IF NOT EXISTS applied_offsets (
+    grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, PRIMARY KEY (grp, topic)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tags (
     node TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, removed INTEGER NOT NULL,
     value TEXT NOT NULL, uri TEXT NOT NULL,
@@ -93,17 +100,31 @@ class EmbeddedStore(LineageStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None,
                                          check_same_thread=False)
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=60000",
-                           "cache_size=-262144", "temp_store=MEMORY", "mmap_size=1073741824"):
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=60000",
+                           "cache_size=-262144", "temp_store=MEMORY", "mmap_size=1073741824",
+                           "wal_autocheckpoint=50000"):  # ~200 MB of WAL: hot pages written back once
                 self._conn.execute(f"PRAGMA {pragma}")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the embedded store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._in_batch = False
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        with self._tx():
+            self._in_batch = True
+            try:
+                yield
+            finally:
+                self._in_batch = False
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._in_batch:  # inside batch(): its transaction covers this write
+                yield self._conn
+                return
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -124,76 +145,94 @@ class EmbeddedStore(LineageStore):
 
     # -- writes ------------------------------------------------------------------------------
     def apply_facts(self, batch: FactBatch) -> None:
-        nodes: dict[str, list[Any]] = {}
-        for n in batch.nodes:
-            cur = nodes.get(n.id)
-            if cur is None:
-                nodes[n.id] = [n.kind, n.ts, n.ts]
-            else:
-                cur[1] = min(cur[1], n.ts)
-                cur[2] = max(cur[2], n.ts)
-        edges: dict[tuple[str, str, str], list[int]] = {}
-        for e in batch.edges:
-            k = (e.src, e.rel, e.dst)
-            ce = edges.get(k)
-            if ce is None:
-                edges[k] = [e.ts, e.ts]
-            else:
-                ce[0] = min(ce[0], e.ts)
-                ce[1] = max(ce[1], e.ts)
-        touches: dict[tuple[str, str, str, str], list[Any]] = {}
-        for t in batch.touches:
-            kt = (t.app, t.uri, t.op, t.version)
-            ct = touches.get(kt)
-            if ct is None:
-                touches[kt] = [t.artifact, t.first_ts, t.last_ts]
-            else:
-                ct[1] = min(ct[1], t.first_ts)
-                ct[2] = max(ct[2], t.last_ts)
-        props = {(p.node, p.key, p.ts, p.rank, json.dumps(p.value, sort_keys=True, default=str))
-                 for p in batch.props}
-        tags = {(t.node, t.key, t.ts, int(t.value is None), t.value or "", t.uri) for t in batch.tags}
         with self._tx() as c:
             c.executemany(
                 "INSERT INTO nodes (id, kind, first_ts, last_ts) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(i, k, f, la) for i, (k, f, la) in nodes.items()],
+                [(i, k, f, la) for i, (k, f, la) in batch.nodes.items()],
             )
             c.executemany(
                 "INSERT INTO edges (src, rel, dst, first_ts, last_ts) VALUES (?,?,?,?,?) "
                 "ON CONFLICT(src, rel, dst) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(s, r, d, f, la) for (s, r, d), (f, la) in edges.items()],
+                [(s, r, d, f, la) for (s, r, d), (f, la) in batch.edges.items()],
             )
             c.executemany(
                 "INSERT INTO touches (app, uri, op, version, artifact, first_ts, last_ts) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT(app, uri, op, version) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(a, u, o, v, art, f, la) for (a, u, o, v), (art, f, la) in touches.items()],
+                [(a, u, o, v, art, f, la) for (a, u, o, v), (art, f, la) in batch.touches.items()],
             )
-            c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)", list(props))
-            c.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?,?,?)", list(tags))
+            c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)", batch.props)
+            c.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?,?,?)", batch.tags)
 
     def replace_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
+        lins = list(lineages)
+        arts = _j(lin.artifact for lin in lins)
+        nodes, edges = [], []
+        for lin in lins:
+            art = lin.artifact
+            anode = artifact_node(art)
+            for v in lin.versions:
+                vid = version_node(art, v.key)
+                nodes.append((vid, art, v.label, v.creator, v.created_ts, v.created_ts))
+                edges.append((vid, VERSION_OF, anode, v.created_ts, v.created_ts, art))
+            edges.extend((app_node(e.app), e.rel, version_node(art, e.version), e.first_ts, e.last_ts, art)
+                         for e in lin.edges)
         with self._tx() as c:
-            for lin in lineages:
-                art = lin.artifact
-                c.execute("DELETE FROM edges WHERE art = ?", (art,))
-                c.execute("DELETE FROM nodes WHERE art = ? AND kind = 'version'", (art,))
-                anode = artifact_node(art)
-                c.executemany(
-                    "INSERT INTO nodes (id, kind, art, label, creator, first_ts, last_ts) "
-                    "VALUES (?, 'version', ?, ?, ?, ?, ?)",
-                    [(version_node(art, v.key), art, v.label, v.creator, v.created_ts, v.created_ts)
-                     for v in lin.versions],
-                )
-                c.executemany(
-                    "INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?)",
-                    [(version_node(art, v.key), VERSION_OF, anode, v.created_ts, v.created_ts, art)
-                     for v in lin.versions]
-                    + [(app_node(e.app), e.rel, version_node(art, e.version), e.first_ts, e.last_ts, art)
-                       for e in lin.edges],
-                )
+            c.execute("DELETE FROM edges WHERE art IN (SELECT value FROM json_each(?))", (arts,))
+            c.execute("DELETE FROM nodes WHERE art IN (SELECT value FROM json_each(?))", (arts,))
+            c.executemany("INSERT INTO nodes (id, kind, art, label, creator, first_ts, last_ts) "
+                          "VALUES (?, 'version', ?, ?, ?, ?, ?)", nodes)
+            c.executemany("INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?)", edges)
+
+    def record_offsets(self, group: str, offsets: dict[str, int]) -> None:
+        with self._tx() as c:
+            c.executemany(
+                "INSERT INTO applied_offsets (grp, topic, offset) VALUES (?,?,?) "
+                "ON CONFLICT(grp, topic) DO UPDATE SET offset = excluded.offset",
+                [(group, t, o) for t, o in offsets.items()],
+            )
+
+    def applied_offsets(self, group: str) -> dict[str, int]:
+        return {t: int(o) for t, o in self._rows("SELECT topic, offset FROM applied_offsets WHERE grp = ?", (group,))}
+
+    def add_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
+        nodes, vedges, edges = [], [], []
+        for lin in lineages:
+            art = lin.artifact
+            anode = artifact_node(art)
+            for v in lin.versions:
+                vid = version_node(art, v.key)
+                nodes.append((vid, art, v.label, v.creator, v.created_ts, v.created_ts))
+                vedges.append((vid, VERSION_OF, anode, v.created_ts, v.created_ts, art))
+            edges.extend((app_node(e.app), e.rel, version_node(art, e.version), e.first_ts, e.last_ts, art)
+                         for e in lin.edges)
+        with self._tx() as c:
+            # a version is born once: its times only move earlier
+            c.executemany(
+                "INSERT INTO nodes (id, kind, art, label, creator, first_ts, last_ts) VALUES (?, 'version', ?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET first_ts = min(first_ts, excluded.first_ts), "
+                "last_ts = min(last_ts, excluded.last_ts)", nodes)
+            c.executemany(
+                "INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(src, rel, dst) DO UPDATE "
+                "SET first_ts = min(first_ts, excluded.first_ts), last_ts = min(last_ts, excluded.last_ts)", vedges)
+            c.executemany(
+                "INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(src, rel, dst) DO UPDATE "
+                "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)", edges)
+
+    def stored_touches(self, keys: Collection[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], Touch]:
+        if not keys:
+            return {}
+        rows = self._rows(
+            "SELECT t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts FROM json_each(?) k "
+            "JOIN touches t ON t.app = json_extract(k.value, '$[0]') AND t.uri = json_extract(k.value, '$[1]') "
+            "AND t.op = json_extract(k.value, '$[2]') AND t.version = json_extract(k.value, '$[3]')",
+            (json.dumps([list(k) for k in keys]),),
+        )
+        return {(a, u, o, v): Touch(a, u, o, art, v, f, la) for a, u, o, v, art, f, la in rows}
 
     def artifact_touches(self, artifacts: Collection[str]) -> dict[str, list[Touch]]:
         out: dict[str, list[Touch]] = {a: [] for a in artifacts}
@@ -258,8 +297,8 @@ class EmbeddedStore(LineageStore):
     def versions(self, artifacts: Collection[str], as_of: int = NEVER) -> dict[str, list[VersionInfo]]:
         out: dict[str, list[VersionInfo]] = {a: [] for a in artifacts}
         for art, vid, label, creator, f in self._rows(
-            "SELECT art, id, label, creator, first_ts FROM nodes WHERE kind = 'version' "
-            "AND art IN (SELECT value FROM json_each(?)) AND first_ts <= ? ORDER BY first_ts, id",
+            "SELECT art, id, label, creator, first_ts FROM nodes WHERE "
+            "art IN (SELECT value FROM json_each(?)) AND first_ts <= ? ORDER BY first_ts, id",
             (_j(artifacts), as_of),
         ):
             out[art].append(VersionInfo(vid.rpartition("@")[2], f, creator, label))
@@ -306,7 +345,7 @@ class EmbeddedStore(LineageStore):
 
     def stats(self) -> dict[str, int]:
         out = {}
-        for table in ("nodes", "edges", "touches", "props", "tags"):
+        for table in ("nodes", "edges", "touches", "props", "tags"):  # offsets are bookkeeping, not graph
             out[table] = int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
         return out
 

@@ -13,6 +13,7 @@ this makes any order and any duplication of one history produce the same graph.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,60 +81,86 @@ class Touch:
     last_ts: int
 
 
-@dataclass(frozen=True, slots=True)
-class NodeFact:
-    id: str
-    kind: str
-    ts: int
+def encode_value(value: Any) -> str:
+    """The one JSON encoding of property values (stable, so equal values are equal facts)."""
+    if type(value) is str and value.isalnum():
+        return '"' + value + '"'
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-@dataclass(frozen=True, slots=True)
-class PropFact:
-    """A property value that holds from ``ts`` on; ``rank`` orders facts of the same instant."""
-
-    node: str
-    key: str
-    ts: int
-    value: Any
-    rank: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class EdgeFact:
-    src: str
-    rel: str
-    dst: str
-    ts: int
-
-
-@dataclass(frozen=True, slots=True)
-class TagFact:
-    """A tag set (value) or removed (value None) on an artifact at ``ts``."""
-
-    node: str
-    key: str
-    ts: int
-    value: str | None
-    uri: str  # the file or object the tag was put on
-
-
-@dataclass
 class FactBatch:
-    nodes: list[NodeFact] = field(default_factory=list)
-    props: list[PropFact] = field(default_factory=list)
-    edges: list[EdgeFact] = field(default_factory=list)
-    touches: list[Touch] = field(default_factory=list)
-    tags: list[TagFact] = field(default_factory=list)
+    """Facts of a batch, merged as they are added: what a store writes in one go.
+
+    Plain dicts and tuples, so a batch built in a worker process pickles cheaply. Merging is the
+    same min/max / set union the store applies, so two batches merged equal the two applied.
+
+    - nodes:   id → [kind, first_ts, last_ts]
+    - edges:   (src, rel, dst) → [first_ts, last_ts]
+    - touches: (app, uri, op, version) → [artifact, first_ts, last_ts]
+    - props:   {(node, key, ts, rank, encoded value)}: a value that holds from ts on
+    - tags:    {(node, key, ts, removed, value, uri)}: a tag set (removed 0) or removed (1) at ts
+    """
+
+    __slots__ = ("edges", "nodes", "props", "tags", "touches")
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, list[Any]] = {}
+        self.edges: dict[tuple[str, str, str], list[int]] = {}
+        self.touches: dict[tuple[str, str, str, str], list[Any]] = {}
+        self.props: set[tuple[str, str, int, int, str]] = set()
+        self.tags: set[tuple[str, str, int, int, str, str]] = set()
+
+    def node(self, node_id: str, kind: str, ts: int) -> None:
+        cur = self.nodes.get(node_id)
+        if cur is None:
+            self.nodes[node_id] = [kind, ts, ts]
+        elif ts < cur[1]:
+            cur[1] = ts
+        elif ts > cur[2]:
+            cur[2] = ts
+
+    def edge(self, src: str, rel: str, dst: str, ts: int) -> None:
+        key = (src, rel, dst)
+        cur = self.edges.get(key)
+        if cur is None:
+            self.edges[key] = [ts, ts]
+        elif ts < cur[0]:
+            cur[0] = ts
+        elif ts > cur[1]:
+            cur[1] = ts
+
+    def touch(self, app: str, uri: str, op: str, artifact: str, version: str, first: int, last: int) -> None:
+        key = (app, uri, op, version)
+        cur = self.touches.get(key)
+        if cur is None:
+            self.touches[key] = [artifact, first, last]
+        else:
+            cur[1] = min(cur[1], first)
+            cur[2] = max(cur[2], last)
+
+    def prop(self, node: str, key: str, ts: int, value: Any, rank: int = 0) -> None:
+        self.props.add((node, key, ts, rank, encode_value(value)))
+
+    def tag(self, node: str, key: str, ts: int, value: str | None, uri: str) -> None:
+        self.tags.add((node, key, ts, int(value is None), value or "", uri))
 
     def extend(self, other: FactBatch) -> None:
-        self.nodes.extend(other.nodes)
-        self.props.extend(other.props)
-        self.edges.extend(other.edges)
-        self.touches.extend(other.touches)
-        self.tags.extend(other.tags)
+        for node_id, (kind, first, last) in other.nodes.items():
+            self.node(node_id, kind, first)
+            self.node(node_id, kind, last)
+        for (src, rel, dst), (first, last) in other.edges.items():
+            self.edge(src, rel, dst, first)
+            self.edge(src, rel, dst, last)
+        for (app, uri, op, version), (artifact, first, last) in other.touches.items():
+            self.touch(app, uri, op, artifact, version, first, last)
+        self.props |= other.props
+        self.tags |= other.tags
+
+    def touch_list(self) -> list[Touch]:
+        return [Touch(a, u, o, art, v, f, la) for (a, u, o, v), (art, f, la) in self.touches.items()]
 
     def __len__(self) -> int:
-        return len(self.nodes) + len(self.props) + len(self.edges) + len(self.touches) + len(self.tags)
+        return len(self.nodes) + len(self.edges) + len(self.touches) + len(self.props) + len(self.tags)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ To write an adapter (Neo4j, …) implement `LineageStore`. The contract, checked
   app→version edges of one artifact for a freshly resolved set (atomically).
 - Reads take ``as_of`` (UTC ms, `NEVER` for now): a node or edge exists from its first time on;
   a property's value is its newest fact at or before ``as_of``.
+- The processor records the offsets it applied inside the same batch (`record_offsets`) and resumes
+  from them, so a store that lost its last batches (or was deleted) is caught up from the log.
 - Traversals are one level at a time (`edges_from` / `edges_to`), so that the query layer in
   `provenance.graph.queries` can enforce depth limits and time budgets the same way on every backend.
 """
@@ -15,7 +17,8 @@ To write an adapter (Neo4j, …) implement `LineageStore`. The contract, checked
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from provenance.graph.model import NEVER, DerivedLineage, Edge, FactBatch, Node, Touch, VersionInfo
@@ -23,6 +26,27 @@ from provenance.graph.model import NEVER, DerivedLineage, Edge, FactBatch, Node,
 
 class LineageStore(ABC):
     # -- writes ------------------------------------------------------------------------------
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group the writes of one processor batch (one transaction where the backend has them)."""
+        yield
+
+    @abstractmethod
+    def record_offsets(self, group: str, offsets: dict[str, int]) -> None:
+        """Remember, in the same batch as the writes, the next offset to read per topic."""
+
+    @abstractmethod
+    def applied_offsets(self, group: str) -> dict[str, int]:
+        """What `record_offsets` stored: where a processor of ``group`` resumes (exactly once)."""
+
+    @abstractmethod
+    def stored_touches(self, keys: Collection[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], Touch]:
+        """Stored touches by (app, uri, op, version)."""
+
+    @abstractmethod
+    def add_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
+        """Merge versions and app→version edges into an artifact's lineage (min/max times)."""
+
     @abstractmethod
     def apply_facts(self, batch: FactBatch) -> None: ...
 

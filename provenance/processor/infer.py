@@ -1,12 +1,13 @@
 """Inference: one canonical event → the facts it establishes. Pure: no I/O, no state.
 
-The lineage between apps and artifact versions is not decided here but by
-`provenance.processor.versions` over all of an artifact's touches, which keeps the result
-independent of the order events arrive in.
+Facts are added to a `FactBatch`, which merges them as they come. The lineage between apps and
+artifact versions is not decided here but by `provenance.processor.versions` over all of an
+artifact's touches, which keeps the result independent of the order events arrive in.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from provenance.errors import EventError
@@ -14,21 +15,16 @@ from provenance.events.model import APP_STATE_RANK, Event, Kind
 from provenance.graph.model import (
     INSTANCE_OF,
     RAN,
-    EdgeFact,
     FactBatch,
-    NodeFact,
-    PropFact,
-    TagFact,
-    Touch,
     app_node,
     artifact_node,
+    encode_value,
     job_node,
     user_node,
     version_node,
 )
 from provenance.processor.rules import ArtifactRef, Rules
 
-#: App attributes kept as properties (everything else an app event carries is kept too, under attrs.*).
 _TS_OF_STATE = {"submitted": "submitted_ts", "started": "started_ts", "finished": "ended_ts",
                 "failed": "ended_ts", "killed": "ended_ts"}
 
@@ -38,22 +34,23 @@ def unattributed_app(user: str | None) -> str:
     return f"~{user or 'unknown'}"
 
 
-def infer(event: Event, rules: Rules) -> FactBatch:
-    out = FactBatch()
-    if event.kind is Kind.APP:
-        _app(event, rules, out)
-    elif event.kind is Kind.FILE:
+def infer(event: Event, rules: Rules, out: FactBatch | None = None) -> FactBatch:
+    """Add the facts ``event`` establishes to ``out`` (a new batch if None) and return it."""
+    out = FactBatch() if out is None else out
+    kind = event.kind
+    if kind is Kind.FILE:
         _file(event, rules, out)
-    elif event.kind is Kind.TABLE_COMMIT:
+    elif kind is Kind.APP:
+        _app(event, rules, out)
+    elif kind is Kind.TABLE_COMMIT:
         _commit(event, rules, out)
-    elif event.kind is Kind.TAG:
+    elif kind is Kind.TAG:
         assert event.uri is not None
         ref = rules.classify(event.uri)
         _artifact(ref, event.ts, out)
-        value = event.attrs.get("value")
-        out.tags.append(TagFact(artifact_node(ref.uri), str(event.attrs["key"]), event.ts,
-                                None if event.op == "remove" else _tag_value(value), event.uri))
-    elif event.kind is Kind.LINK:
+        value = None if event.op == "remove" else _tag_value(event.attrs.get("value"))
+        out.tag(artifact_node(ref.uri), str(event.attrs["key"]), event.ts, value, event.uri)
+    elif kind is Kind.LINK:
         assert event.uri is not None and event.dst is not None
         app = event.app_id or f"link:{event.event_id}"
         _who(app, event.user, event.ts, out)
@@ -72,64 +69,66 @@ def _tag_value(value: Any) -> str:
 
 def _who(app: str, user: str | None, ts: int, out: FactBatch) -> str:
     node = app_node(app)
-    out.nodes.append(NodeFact(node, "app", ts))
+    out.node(node, "app", ts)
     if user:
-        out.nodes.append(NodeFact(user_node(user), "user", ts))
-        out.edges.append(_edge(user_node(user), RAN, node, ts))
+        unode = user_node(user)
+        out.node(unode, "user", ts)
+        out.edge(unode, RAN, node, ts)
     return node
-
-
-def _edge(src: str, rel: str, dst: str, ts: int) -> EdgeFact:
-    return EdgeFact(src, rel, dst, ts)
 
 
 def _app(event: Event, rules: Rules, out: FactBatch) -> None:
     assert event.app_id is not None
     node = _who(event.app_id, event.user, event.ts, out)
     ts = event.ts
-    out.props.append(PropFact(node, "state", ts, event.op, APP_STATE_RANK[event.op]))
-    out.props.append(PropFact(node, _TS_OF_STATE[event.op], ts, ts))
+    out.prop(node, "state", ts, event.op, APP_STATE_RANK[event.op])
+    out.prop(node, _TS_OF_STATE[event.op], ts, ts)
     if event.user:
-        out.props.append(PropFact(node, "user", ts, event.user))
+        out.prop(node, "user", ts, event.user)
     for key, value in event.attrs.items():
-        out.props.append(PropFact(node, key, ts, value))
+        out.prop(node, key, ts, value)
     job = rules.jobs.job_name(event.attrs)
     if job:
         project = event.attrs.get("project")
         jid = job_node(f"{project}/{job}" if project else job)
-        out.nodes.append(NodeFact(jid, "job", ts))
-        out.props.append(PropFact(jid, "name", 0, job))
+        out.node(jid, "job", ts)
+        out.prop(jid, "name", 0, job)
         if project:
-            out.props.append(PropFact(jid, "project", 0, project))
-        out.edges.append(_edge(node, INSTANCE_OF, jid, ts))
+            out.prop(jid, "project", 0, project)
+        out.edge(node, INSTANCE_OF, jid, ts)
 
 
 def _artifact(ref: ArtifactRef, ts: int, out: FactBatch) -> None:
+    node, static = _static(ref)
+    out.node(node, "artifact", ts)
+    out.props.update(static)
+
+
+@lru_cache(maxsize=65536)
+def _static(ref: ArtifactRef) -> tuple[str, tuple[tuple[str, str, int, int, str], ...]]:
+    """The artifact's node id and the properties that follow from its path alone (facts at ts 0)."""
     node = artifact_node(ref.uri)
-    out.nodes.append(NodeFact(node, "artifact", ts))
-    # static properties (a function of the path): one fact at ts 0, so repeats collapse
-    out.props.append(PropFact(node, "type", 0, ref.type))
-    out.props.append(PropFact(node, "name", 0, ref.name))
-    out.props.append(PropFact(node, "rule", 0, ref.rule))
+    pairs = [("type", ref.type), ("name", ref.name), ("rule", ref.rule)]
     if ref.project:
-        out.props.append(PropFact(node, "project", 0, ref.project))
-    for key, value in ref.props:
-        out.props.append(PropFact(node, key, 0, value))
+        pairs.append(("project", ref.project))
+    pairs.extend(ref.props)
+    return node, tuple((node, k, 0, 0, encode_value(v)) for k, v in pairs)
 
 
 def _touch(app: str, uri: str, op: str, event: Event, rules: Rules, out: FactBatch,
            version: str | None = None) -> ArtifactRef | None:
-    if rules.ignored(uri):
+    ref = rules.lookup(uri)
+    if ref is None:
         return None
-    ref = rules.classify(uri)
-    _artifact(ref, event.ts, out)
+    ts = event.ts
+    _artifact(ref, ts, out)
     v = version or ref.version or _attr_version(event.attrs)
-    out.touches.append(Touch(app, uri, op, ref.uri, v or "", event.ts, event.ts))
+    out.touch(app, uri, op, ref.uri, v or "", ts, ts)
     return ref
 
 
 def _attr_version(attrs: dict[str, Any]) -> str | None:
-    v = attrs.get("version")
+    v = attrs.get("version") if attrs else None
     return None if v is None or isinstance(v, bool) else str(v)
 
 
@@ -144,13 +143,12 @@ def _file(event: Event, rules: Rules, out: FactBatch) -> None:
         _touch(app, event.dst, "rename_to", event, rules, out)
     elif op in ("xattr_set", "xattr_remove"):
         name = str(event.attrs["name"])
-        if not name.startswith(rules.xattr_prefix) or rules.ignored(event.uri):
+        ref = rules.lookup(event.uri)
+        if not name.startswith(rules.xattr_prefix) or ref is None:
             return
-        ref = rules.classify(event.uri)
         _artifact(ref, event.ts, out)
         value = None if op == "xattr_remove" else _tag_value(event.attrs.get("value"))
-        out.tags.append(TagFact(artifact_node(ref.uri), name[len(rules.xattr_prefix):], event.ts, value,
-                                event.uri))
+        out.tag(artifact_node(ref.uri), name[len(rules.xattr_prefix):], event.ts, value, event.uri)
     else:
         _touch(app, event.uri, op, event, rules, out)
 
@@ -170,4 +168,4 @@ def _commit(event: Event, rules: Rules, out: FactBatch) -> None:
     vnode = version_node(ref.uri, version)
     for key in ("operation", "added", "removed", "num_files", "num_rows"):
         if key in attrs:
-            out.props.append(PropFact(vnode, key, event.ts, attrs[key]))
+            out.prop(vnode, key, event.ts, attrs[key])

@@ -26,11 +26,15 @@ def formats() -> list[str]:
 
 
 def normalize(message: Message) -> list[Event]:
-    fmt = message.topic.removeprefix(RAW_TOPIC_PREFIX)
+    return normalize_record(message.topic, message.value)
+
+
+def normalize_record(topic: str, value: bytes) -> list[Event]:
+    fmt = topic.removeprefix(RAW_TOPIC_PREFIX)
     fn = _NORMALIZERS.get(fmt)
     if fn is None:
         raise EventError(f"no normalizer for raw format {fmt!r} (known: {', '.join(formats())})")
-    return fn(message.value)
+    return fn(value)
 
 
 def _canonical(value: bytes) -> list[Event]:

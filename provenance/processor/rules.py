@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import yaml
 
@@ -21,6 +21,7 @@ from provenance.errors import RulesError
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
 
+_URI_SAFE = "/@:+,=~!$&'()*;"
 _FIELD_DEFAULT_RE = {"version": r"[^/]+", "name": r"[^/]+?"}
 _TOKEN = re.compile(r"\{(?P<field>[A-Za-z_][A-Za-z0-9_]*)(?::(?P<rx>(?:[^{}]|\{\d*,?\d*\})+))?\}")
 
@@ -144,21 +145,28 @@ class Rules:
     propagate: frozenset[str]
     type_key: str
     jobs: JobNaming
-    _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def ignored(self, uri: str) -> bool:
-        path = uri_path(uri)
-        return any(rx.fullmatch(path) for rx in self.ignore)
+        return self.lookup(uri) is None
 
     def classify(self, uri: str) -> ArtifactRef:
         """The artifact a file URI belongs to (the file itself, typed ``file``, if no rule matches)."""
-        hit = self._cache.get(uri)
-        if hit is None:
+        hit = self._cache.get(uri, False)
+        if hit is None or hit is False:
             hit = self._classify(uri)
+        return hit
+
+    def lookup(self, uri: str) -> ArtifactRef | None:
+        """`classify`, or None for a path the ``ignore`` patterns exclude; cached per URI."""
+        hit = self._cache.get(uri, False)
+        if hit is False:
+            path = uri_path(uri)
+            hit = None if any(rx.fullmatch(path) for rx in self.ignore) else self._classify(uri)
             if len(self._cache) > 500_000:
                 self._cache.clear()
             self._cache[uri] = hit
-        return hit
+        return hit  # type: ignore[return-value]
 
     def _classify(self, uri: str) -> ArtifactRef:
         scheme, netloc, path = split_uri(uri)
@@ -215,9 +223,8 @@ def uri_path(uri: str) -> str:
 
 
 def join_uri(scheme: str, netloc: str, path: str) -> str:
-    from provenance.events.model import normalize_uri
-
-    return normalize_uri(f"{scheme}://{netloc}{path}") if scheme == "file" else f"{scheme}://{netloc}{path}"
+    # paths here come from normalised URIs; quoting is all that can differ
+    return f"{scheme}://{netloc}{quote(path, safe=_URI_SAFE)}"
 
 
 class _LineLoader(yaml.SafeLoader):

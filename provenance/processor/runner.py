@@ -1,28 +1,32 @@
 """The processor loop: the only place in the pipeline with side effects.
 
 poll raw topics → normalize → infer → apply facts → re-resolve the lineage of touched artifacts →
-dead-letter what failed → commit offsets. Offsets are committed only after the store accepted the
-batch, so a crash re-delivers (harmless: every write is idempotent) and never loses a record.
+dead-letter what failed → commit offsets. The offsets are recorded in the store in the same batch as
+the writes, and a processor resumes from the store's offsets, so a crash re-delivers (harmless: every
+write is idempotent) and never loses a record; the bus's committed offsets follow for monitoring.
 """
 
 from __future__ import annotations
 
 import fcntl
+import multiprocessing
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance.bus.port import DEAD_LETTER_TOPIC, Bus, Message, Record
+from provenance.bus.port import DEAD_LETTER_TOPIC, Bus, Consumer, Message, Record
 from provenance.errors import EventError, StoreError
-from provenance.graph.model import FactBatch
+from provenance.graph.model import DerivedLineage, FactBatch, Touch
 from provenance.graph.port import LineageStore
 from provenance.processor.infer import infer
-from provenance.processor.normalize import normalize
+from provenance.processor.normalize import normalize_record
 from provenance.processor.rules import Rules
-from provenance.processor.versions import resolve_artifact
+from provenance.processor.versions import resolve_artifact, resolve_new_reads
 
 PROCESSOR_GROUP = "prov-processor"
 
@@ -45,7 +49,49 @@ class ProcessStats:
         self.errors.extend(other.errors[-10:])
 
 
+def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> tuple[FactBatch, list[tuple[int, str]], int]:
+    """normalize + infer over raw records: (facts, [(index, error)] of the records that failed, events).
+
+    Pure, so it runs in worker processes as well as inline. A failing record contributes nothing.
+    """
+    facts = FactBatch()
+    dead: list[tuple[int, str]] = []
+    n_events = 0
+    for i, (topic, value) in enumerate(records):
+        try:
+            events = normalize_record(topic, value)
+            batch = FactBatch()
+            for ev in events:
+                infer(ev, rules, batch)
+        except EventError as exc:
+            dead.append((i, str(exc)))
+            continue
+        except Exception as exc:  # a bug in a rule must not stop the stream either
+            dead.append((i, f"inference failed: {type(exc).__name__}: {exc}"))
+            continue
+        facts.extend(batch)
+        n_events += len(events)
+    return facts, dead, n_events
+
+
+_worker_rules: Rules | None = None
+
+
+def _init_worker(rules: Rules) -> None:
+    global _worker_rules
+    _worker_rules = rules
+
+
+def _infer_in_worker(records: list[tuple[str, bytes]]) -> tuple[FactBatch, list[tuple[int, str]], int]:
+    assert _worker_rules is not None
+    return infer_records(records, _worker_rules)
+
+
 class Processor:
+    """Applies raw topics to the store. ``workers`` > 0 decodes and infers in that many processes,
+    overlapped with the store writes of the previous batch (the store is written by this process only).
+    """
+
     def __init__(
         self,
         bus: Bus,
@@ -55,6 +101,7 @@ class Processor:
         group: str = PROCESSOR_GROUP,
         batch_size: int = 5000,
         store_retries: int = 3,
+        workers: int = 0,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -62,29 +109,38 @@ class Processor:
         self.group = group
         self.batch_size = batch_size
         self.store_retries = store_retries
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
 
     # -- one batch ---------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> ProcessStats:
-        stats = ProcessStats(records=len(messages), batches=1)
+        return self._finish(messages, infer_records([(m.topic, m.value) for m in messages], self.rules))
+
+    def _submit(self, messages: list[Message], parallel: bool) -> Future[tuple[FactBatch, list[tuple[int, str]], int]]:
+        records = [(m.topic, m.value) for m in messages]
+        if parallel and self.workers > 0:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                                 initializer=_init_worker, initargs=(self.rules,))
+            return self._pool.submit(_infer_in_worker, records)
+        done: Future[tuple[FactBatch, list[tuple[int, str]], int]] = Future()
+        done.set_result(infer_records(records, self.rules))
+        return done
+
+    def _finish(self, messages: list[Message], inferred: tuple[FactBatch, list[tuple[int, str]], int]) -> ProcessStats:
         start = time.perf_counter()
-        facts = FactBatch()
-        dead: list[Record] = []
+        facts, failed, n_events = inferred
+        stats = ProcessStats(records=len(messages), events=n_events, batches=1)
+        dead = [self._dead(messages[i], error) for i, error in failed]
+        offsets: dict[str, int] = {}
         for m in messages:
-            try:
-                events = normalize(m)
-                batch = FactBatch()
-                for ev in events:
-                    batch.extend(infer(ev, self.rules))
-            except EventError as exc:
-                dead.append(self._dead(m, str(exc)))
-                continue
-            except Exception as exc:  # a bug in a rule must not stop the stream either
-                dead.append(self._dead(m, f"inference failed: {type(exc).__name__}: {exc}"))
-                continue
-            facts.extend(batch)
-            stats.events += len(events)
-        dirty = sorted({t.artifact for t in facts.touches})
-        self._with_retries(lambda: self._apply(facts, dirty))
+            offsets[m.topic] = max(offsets.get(m.topic, 0), m.offset + 1)
+        self._with_retries(lambda: self._apply(facts, offsets))
         if dead:
             self.bus.produce(DEAD_LETTER_TOPIC, dead)
             stats.dead_lettered = len(dead)
@@ -92,12 +148,43 @@ class Processor:
         stats.seconds = time.perf_counter() - start
         return stats
 
-    def _apply(self, facts: FactBatch, dirty: list[str]) -> None:
-        self.store.apply_facts(facts)
-        for i in range(0, len(dirty), 500):
-            chunk = dirty[i : i + 500]
-            touches = self.store.artifact_touches(chunk)
-            self.store.replace_lineage(resolve_artifact(a, touches[a]) for a in chunk)
+    def _apply(self, facts: FactBatch, offsets: dict[str, int] | None = None) -> None:
+        """Facts, then the lineage of every artifact they touched, in one store batch.
+
+        Most touches of a popular input are reads that cannot change its versions: those are
+        resolved against the stored versions alone (`resolve_new_reads`). Anything else re-resolves
+        the artifact from all its touches (`resolve_artifact`). Both give the same graph.
+        """
+        by_art: dict[str, list[Touch]] = {}
+        for t in facts.touch_list():
+            by_art.setdefault(t.artifact, []).append(t)
+        reads_only = sorted(a for a, ts in by_art.items() if all(t.op == "read" and not t.version for t in ts))
+        fast = set(reads_only)
+        full = sorted(a for a in by_art if a not in fast)
+        with self.store.batch():
+            stored = self.store.stored_touches([k for a in reads_only for t in by_art[a]
+                                                for k in [(t.app, t.uri, t.op, t.version)]])
+            self.store.apply_facts(facts)
+            versions = self.store.versions(reads_only)
+            added: list[DerivedLineage] = []
+            for a in reads_only:
+                now = []
+                for t in by_art[a]:
+                    s = stored.get((t.app, t.uri, t.op, t.version))
+                    now.append(t if s is None else Touch(t.app, t.uri, t.op, a, t.version, min(s.first_ts, t.first_ts),
+                                                         max(s.last_ts, t.last_ts)))
+                lin = resolve_new_reads(a, versions[a], now, stored)
+                if lin is None:
+                    full.append(a)
+                else:
+                    added.append(lin)
+            self.store.add_lineage(added)
+            for i in range(0, len(full), 500):
+                chunk = full[i : i + 500]
+                touches = self.store.artifact_touches(chunk)
+                self.store.replace_lineage(resolve_artifact(a, touches[a]) for a in chunk)
+            if offsets:
+                self.store.record_offsets(self.group, offsets)
 
     def _with_retries(self, fn: Callable[[], None]) -> None:
         for attempt in range(1, self.store_retries + 1):
@@ -125,13 +212,17 @@ class Processor:
 
     # -- loops -------------------------------------------------------------------------------
     def pending(self) -> int:
-        """Records on raw topics the group has not committed yet."""
-        total = 0
-        for t in self.bus.raw_topics():
-            end = sum(self.bus.end_offsets(t).values())
-            done = sum(self.bus.committed(self.group, t).values())
-            total += max(0, end - done)
-        return total
+        """Records on raw topics the store has not applied yet."""
+        applied = self.store.applied_offsets(self.group)
+        return sum(max(0, self.bus.end_offsets(t)[0] - applied.get(t, 0)) for t in self.bus.raw_topics())
+
+    def _consumer(self, topics: list[str]) -> Consumer:
+        """A consumer positioned where the store says it stopped (the store is the truth)."""
+        consumer = self.bus.consumer(self.group, topics)
+        applied = self.store.applied_offsets(self.group)
+        for t in topics:
+            consumer.seek(t, applied.get(t, 0))
+        return consumer
 
     def catch_up(self, on_batch: Callable[[ProcessStats], None] | None = None) -> ProcessStats:
         """Process everything on the raw topics now, then return."""
@@ -139,12 +230,20 @@ class Processor:
         topics = self.bus.raw_topics()
         if not topics:
             return total
-        with self.bus.consumer(self.group, topics) as consumer:
+        parallel = self.workers > 0 and self.pending() > 2 * self.batch_size
+        inflight: deque[tuple[list[Message], Future[tuple[FactBatch, list[tuple[int, str]], int]]]] = deque()
+        with self._consumer(topics) as consumer:
             while True:
-                messages = consumer.poll(self.batch_size, timeout_s=0)
-                if not messages:
+                # keep the workers one batch ahead of the store
+                while len(inflight) < (self.workers + 1 if parallel else 1):
+                    messages = consumer.poll(self.batch_size, timeout_s=0)
+                    if not messages:
+                        break
+                    inflight.append((messages, self._submit(messages, parallel)))
+                if not inflight:
                     return total
-                stats = self.process(messages)
+                messages, future = inflight.popleft()
+                stats = self._finish(messages, future.result())
                 consumer.commit(messages)
                 total.add(stats)
                 if on_batch:
@@ -157,7 +256,7 @@ class Processor:
             if not topics:
                 time.sleep(idle_s)
                 continue
-            with self.bus.consumer(self.group, topics) as consumer:
+            with self._consumer(topics) as consumer:
                 while not should_stop() and set(self.bus.raw_topics()) == set(topics):
                     messages = consumer.poll(self.batch_size, timeout_s=idle_s)
                     if messages:

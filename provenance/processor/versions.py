@@ -143,3 +143,41 @@ def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
         versions,
         [DerivedEdge(a, r, k, f, l) for (a, r, k), (f, l) in sorted(edges.items())],
     )
+
+
+def resolve_new_reads(
+    artifact: str, versions: list[VersionInfo], merged: list[Touch], stored: dict[tuple[str, str, str, str], Touch]
+) -> DerivedLineage | None:
+    """Lineage added by unversioned reads of an artifact whose versions they cannot change.
+
+    ``versions`` is the artifact's stored resolution, ``merged`` the batch's reads merged with what
+    was stored for the same keys, ``stored`` those stored touches. Answers exactly what
+    `resolve_artifact` would add, or None when a merged read now resolves to another version than
+    before (then the caller re-resolves the whole artifact).
+    """
+    timeline = sorted((v.created_ts, v.key, v.creator) for v in versions if v.creator is not None)
+    times = [ts for ts, _, _ in timeline]
+
+    def at(ts: int) -> tuple[int, str, str | None] | None:
+        i = bisect.bisect_right(times, ts) - 1
+        return timeline[i] if i >= 0 else None
+
+    edges: dict[tuple[str, str], tuple[int, int]] = {}
+    initial: int | None = None
+    for t in merged:
+        hit = at(t.first_ts)
+        before = stored.get((t.app, t.uri, t.op, t.version))
+        if before is not None and at(before.first_ts) != hit:
+            return None
+        if hit is None:
+            key = INITIAL_VERSION
+            initial = t.first_ts if initial is None else min(initial, t.first_ts)
+        elif hit[2] == t.app:
+            continue  # reading back its own output
+        else:
+            key = hit[1]
+        cur = edges.get((t.app, key))
+        edges[(t.app, key)] = (t.first_ts, t.last_ts) if cur is None else (min(cur[0], t.first_ts), max(cur[1], t.last_ts))
+    new_versions = [] if initial is None else [VersionInfo(INITIAL_VERSION, initial, None, "initial")]
+    return DerivedLineage(artifact, new_versions,
+                          [DerivedEdge(a, READ, k, f, la) for (a, k), (f, la) in sorted(edges.items())])

@@ -14,11 +14,7 @@ from provenance.graph.model import (
     VERSION_OF,
     DerivedEdge,
     DerivedLineage,
-    EdgeFact,
     FactBatch,
-    NodeFact,
-    PropFact,
-    TagFact,
     Touch,
     VersionInfo,
 )
@@ -35,16 +31,29 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LineageSto
 
 def facts() -> FactBatch:
     b = FactBatch()
-    b.nodes += [NodeFact("app:a1", "app", 100), NodeFact("app:a1", "app", 50), NodeFact("user:u", "user", 60)]
-    b.edges += [EdgeFact("user:u", "RAN", "app:a1", 70), EdgeFact("user:u", "RAN", "app:a1", 40)]
-    b.props += [PropFact("app:a1", "state", 50, "started", 1), PropFact("app:a1", "state", 100, "finished", 2),
-                PropFact("app:a1", "state", 100, "submitted", 0), PropFact("app:a1", "cmd", 50, ["python", "x.py"])]
-    b.touches += [Touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 80, 80),
-                  Touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 60, 60)]
-    b.tags += [TagFact("artifact:file:///d/x.csv", "pii", 10, "true", "file:///d/x.csv"),
-               TagFact("artifact:file:///d/x.csv", "pii", 90, None, "file:///d/x.csv")]
-    b.nodes.append(NodeFact("artifact:file:///d/x.csv", "artifact", 5))
+    for node, kind, ts in [("app:a1", "app", 100), ("app:a1", "app", 50), ("user:u", "user", 60),
+                           ("artifact:file:///d/x.csv", "artifact", 5)]:
+        b.node(node, kind, ts)
+    b.edge("user:u", "RAN", "app:a1", 70)
+    b.edge("user:u", "RAN", "app:a1", 40)
+    b.prop("app:a1", "state", 50, "started", 1)
+    b.prop("app:a1", "state", 100, "finished", 2)
+    b.prop("app:a1", "state", 100, "submitted", 0)
+    b.prop("app:a1", "cmd", 50, ["python", "x.py"])
+    b.touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 80, 80)
+    b.touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 60, 60)
+    b.tag("artifact:file:///d/x.csv", "pii", 10, "true", "file:///d/x.csv")
+    b.tag("artifact:file:///d/x.csv", "pii", 90, None, "file:///d/x.csv")
     return b
+
+
+def test_batches_merge_like_the_store() -> None:
+    a, b = facts(), FactBatch()
+    b.node("app:a1", "app", 10)
+    b.touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 90, 95)
+    a.extend(b)
+    assert a.nodes["app:a1"] == ["app", 10, 100]
+    assert a.touches[("a1", "file:///d/x.csv", "read", "")] == ["file:///d/x.csv", 60, 95]
 
 
 def test_nodes_and_edges_merge_by_min_and_max_time(store: LineageStore) -> None:
@@ -101,9 +110,9 @@ def test_artifact_touches_returns_every_touch_of_an_artifact(store: LineageStore
 def test_find_nodes_filters_on_properties_as_of(store: LineageStore) -> None:
     b = FactBatch()
     for i in range(5):
-        b.nodes.append(NodeFact(f"app:r{i}", "app", 100 + i))
-        b.props.append(PropFact(f"app:r{i}", "user", 100 + i, "alice" if i % 2 else "bob"))
-        b.props.append(PropFact(f"app:r{i}", "state", 200 + i, "finished", 2))
+        b.node(f"app:r{i}", "app", 100 + i)
+        b.prop(f"app:r{i}", "user", 100 + i, "alice" if i % 2 else "bob")
+        b.prop(f"app:r{i}", "state", 200 + i, "finished", 2)
     store.apply_facts(b)
     nodes, total = store.find_nodes("app", where={"user": "bob"})
     assert total == 3 and [n.id for n in nodes] == ["app:r4", "app:r2", "app:r0"]
@@ -116,7 +125,8 @@ def test_find_nodes_filters_on_properties_as_of(store: LineageStore) -> None:
 def test_reading_large_frontiers(store: LineageStore) -> None:
     b = FactBatch()
     ids = [f"app:n{i}" for i in range(40_000)]  # more than SQLite's parameter limit
-    b.nodes += [NodeFact(i, "app", 1) for i in ids]
+    for i in ids:
+        b.node(i, "app", 1)
     store.apply_facts(b)
     assert len(store.nodes(ids)) == 40_000
     assert store.stats()["nodes"] == 40_000

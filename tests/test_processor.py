@@ -88,3 +88,24 @@ def test_link_events_draw_lineage(stack: Stack) -> None:
     ingest_lines(stack, [json.dumps(ev)])
     r = LineageQueries(stack.store, stack.rules).upstream("/m/model.onnx")
     assert [a["uri"] for a in r["artifacts"]] == ["file:///d/train.csv"]
+
+
+def test_a_record_whose_inference_fails_half_way_contributes_nothing(stack: Stack, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import provenance.processor.runner as runner
+
+    real = runner.infer
+
+    def flaky(event, rules, out=None):  # type: ignore[no-untyped-def]
+        real(event, rules, out)  # adds its facts, then fails: they must not be applied
+        if event.uri and event.uri.endswith("poison.csv"):
+            raise RuntimeError("rule bug")
+        return out
+
+    monkeypatch.setattr(runner, "infer", flaky)
+    lines = [json.dumps(GOOD), json.dumps({**GOOD, "uri": "/d/poison.csv", "ts": 6}),
+             json.dumps({**GOOD, "uri": "/d/b.csv", "ts": 7})]
+    ingest_lines(stack, lines)
+    letters = dead(stack)
+    assert [(d["offset"], d["error"]) for d in letters] == [("1", "inference failed: RuntimeError: rule bug")]
+    files = {f["uri"] for f in LineageQueries(stack.store, stack.rules).footprint("a1")["files"]}
+    assert files == {"file:///d/a.csv", "file:///d/b.csv"}

@@ -9,7 +9,6 @@ without one gets a content hash, so replays and duplicates collapse to one event
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import re
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
@@ -206,7 +206,8 @@ class Event(BaseModel):
 
     def content_id(self) -> str:
         """Hash of everything but the id: equal content, equal id."""
-        attrs = json.dumps(self.attrs, sort_keys=True, separators=(",", ":"), default=str) if self.attrs else ""
+        attrs = orjson.dumps(self.attrs, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                             default=str).decode() if self.attrs else ""
         body = "\x1f".join((str(self.schema_version), self.kind.value, self.op, str(self.ts), self.app_id or "\x00",
                              self.user or "\x00", self.uri or "\x00", self.dst or "\x00", attrs))
         return event_id_for(self.source, body)

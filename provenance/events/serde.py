@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from provenance.errors import EventError
@@ -86,8 +87,8 @@ def event_from_dict(data: Any) -> Event:
 
 def event_from_json(text: str | bytes) -> Event:
     try:
-        data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise EventError(f"not JSON: {exc}") from exc
     return event_from_dict(data)
 

@@ -1,13 +1,17 @@
 """Embedded lineage store on SQLite: the store of the one-machine default.
 
+Layout: every node id and URI is interned once in ``names`` (append-only), and all other tables hold
+integer ids, so their B-tree keys are a few bytes instead of long URIs. Names are never deleted, so
+a process's name→id cache stays valid whatever other processes write (it is dropped on rollback).
+
+Nodes, edges, touches, properties and tags are keyed so that every write is an upsert that merges
+by min/max time or a set insert (idempotent, order-free). Time travel is a ``ts <= as_of``
+predicate on every read; a property's value as of T is its newest fact at or before T. Traversals
+read one level per call with the frontier passed as a JSON array (no parameter-count limit).
+
 Durability: WAL with ``synchronous=NORMAL`` (no fsync per commit). A crash of the process loses
 nothing committed; a power loss may roll back the last batches, and with them the offsets recorded
 in the same transactions, so the processor re-reads those records from the (fully synced) log.
-
-Nodes, edges, touches, properties and tags are tables keyed so that every write is an upsert that
-merges by min/max time or a set insert (idempotent, order-free). Time travel is a ``ts <= as_of``
-predicate on every read; a property's value as of T is its newest fact at or before T. Traversals
-read one level per call with the frontier passed as a JSON array (no parameter-count limit).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from provenance.errors import StoreError
 from provenance.graph.model import (
@@ -32,41 +38,50 @@ from provenance.graph.model import (
     VersionInfo,
     app_node,
     artifact_node,
+    encode_value,
     version_node,
 )
 from provenance.graph.port import LineageStore
 
+SCHEMA_VERSION = 2
+
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS nodes (
-    id TEXT PRIMARY KEY, kind TEXT NOT NULL, art TEXT, label TEXT, creator TEXT,
+    nid INTEGER PRIMARY KEY,             -- names.id of the node id
+    kind TEXT NOT NULL,
+    art INTEGER,                         -- version nodes: names.id of their artifact's URI
+    label TEXT, creator TEXT,
     first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS nodes_kind ON nodes (kind, first_ts);
-CREATE INDEX IF NOT EXISTS nodes_art ON nodes (art) WHERE art IS NOT NULL; -- only version nodes have art
-CREATE TABLE IF NOT EXISTS props (
-    node TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, rank INTEGER NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (node, key, ts, rank, value)
-) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nodes_art ON nodes (art) WHERE art IS NOT NULL;
 CREATE TABLE IF NOT EXISTS edges (
-    src TEXT NOT NULL, rel TEXT NOT NULL, dst TEXT NOT NULL,
-    first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL, art TEXT,
+    src INTEGER NOT NULL, rel TEXT NOT NULL, dst INTEGER NOT NULL,
+    first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+    art INTEGER,                         -- app→version and version→artifact edges: the artifact's URI id
     PRIMARY KEY (src, rel, dst)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst, rel);
 CREATE INDEX IF NOT EXISTS edges_art ON edges (art) WHERE art IS NOT NULL;
 CREATE TABLE IF NOT EXISTS touches (
-    app TEXT NOT NULL, uri TEXT NOT NULL, op TEXT NOT NULL, version TEXT NOT NULL, artifact TEXT NOT NULL,
-    first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
+    app INTEGER NOT NULL, uri INTEGER NOT NULL, op TEXT NOT NULL, version TEXT NOT NULL,
+    artifact INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
     PRIMARY KEY (app, uri, op, version)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS touches_artifact ON touches (artifact);
-CREATE TABLE IF NOT EXISTS applied_offsets (
-    grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, PRIMARY KEY (grp, topic)
+CREATE TABLE IF NOT EXISTS props (
+    node INTEGER NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, rank INTEGER NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (node, key, ts, rank, value)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tags (
-    node TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, removed INTEGER NOT NULL,
-    value TEXT NOT NULL, uri TEXT NOT NULL,
+    node INTEGER NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, removed INTEGER NOT NULL,
+    value TEXT NOT NULL, uri INTEGER NOT NULL,
     PRIMARY KEY (node, key, ts, removed, value, uri)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS applied_offsets (
+    grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, PRIMARY KEY (grp, topic)
 ) WITHOUT ROWID;
 """
 
@@ -86,8 +101,10 @@ SELECT node, key, value, removed FROM (
 ) WHERE rn = 1
 """
 
+_CACHE_LIMIT = 2_000_000
 
-def _j(values: Iterable[str]) -> str:
+
+def _j(values: Iterable[Any]) -> str:
     return json.dumps(list(values))
 
 
@@ -105,11 +122,19 @@ class EmbeddedStore(LineageStore):
                            "wal_autocheckpoint=50000"):  # ~200 MB of WAL: hot pages written back once
                 self._conn.execute(f"PRAGMA {pragma}")
             self._conn.executescript(_SCHEMA)
+            found = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if found is None:
+                self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(found[0]) != SCHEMA_VERSION:
+                raise StoreError(f"{self.path} holds store schema {found[0]}, this build reads {SCHEMA_VERSION}: "
+                                 "move it away and run `provenance replay` to rebuild it from the log")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the embedded store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
         self._in_batch = False
+        self._ids: dict[str, int] = {}
 
+    # -- transactions and names ----------------------------------------------------------------
     @contextmanager
     def batch(self) -> Iterator[None]:
         with self._tx():
@@ -132,6 +157,7 @@ class EmbeddedStore(LineageStore):
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
+                    self._ids.clear()  # names interned in the rolled-back transaction are gone
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"store write failed: {exc}") from exc
@@ -143,48 +169,118 @@ class EmbeddedStore(LineageStore):
             except sqlite3.Error as exc:
                 raise StoreError(f"store read failed: {exc}") from exc
 
+    def _intern(self, names: Iterable[str], create: bool) -> dict[str, int]:
+        """Ids of names; ``create`` adds the missing ones (call it inside a write transaction)."""
+        out: dict[str, int] = {}
+        missing = []
+        cache = self._ids
+        for n in set(names):
+            i = cache.get(n)
+            if i is None:
+                missing.append(n)
+            else:
+                out[n] = i
+        if missing:
+            arr = json.dumps(missing)
+            if create:
+                self._conn.execute("INSERT OR IGNORE INTO names (name) SELECT value FROM json_each(?)", (arr,))
+            if len(cache) > _CACHE_LIMIT:
+                cache.clear()
+            for i, n in self._rows("SELECT id, name FROM names WHERE name IN (SELECT value FROM json_each(?))", (arr,)):
+                out[n] = i
+                cache[n] = i
+        return out
+
     # -- writes ------------------------------------------------------------------------------
     def apply_facts(self, batch: FactBatch) -> None:
         with self._tx() as c:
+            names: set[str] = set(batch.nodes)
+            for s, _, d in batch.edges:
+                names.add(s)
+                names.add(d)
+            for a, u, _, _ in batch.touches:
+                names.add(app_node(a))
+                names.add(u)
+            names.update(art for art, _, _ in batch.touches.values())
+            names.update(p[0] for p in batch.props)
+            for t in batch.tags:
+                names.add(t[0])
+                names.add(t[5])
+            ids = self._intern(names, create=True)
             c.executemany(
-                "INSERT INTO nodes (id, kind, first_ts, last_ts) VALUES (?,?,?,?) ON CONFLICT(id) DO UPDATE "
+                "INSERT INTO nodes (nid, kind, first_ts, last_ts) VALUES (?,?,?,?) ON CONFLICT(nid) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(i, k, f, la) for i, (k, f, la) in batch.nodes.items()],
+                [(ids[i], k, f, la) for i, (k, f, la) in batch.nodes.items()],
             )
             c.executemany(
                 "INSERT INTO edges (src, rel, dst, first_ts, last_ts) VALUES (?,?,?,?,?) "
                 "ON CONFLICT(src, rel, dst) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(s, r, d, f, la) for (s, r, d), (f, la) in batch.edges.items()],
+                [(ids[s], r, ids[d], f, la) for (s, r, d), (f, la) in batch.edges.items()],
             )
             c.executemany(
                 "INSERT INTO touches (app, uri, op, version, artifact, first_ts, last_ts) VALUES (?,?,?,?,?,?,?) "
                 "ON CONFLICT(app, uri, op, version) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(a, u, o, v, art, f, la) for (a, u, o, v), (art, f, la) in batch.touches.items()],
+                [(ids[app_node(a)], ids[u], o, v, ids[art], f, la)
+                 for (a, u, o, v), (art, f, la) in batch.touches.items()],
             )
-            c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)", batch.props)
-            c.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?,?,?)", batch.tags)
+            c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)",
+                          [(ids[n], k, ts, r, v) for n, k, ts, r, v in batch.props])
+            c.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?,?,?)",
+                          [(ids[n], k, ts, rm, v, ids[u]) for n, k, ts, rm, v, u in batch.tags])
+
+    def _lineage_rows(self, lins: list[DerivedLineage]) -> tuple[dict[str, int], list[Any], list[Any]]:
+        names: set[str] = set()
+        for lin in lins:
+            names.add(lin.artifact)
+            names.add(artifact_node(lin.artifact))
+            names.update(version_node(lin.artifact, v.key) for v in lin.versions)
+            for e in lin.edges:
+                names.add(app_node(e.app))
+                names.add(version_node(lin.artifact, e.version))
+        ids = self._intern(names, create=True)
+        nodes, edges = [], []
+        for lin in lins:
+            art = ids[lin.artifact]
+            anode = ids[artifact_node(lin.artifact)]
+            for v in lin.versions:
+                vid = ids[version_node(lin.artifact, v.key)]
+                nodes.append((vid, art, v.label, v.creator, v.created_ts, v.created_ts))
+                edges.append((vid, VERSION_OF, anode, v.created_ts, v.created_ts, art))
+            edges.extend((ids[app_node(e.app)], e.rel, ids[version_node(lin.artifact, e.version)], e.first_ts,
+                          e.last_ts, art) for e in lin.edges)
+        return ids, nodes, edges
 
     def replace_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
         lins = list(lineages)
-        arts = _j(lin.artifact for lin in lins)
-        nodes, edges = [], []
-        for lin in lins:
-            art = lin.artifact
-            anode = artifact_node(art)
-            for v in lin.versions:
-                vid = version_node(art, v.key)
-                nodes.append((vid, art, v.label, v.creator, v.created_ts, v.created_ts))
-                edges.append((vid, VERSION_OF, anode, v.created_ts, v.created_ts, art))
-            edges.extend((app_node(e.app), e.rel, version_node(art, e.version), e.first_ts, e.last_ts, art)
-                         for e in lin.edges)
+        if not lins:
+            return
         with self._tx() as c:
+            ids, nodes, edges = self._lineage_rows(lins)
+            arts = _j(ids[lin.artifact] for lin in lins)
             c.execute("DELETE FROM edges WHERE art IN (SELECT value FROM json_each(?))", (arts,))
             c.execute("DELETE FROM nodes WHERE art IN (SELECT value FROM json_each(?))", (arts,))
-            c.executemany("INSERT INTO nodes (id, kind, art, label, creator, first_ts, last_ts) "
+            c.executemany("INSERT INTO nodes (nid, kind, art, label, creator, first_ts, last_ts) "
                           "VALUES (?, 'version', ?, ?, ?, ?, ?)", nodes)
             c.executemany("INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?)", edges)
+
+    def add_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
+        lins = list(lineages)
+        if not lins:
+            return
+        with self._tx() as c:
+            _, nodes, edges = self._lineage_rows(lins)
+            # a version is born once: its times only move earlier
+            c.executemany(
+                "INSERT INTO nodes (nid, kind, art, label, creator, first_ts, last_ts) "
+                "VALUES (?, 'version', ?, ?, ?, ?, ?) ON CONFLICT(nid) DO UPDATE "
+                "SET first_ts = min(first_ts, excluded.first_ts), last_ts = min(last_ts, excluded.last_ts)", nodes)
+            c.executemany(
+                "INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(src, rel, dst) DO UPDATE SET first_ts = min(first_ts, excluded.first_ts), "
+                "last_ts = CASE WHEN rel = 'VERSION_OF' THEN min(last_ts, excluded.last_ts) "
+                "ELSE max(last_ts, excluded.last_ts) END", edges)
 
     def record_offsets(self, group: str, offsets: dict[str, int]) -> None:
         with self._tx() as c:
@@ -197,84 +293,95 @@ class EmbeddedStore(LineageStore):
     def applied_offsets(self, group: str) -> dict[str, int]:
         return {t: int(o) for t, o in self._rows("SELECT topic, offset FROM applied_offsets WHERE grp = ?", (group,))}
 
-    def add_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
-        nodes, vedges, edges = [], [], []
-        for lin in lineages:
-            art = lin.artifact
-            anode = artifact_node(art)
-            for v in lin.versions:
-                vid = version_node(art, v.key)
-                nodes.append((vid, art, v.label, v.creator, v.created_ts, v.created_ts))
-                vedges.append((vid, VERSION_OF, anode, v.created_ts, v.created_ts, art))
-            edges.extend((app_node(e.app), e.rel, version_node(art, e.version), e.first_ts, e.last_ts, art)
-                         for e in lin.edges)
-        with self._tx() as c:
-            # a version is born once: its times only move earlier
-            c.executemany(
-                "INSERT INTO nodes (id, kind, art, label, creator, first_ts, last_ts) VALUES (?, 'version', ?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET first_ts = min(first_ts, excluded.first_ts), "
-                "last_ts = min(last_ts, excluded.last_ts)", nodes)
-            c.executemany(
-                "INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(src, rel, dst) DO UPDATE "
-                "SET first_ts = min(first_ts, excluded.first_ts), last_ts = min(last_ts, excluded.last_ts)", vedges)
-            c.executemany(
-                "INSERT INTO edges (src, rel, dst, first_ts, last_ts, art) VALUES (?,?,?,?,?,?) "
-                "ON CONFLICT(src, rel, dst) DO UPDATE "
-                "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)", edges)
-
+    # -- touches -----------------------------------------------------------------------------
     def stored_touches(self, keys: Collection[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], Touch]:
         if not keys:
             return {}
+        ids = self._intern([n for a, u, _, _ in keys for n in (app_node(a), u)], create=False)
+        probe = [(ids[app_node(a)], ids[u], o, v, a, u) for a, u, o, v in keys if app_node(a) in ids and u in ids]
+        if not probe:
+            return {}
+        back = {(p[0], p[1], p[2], p[3]): (p[4], p[5]) for p in probe}
+        art_ids = {}
         rows = self._rows(
             "SELECT t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts FROM json_each(?) k "
             "JOIN touches t ON t.app = json_extract(k.value, '$[0]') AND t.uri = json_extract(k.value, '$[1]') "
             "AND t.op = json_extract(k.value, '$[2]') AND t.version = json_extract(k.value, '$[3]')",
-            (json.dumps([list(k) for k in keys]),),
+            (json.dumps([p[:4] for p in probe]),),
         )
-        return {(a, u, o, v): Touch(a, u, o, art, v, f, la) for a, u, o, v, art, f, la in rows}
+        if rows:
+            art_ids = self._names({r[4] for r in rows})
+        out = {}
+        for app, uri, op, version, art, f, la in rows:
+            a, u = back[(app, uri, op, version)]
+            out[(a, u, op, version)] = Touch(a, u, op, art_ids[art], version, f, la)
+        return out
+
+    def _names(self, ids: Iterable[int]) -> dict[int, str]:
+        return dict(self._rows("SELECT id, name FROM names WHERE id IN (SELECT value FROM json_each(?))", (_j(ids),)))
 
     def artifact_touches(self, artifacts: Collection[str]) -> dict[str, list[Touch]]:
         out: dict[str, list[Touch]] = {a: [] for a in artifacts}
+        ids = self._intern(artifacts, create=False)
+        if not ids:
+            return out
+        back = {i: n for n, i in ids.items()}
         for app, uri, op, version, art, f, la in self._rows(
-            "SELECT app, uri, op, version, artifact, first_ts, last_ts FROM touches "
-            "WHERE artifact IN (SELECT value FROM json_each(?))",
-            (_j(artifacts),),
+            "SELECT a.name, u.name, t.op, t.version, t.artifact, t.first_ts, t.last_ts FROM touches t "
+            "JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri "
+            "WHERE t.artifact IN (SELECT value FROM json_each(?))",
+            (_j(ids.values()),),
         ):
-            out[art].append(Touch(app, uri, op, art, version, f, la))
+            name = back[art]
+            out[name].append(Touch(app[4:], uri, op, name, version, f, la))
         return out
+
+    def touches_of_apps(self, apps: Collection[str], as_of: int = NEVER) -> list[Touch]:
+        ids = self._intern([app_node(a) for a in apps], create=False)
+        if not ids:
+            return []
+        rows = self._rows(
+            "SELECT a.name, u.name, t.op, t.version, r.name, t.first_ts, t.last_ts FROM touches t "
+            "JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri JOIN names r ON r.id = t.artifact "
+            "WHERE t.app IN (SELECT value FROM json_each(?)) AND t.first_ts <= ?",
+            (_j(ids.values()), as_of),
+        )
+        return sorted((Touch(a[4:], u, o, r, v, f, la) for a, u, o, v, r, f, la in rows),
+                      key=lambda t: (t.uri, t.op, t.app, t.version))
 
     # -- reads -------------------------------------------------------------------------------
     def nodes(self, ids: Collection[str], as_of: int = NEVER) -> dict[str, Node]:
-        if not ids:
+        nids = self._intern(ids, create=False)
+        if not nids:
             return {}
-        arr = _j(ids)
-        out = {
-            i: Node(i, k, f, la, label, {"creator": cr} if cr else {})
-            for i, k, label, cr, f, la in self._rows(
-                "SELECT id, kind, label, creator, first_ts, last_ts FROM nodes "
-                "WHERE id IN (SELECT value FROM json_each(?)) AND first_ts <= ?",
-                (arr, as_of),
+        back = {i: n for n, i in nids.items()}
+        by_nid = {
+            nid: Node(back[nid], k, f, la, label, {"creator": cr} if cr else {})
+            for nid, k, label, cr, f, la in self._rows(
+                "SELECT nid, kind, label, creator, first_ts, last_ts FROM nodes "
+                "WHERE nid IN (SELECT value FROM json_each(?)) AND first_ts <= ?",
+                (_j(nids.values()), as_of),
             )
         }
-        if not out:
-            return out
-        present = _j(out)
-        for node, key, value in self._rows(_LATEST_PROPS, (present, as_of)):
-            out[node].props[key] = json.loads(value)
-        for node, key, value, removed in self._rows(_LATEST_TAGS, (present, as_of)):
-            if not removed:
-                out[node].tags[key] = value
-        return out
+        if by_nid:
+            present = _j(by_nid)
+            for node, key, value in self._rows(_LATEST_PROPS, (present, as_of)):
+                by_nid[node].props[key] = orjson.loads(value)
+            for node, key, value, removed in self._rows(_LATEST_TAGS, (present, as_of)):
+                if not removed:
+                    by_nid[node].tags[key] = value
+        return {n.id: n for n in by_nid.values()}
 
     def _edges(self, col: str, ids: Collection[str], rels: Collection[str], as_of: int) -> list[Edge]:
-        if not ids:
+        nids = self._intern(ids, create=False)
+        if not nids:
             return []
         rel_sql = ",".join("?" * len(rels))
         rows = self._rows(
-            f"SELECT src, rel, dst, first_ts, last_ts FROM edges WHERE {col} IN "
-            f"(SELECT value FROM json_each(?)) AND rel IN ({rel_sql}) AND first_ts <= ?",
-            (_j(ids), *rels, as_of),
+            f"SELECT s.name, e.rel, d.name, e.first_ts, e.last_ts FROM edges e "
+            f"JOIN names s ON s.id = e.src JOIN names d ON d.id = e.dst "
+            f"WHERE e.{col} IN (SELECT value FROM json_each(?)) AND e.rel IN ({rel_sql}) AND e.first_ts <= ?",
+            (_j(nids.values()), *rels, as_of),
         )
         return [Edge(*r) for r in rows]
 
@@ -284,24 +391,18 @@ class EmbeddedStore(LineageStore):
     def edges_to(self, ids: Collection[str], rels: Collection[str], as_of: int = NEVER) -> list[Edge]:
         return self._edges("dst", ids, rels, as_of)
 
-    def touches_of_apps(self, apps: Collection[str], as_of: int = NEVER) -> list[Touch]:
-        return [
-            Touch(a, u, o, art, v, f, la)
-            for a, u, o, v, art, f, la in self._rows(
-                "SELECT app, uri, op, version, artifact, first_ts, last_ts FROM touches "
-                "WHERE app IN (SELECT value FROM json_each(?)) AND first_ts <= ? ORDER BY uri, op",
-                (_j(apps), as_of),
-            )
-        ]
-
     def versions(self, artifacts: Collection[str], as_of: int = NEVER) -> dict[str, list[VersionInfo]]:
         out: dict[str, list[VersionInfo]] = {a: [] for a in artifacts}
+        ids = self._intern(artifacts, create=False)
+        if not ids:
+            return out
+        back = {i: n for n, i in ids.items()}
         for art, vid, label, creator, f in self._rows(
-            "SELECT art, id, label, creator, first_ts FROM nodes WHERE "
-            "art IN (SELECT value FROM json_each(?)) AND first_ts <= ? ORDER BY first_ts, id",
-            (_j(artifacts), as_of),
+            "SELECT n.art, nm.name, n.label, n.creator, n.first_ts FROM nodes n JOIN names nm ON nm.id = n.nid "
+            "WHERE n.art IN (SELECT value FROM json_each(?)) AND n.first_ts <= ? ORDER BY n.first_ts, nm.name",
+            (_j(ids.values()), as_of),
         ):
-            out[art].append(VersionInfo(vid.rpartition("@")[2], f, creator, label))
+            out[back[art]].append(VersionInfo(vid.rpartition("@")[2], f, creator, label))
         return out
 
     def find_nodes(
@@ -314,38 +415,46 @@ class EmbeddedStore(LineageStore):
         limit: int = 100,
         offset: int = 0,
     ) -> tuple[list[Node], int]:
-        sql = ["FROM nodes n WHERE n.kind = ? AND n.first_ts <= ?"]
+        sql = ["FROM nodes n JOIN names nm ON nm.id = n.nid WHERE n.kind = ? AND n.first_ts <= ?"]
         params: list[Any] = [kind, as_of]
         if key_prefix:
-            sql.append("AND n.id >= ? AND n.id < ?")
             lo = f"{kind}:{key_prefix}"
+            sql.append("AND nm.name >= ? AND nm.name < ?")
             params += [lo, lo + "\U0010ffff"]
         for key, value in (where or {}).items():
             sql.append(
-                "AND (SELECT p.value FROM props p WHERE p.node = n.id AND p.key = ? AND p.ts <= ? "
+                "AND (SELECT p.value FROM props p WHERE p.node = n.nid AND p.key = ? AND p.ts <= ? "
                 "ORDER BY p.ts DESC, p.rank DESC, p.value DESC LIMIT 1) = ?"
             )
-            params += [key, as_of, json.dumps(value, sort_keys=True, default=str)]
+            params += [key, as_of, encode_value(value)]
         body = " ".join(sql)
         total = self._rows(f"SELECT count(*) {body}", tuple(params))[0][0]
         ids = [r[0] for r in self._rows(
-            f"SELECT n.id {body} ORDER BY n.first_ts DESC, n.id LIMIT ? OFFSET ?", (*params, limit, offset)
+            f"SELECT nm.name {body} ORDER BY n.first_ts DESC, nm.name LIMIT ? OFFSET ?", (*params, limit, offset)
         )]
         found = self.nodes(ids, as_of)
         return [found[i] for i in ids if i in found], int(total)
 
     def dump(self) -> dict[str, Any]:
+        """Everything by name (ids depend on insertion order, names do not), sorted."""
+        q = self._rows
         return {
-            "nodes": self._rows("SELECT id, kind, art, label, creator, first_ts, last_ts FROM nodes ORDER BY id"),
-            "props": self._rows("SELECT * FROM props ORDER BY node, key, ts, rank, value"),
-            "edges": self._rows("SELECT src, rel, dst, first_ts, last_ts FROM edges ORDER BY src, rel, dst"),
-            "touches": self._rows("SELECT * FROM touches ORDER BY app, uri, op, version"),
-            "tags": self._rows("SELECT * FROM tags ORDER BY node, key, ts, removed, value, uri"),
+            "nodes": sorted(q("SELECT nm.name, n.kind, a.name, n.label, n.creator, n.first_ts, n.last_ts FROM nodes n "
+                              "JOIN names nm ON nm.id = n.nid LEFT JOIN names a ON a.id = n.art"),
+                            key=lambda r: r[0]),
+            "props": sorted(q("SELECT nm.name, p.key, p.ts, p.rank, p.value FROM props p JOIN names nm ON nm.id = p.node")),
+            "edges": sorted(q("SELECT s.name, e.rel, d.name, e.first_ts, e.last_ts FROM edges e "
+                              "JOIN names s ON s.id = e.src JOIN names d ON d.id = e.dst")),
+            "touches": sorted(q("SELECT a.name, u.name, t.op, t.version, r.name, t.first_ts, t.last_ts FROM touches t "
+                                "JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri "
+                                "JOIN names r ON r.id = t.artifact")),
+            "tags": sorted(q("SELECT nm.name, t.key, t.ts, t.removed, t.value, u.name FROM tags t "
+                             "JOIN names nm ON nm.id = t.node JOIN names u ON u.id = t.uri")),
         }
 
     def stats(self) -> dict[str, int]:
         out = {}
-        for table in ("nodes", "edges", "touches", "props", "tags"):  # offsets are bookkeeping, not graph
+        for table in ("nodes", "edges", "touches", "props", "tags"):  # names and offsets are bookkeeping
             out[table] = int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
         return out
 

@@ -13,9 +13,10 @@ this makes any order and any duplication of one history produce the same graph.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 # relations
 RAN = "RAN"  # user -> app
@@ -85,7 +86,7 @@ def encode_value(value: Any) -> str:
     """The one JSON encoding of property values (stable, so equal values are equal facts)."""
     if type(value) is str and value.isalnum():
         return '"' + value + '"'
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str).decode()
 
 
 class FactBatch:

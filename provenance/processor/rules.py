@@ -146,6 +146,12 @@ class Rules:
     type_key: str
     jobs: JobNaming
     _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    _ignore_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # one alternation instead of a regex per pattern: this runs for every new path
+        joined = "|".join(f"(?:{rx.pattern})" for rx in self.ignore)
+        object.__setattr__(self, "_ignore_any", re.compile(joined) if joined else None)
 
     def ignored(self, uri: str) -> bool:
         return self.lookup(uri) is None
@@ -162,7 +168,7 @@ class Rules:
         hit = self._cache.get(uri, False)
         if hit is False:
             path = uri_path(uri)
-            hit = None if any(rx.fullmatch(path) for rx in self.ignore) else self._classify(uri)
+            hit = None if self._ignore_any is not None and self._ignore_any.fullmatch(path) else self._classify(uri)
             if len(self._cache) > 500_000:
                 self._cache.clear()
             self._cache[uri] = hit
@@ -214,6 +220,9 @@ def _render(template: str, fields: dict[str, str], path: str) -> str:
 
 
 def split_uri(uri: str) -> tuple[str, str, str]:
+    if uri.startswith("file:///"):  # the common case, without urlsplit
+        path = uri[7:]
+        return "file", "", unquote(path) if "%" in path else path
     parts = urlsplit(uri)
     return parts.scheme or "file", parts.netloc, unquote(parts.path) or "/"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from provenance.bus.port import DEAD_LETTER_TOPIC, Bus, Consumer, Message, Record
 from provenance.errors import EventError, StoreError
+from provenance.events.model import Event
 from provenance.graph.model import DerivedLineage, FactBatch, Touch
 from provenance.graph.port import LineageStore
 from provenance.processor.infer import infer
@@ -54,23 +55,38 @@ def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> tuple[FactB
 
     Pure, so it runs in worker processes as well as inline. A failing record contributes nothing.
     """
+    # Decoding failures are common and cost nothing; inference rarely fails, and a record whose
+    # inference failed half-way must contribute nothing, so then the chunk is redone record by record.
     facts = FactBatch()
     dead: list[tuple[int, str]] = []
     n_events = 0
+    decoded: list[tuple[int, list[Event]]] = []
     for i, (topic, value) in enumerate(records):
         try:
-            events = normalize_record(topic, value)
-            batch = FactBatch()
-            for ev in events:
-                infer(ev, rules, batch)
+            decoded.append((i, normalize_record(topic, value)))
         except EventError as exc:
             dead.append((i, str(exc)))
-            continue
-        except Exception as exc:  # a bug in a rule must not stop the stream either
-            dead.append((i, f"inference failed: {type(exc).__name__}: {exc}"))
-            continue
-        facts.extend(batch)
-        n_events += len(events)
+    try:
+        for _, events in decoded:
+            for ev in events:
+                infer(ev, rules, facts)
+            n_events += len(events)
+    except Exception:
+        facts, n_events = FactBatch(), 0
+        for i, events in decoded:
+            batch = FactBatch()
+            try:
+                for ev in events:
+                    infer(ev, rules, batch)
+            except EventError as exc:
+                dead.append((i, str(exc)))
+                continue
+            except Exception as exc:  # a bug in a rule must not stop the stream either
+                dead.append((i, f"inference failed: {type(exc).__name__}: {exc}"))
+                continue
+            facts.extend(batch)
+            n_events += len(events)
+        dead.sort()
     return facts, dead, n_events
 
 

@@ -10,6 +10,8 @@ max per query, p95 over the answers with at most 1,000 items, and the store's si
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import random
 import statistics
 import tempfile
@@ -22,7 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.graphs import EDGES_PER_PIPELINE, build
+from bench.graphs import EDGES_PER_PIPELINE, Built, build
 from provenance.graph.embedded import EmbeddedStore
 from provenance.graph.model import NEVER
 from provenance.graph.queries import Limits, LineageQueries
@@ -46,21 +48,34 @@ def measure(fn: Callable[[], dict[str, Any]]) -> tuple[float, dict[str, Any]]:
     return (time.perf_counter() - t0) * 1000, r
 
 
-def bench_size(edges: int, samples: int, seed: int) -> list[list[str]]:
+def load(edges: int, keep: Path | None) -> tuple[Path, Built, float, tempfile.TemporaryDirectory[str] | None]:
+    """Build the graph, or reuse one kept by an earlier run with ``--keep DIR``."""
+    tmp = None if keep else tempfile.TemporaryDirectory(prefix="prov-qbench-")
+    where = keep or Path(tmp.name)  # type: ignore[union-attr]
+    where.mkdir(parents=True, exist_ok=True)
+    path, meta = where / f"graph-{edges}.db", where / f"graph-{edges}.json"
+    if meta.exists() and path.exists():
+        return path, Built(**json.loads(meta.read_text())), 0.0, tmp
+    path.unlink(missing_ok=True)
+    store = EmbeddedStore(path)
+    with Progress(TextColumn(f"{edges:,} edges: loading"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("load", total=max(1, edges // EDGES_PER_PIPELINE))
+        t0 = time.perf_counter()
+        built = build(store, edges, progress=lambda n: bar.advance(task, n))
+        load_s = time.perf_counter() - t0
+    store.close()  # checkpoint the WAL so the file size is the store's size
+    meta.write_text(json.dumps(dataclasses.asdict(built)))
+    return path, built, load_s, tmp
+
+
+def bench_size(edges: int, samples: int, seed: int, keep: Path | None) -> list[list[str]]:
     rows = []
-    with tempfile.TemporaryDirectory(prefix="prov-qbench-") as d:
-        path = Path(d) / "graph.db"
-        store = EmbeddedStore(path)
-        with Progress(TextColumn(f"{edges:,} edges: loading"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("load", total=max(1, edges // EDGES_PER_PIPELINE))
-            t0 = time.perf_counter()
-            built = build(store, edges, progress=lambda n: bar.advance(task, n))
-            load_s = time.perf_counter() - t0
-        stats = store.stats()
-        store.close()  # checkpoint the WAL so the file size is the store's size
+    path, built, load_s, tmp = load(edges, keep)
+    try:
         disk_mb = path.stat().st_size / 2**20
         store = EmbeddedStore(path)
+        stats = store.stats()
         q = LineageQueries(store, default_rules())
         rng = random.Random(seed)
         mid = (built.first_ts + built.last_ts) // 2
@@ -71,7 +86,8 @@ def bench_size(edges: int, samples: int, seed: int) -> list[list[str]]:
             "audit(model)": lambda t: (lambda u=rng.choice(built.deployments): q.upstream(u, t, limits)),
             "gdpr(raw data)": lambda t: (lambda u=rng.choice(built.raws): q.gdpr([u], t, limits)),
         }
-        console.print(f"[bold]{edges:,}-edge graph[/bold]: loaded in {load_s:.0f}s; {stats['nodes']:,} nodes, "
+        loaded = f"loaded in {load_s:.0f}s" if load_s else "reused from --keep"
+        console.print(f"[bold]{edges:,}-edge graph[/bold]: {loaded}; {stats['nodes']:,} nodes, "
                       f"{stats['edges']:,} edges, {stats['touches']:,} touches; {disk_mb:,.0f} MB on disk")
         for name, make in cases.items():
             for label, as_of in (("now", NEVER), ("as of mid", mid)):
@@ -95,6 +111,9 @@ def bench_size(edges: int, samples: int, seed: int) -> list[list[str]]:
                              f"{pct(small, 0.95):.1f} ({len(small)})" if small else "—",
                              f"{statistics.median(sizes):.0f} / {max(sizes):,}", str(partial)])
         store.close()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
     return rows
 
 
@@ -103,13 +122,14 @@ def main() -> None:
     ap.add_argument("--edges", type=int, nargs="+", default=[1_000_000, 10_000_000])
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--keep", type=Path, default=None, help="keep built graphs here and reuse them next time")
     args = ap.parse_args()
     table = Table(title="Query latency, embedded store (ms; depth 10, 1,000 items a page)")
     for col in ("graph edges", "query", "time", "n", "p50", "p95", "max", "p95 if ≤1,000 items (n)",
                 "items median / max", "partial"):
         table.add_column(col, justify="right")
     for e in args.edges:
-        for row in bench_size(e, args.samples, args.seed):
+        for row in bench_size(e, args.samples, args.seed, args.keep):
             table.add_row(*row)
     console.print(table)
 

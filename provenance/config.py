@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(default=None, description="replaces the default inference rules")
     extra_rules_files: list[Path] = Field(default_factory=list,
                                           description="rules tried before the defaults")
-    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
+    batch_size: int = Field(default=20_000, ge=1, le=1_000_000)
     processor_workers: int = Field(default_factory=lambda: min(4, max(1, (os.cpu_count() or 2) - 1)), ge=0, le=64,
                                    description="processes that decode and infer while the store writes (0: inline)")
     bus: BusConfig = Field(default_factory=BusConfig)

@@ -378,12 +378,18 @@ class EmbeddedStore(LineageStore):
             return []
         rel_sql = ",".join("?" * len(rels))
         rows = self._rows(
-            f"SELECT s.name, e.rel, d.name, e.first_ts, e.last_ts FROM edges e "
+            f"SELECT e.src, s.name, e.rel, e.dst, d.name, e.first_ts, e.last_ts FROM edges e "
             f"JOIN names s ON s.id = e.src JOIN names d ON d.id = e.dst "
             f"WHERE e.{col} IN (SELECT value FROM json_each(?)) AND e.rel IN ({rel_sql}) AND e.first_ts <= ?",
             (_j(nids.values()), *rels, as_of),
         )
-        return [Edge(*r) for r in rows]
+        cache = self._ids
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        for src, sname, _, dst, dname, _, _ in rows:  # the next traversal level asks for these by name
+            cache[sname] = src
+            cache[dname] = dst
+        return [Edge(sname, rel, dname, f, la) for _, sname, rel, _, dname, f, la in rows]
 
     def edges_from(self, ids: Collection[str], rels: Collection[str], as_of: int = NEVER) -> list[Edge]:
         return self._edges("src", ids, rels, as_of)

@@ -14,7 +14,7 @@ this makes any order and any duplication of one history produce the same graph.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -69,8 +69,7 @@ def node_key(node_id: str) -> str:
     return node_id.split(":", 1)[1]
 
 
-@dataclass(frozen=True, slots=True)
-class Touch:
+class Touch(NamedTuple):
     """An app's operation(s) of one kind on one file, first and last time (file-level footprint)."""
 
     app: str  # app id (not node id)
@@ -164,8 +163,7 @@ class FactBatch:
         return len(self.nodes) + len(self.edges) + len(self.touches) + len(self.props) + len(self.tags)
 
 
-@dataclass(frozen=True, slots=True)
-class VersionInfo:
+class VersionInfo(NamedTuple):
     """One version of an artifact: when it came to be and which app made it (None: never written)."""
 
     key: str
@@ -174,8 +172,7 @@ class VersionInfo:
     label: str
 
 
-@dataclass(frozen=True, slots=True)
-class DerivedEdge:
+class DerivedEdge(NamedTuple):
     app: str  # app id
     rel: str
     version: str  # version key
@@ -192,8 +189,7 @@ class DerivedLineage:
     edges: list[DerivedEdge]
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+class Edge(NamedTuple):
     src: str
     rel: str
     dst: str

@@ -212,6 +212,21 @@ class LineageQueries:
             }
         return out
 
+    def _types(self, version_ids: Iterable[str], as_of: int) -> dict[str, tuple[str, dict[str, str]]]:
+        """(effective type, tags) of each version's artifact: enough to filter and to propagate tags."""
+        vids = set(version_ids)
+        arts = {v: artifact_node(split_version_node(v)[0]) for v in vids}
+        anodes = self.store.nodes(sorted(set(arts.values())), as_of)
+        out = {}
+        for v, a in arts.items():
+            n = anodes.get(a)
+            tags = dict(n.tags) if n else {}
+            out[v] = (tags.get(self.rules.type_key) or (n.props.get("type", "file") if n else "file"), tags)
+        return out
+
+    def _users_of(self, app_ids: Sequence[str], as_of: int) -> list[str]:
+        return sorted({node_key(e.src) for e in self.store.edges_to(app_ids, ["RAN"], as_of)})
+
     def _app_items(self, app_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
         ids = sorted(set(app_ids))
         nodes = self.store.nodes(ids, as_of)
@@ -274,12 +289,7 @@ class LineageQueries:
         items = self._artifact_items(by_version, as_of)
         out = []
         for v, rels in by_version.items():
-            types = {_REL_TYPE[r] for r in rels}
-            if ADDED in types and REMOVED in types:
-                types -= {ADDED, REMOVED}
-                types.add(TMP)
-            out.append({**items[v], "types": sorted(types, key=_TYPE_ORDER.__getitem__),
-                        "first_ts": times[v][0], "last_ts": times[v][1]})
+            out.append({**items[v], "types": _types_of(rels), "first_ts": times[v][0], "last_ts": times[v][1]})
         out.sort(key=lambda i: (_TYPE_ORDER[i["types"][0]], i["uri"], i["version_key"]))
         return out
 
@@ -296,28 +306,30 @@ class LineageQueries:
             assert artifact is not None
             starts = self.versions_of(artifact, as_of, latest_only=False)
         tr = self.traverse(starts, "down", as_of, limits)
-        reached_apps = sorted(n for n in tr.depth if n.startswith("app:") and n not in starts)
-        if app is not None or job is not None:
-            # the start's own outputs are where impact begins; they are reached, the start is not
-            pass
+        reached_apps = sorted((n for n in tr.depth if n.startswith("app:") and n not in starts),
+                              key=lambda a: (tr.depth[a], a))
         reached_versions = {n for n in tr.depth if n.startswith("version:") and n not in starts}
-        edges = self.store.edges_from(reached_apps, [READ, CREATED, MODIFIED, DELETED], as_of)
-        artifacts = self._typed_versions(edges, as_of) if edges else []
-        for item in artifacts:
-            vid = version_node(item["uri"], item["version_key"])
-            item["reached"] = vid in reached_versions
-            item["depth"] = tr.depth.get(vid)
-        artifacts.sort(key=lambda i: (not i["reached"], i["depth"] or 0, i["uri"], i["version_key"]))
-        apps = self._app_items(reached_apps, as_of)
-        app_list = sorted(({**apps[a], "depth": tr.depth[a]} for a in reached_apps),
-                          key=lambda i: (i["depth"], i["app_id"]))
+        # the union of the reached apps' footprints, ordered without reading a single node
+        rels: dict[str, set[str]] = {}
+        times: dict[str, list[int]] = {}
+        for e in self.store.edges_from(reached_apps, [READ, CREATED, MODIFIED, DELETED], as_of):
+            rels.setdefault(e.dst, set()).add(e.rel)
+            t = times.setdefault(e.dst, [e.first_ts, e.last_ts])
+            t[0], t[1] = min(t[0], e.first_ts), max(t[1], e.last_ts)
+        order = sorted(rels, key=lambda v: (v not in reached_versions, tr.depth.get(v, 0), split_version_node(v)))
+        shown = order[limits.offset : limits.offset + limits.limit]
+        items = self._artifact_items(shown, as_of)
+        artifacts = [{**items[v], "types": _types_of(rels[v]), "first_ts": times[v][0], "last_ts": times[v][1],
+                      "reached": v in reached_versions, "depth": tr.depth.get(v)} for v in shown]
+        app_page = reached_apps[limits.offset : limits.offset + limits.limit]
+        apps = self._app_items(app_page, as_of)
         return {
             "query": "impact",
             "as_of": _iso_or_none(as_of),
             "start": starts,
-            "apps": page(app_list, limits),
-            "artifacts": page(artifacts, limits),
-            "totals": {"apps": len(app_list), "artifacts": len(artifacts)},
+            "apps": [{**apps[a], "depth": tr.depth[a]} for a in app_page],
+            "artifacts": artifacts,
+            "totals": {"apps": len(reached_apps), "artifacts": len(order)},
             "offset": limits.offset,
             "limit": limits.limit,
             "partial": tr.partial,
@@ -335,21 +347,21 @@ class LineageQueries:
     def upstream(self, artifact: str, as_of: int = NEVER, limits: Limits = Limits()) -> dict[str, Any]:
         target = self.versions_of(artifact, as_of, latest_only=True)[0]
         tr = self.traverse([target], "up", as_of, limits)
-        version_ids = [n for n in tr.depth if n.startswith("version:")]
+        version_ids = sorted((n for n in tr.depth if n.startswith("version:") and n != target),
+                             key=lambda v: (tr.depth[v], split_version_node(v)))
         app_ids = [n for n in tr.depth if n.startswith("app:")]
-        items = self._artifact_items(version_ids, as_of)
+        shown = version_ids[limits.offset : limits.offset + limits.limit]
+        items = self._artifact_items(shown, as_of)
         apps = self._app_items(app_ids, as_of)
-        ancestors = sorted(
-            ({**items[v], "depth": tr.depth[v],
-              "via": [node_key(n) for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]}
-             for v in version_ids if v != target),
-            key=lambda i: (i["depth"], i["uri"], i["version_key"]),
-        )
+        ancestors = [{**items[v], "depth": tr.depth[v],
+                      "via": [node_key(n) for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]}
+                     for v in shown]
         inherited: dict[str, list[str]] = {}
-        for a in ancestors:
-            for key in a["tags"]:
+        for v, (_, tags) in sorted(self._types(version_ids, as_of).items()):
+            for key in tags:
                 if key in self.rules.propagate:
-                    inherited.setdefault(key, []).append(a["version_uri"])
+                    uri, vkey = split_version_node(v)
+                    inherited.setdefault(key, []).append(f"{uri}@{vkey}")
         # the apps that later read the target: evaluations, bias tests, deployments
         consumer_edges = self.store.edges_to([target], [READ], as_of)
         consumer_ids = sorted({e.src for e in consumer_edges})
@@ -367,13 +379,13 @@ class LineageQueries:
             "query": "upstream",
             "as_of": _iso_or_none(as_of),
             "target": {**self._artifact_items([target], as_of)[target], "inherited_tags": inherited},
-            "artifacts": page(ancestors, limits),
+            "artifacts": ancestors,
             "apps": page(app_list, limits),
             "users": users,
             "code_versions": sorted({a["git_commit"] for a in apps.values() if a["git_commit"]}),
             "environments": sorted({a["env_hash"] for a in apps.values() if a["env_hash"]}),
             "consumers": page(consumer_list, limits),
-            "totals": {"artifacts": len(ancestors), "apps": len(app_list), "consumers": len(consumer_list)},
+            "totals": {"artifacts": len(version_ids), "apps": len(app_list), "consumers": len(consumer_list)},
             "offset": limits.offset,
             "limit": limits.limit,
             "partial": tr.partial,
@@ -388,45 +400,49 @@ class LineageQueries:
         for u in uris:
             starts.extend(self.versions_of(u, as_of, latest_only=False))
         tr = self.traverse(starts, "down", as_of, limits)
-        version_ids = [n for n in tr.depth if n.startswith("version:") and n not in starts]
-        app_ids = sorted(n for n in tr.depth if n.startswith("app:"))
-        items = self._artifact_items([*version_ids, *starts], as_of)
-        apps = self._app_items(app_ids, as_of)
-        deleted = {e.dst for e in self.store.edges_to(version_ids, [DELETED], as_of)}
-        propagating = {k: v for s in starts for k, v in items[s]["tags"].items() if k in self.rules.propagate}
-        deployed_models = self._deployed(version_ids, items, as_of)
-        models, derived = [], []
-        for v in version_ids:
-            item = {**items[v], "depth": tr.depth[v], "deleted": v in deleted, "inherited_tags": propagating}
-            derived.append(item)
-            if item["type"] in MODEL_TYPES or item["type"] in DEPLOYMENT_TYPES:
-                models.append({**item, "deployed": item["type"] in DEPLOYMENT_TYPES or v in deployed_models,
-                               "evidence": self._evidence(tr, v, items, apps)})
-        derived.sort(key=lambda i: (i["depth"], i["uri"], i["version_key"]))
-        models.sort(key=lambda i: (i["type"] != "deployment", i["depth"], i["uri"], i["version_key"]))
-        app_list = sorted(({**apps[a], "depth": tr.depth[a]} for a in app_ids), key=lambda i: (i["depth"], i["app_id"]))
+        version_ids = sorted((n for n in tr.depth if n.startswith("version:") and n not in starts),
+                             key=lambda v: (tr.depth[v], split_version_node(v)))
+        app_ids = sorted((n for n in tr.depth if n.startswith("app:")), key=lambda a: (tr.depth[a], a))
+        types = self._types([*version_ids, *starts], as_of)
+        propagating = {k: v for s in starts for k, v in types[s][1].items() if k in self.rules.propagate}
+        model_ids = [v for v in version_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
+        model_ids.sort(key=lambda v: (types[v][0] != "deployment", tr.depth[v], split_version_node(v)))
+        models_shown = model_ids[limits.offset : limits.offset + limits.limit]
+        derived_shown = version_ids[limits.offset : limits.offset + limits.limit]
+        apps_shown = app_ids[limits.offset : limits.offset + limits.limit]
+        evidence_nodes = {n for m in models_shown for n, _ in tr.path_to(m)}
+        items = self._artifact_items({*derived_shown, *models_shown, *starts,
+                                      *(n for n in evidence_nodes if n.startswith("version:"))}, as_of)
+        apps = self._app_items({*apps_shown, *(n for n in evidence_nodes if n.startswith("app:"))}, as_of)
+        deleted = {e.dst for e in self.store.edges_to(sorted({*derived_shown, *models_shown}), [DELETED], as_of)}
+        deployed_models = self._deployed([m for m in models_shown if types[m][0] in MODEL_TYPES], as_of)
+
+        def describe(v: str) -> dict[str, Any]:
+            return {**items[v], "depth": tr.depth[v], "deleted": v in deleted, "inherited_tags": propagating}
+
+        models = [{**describe(v), "deployed": types[v][0] in DEPLOYMENT_TYPES or v in deployed_models,
+                   "evidence": self._evidence(tr, v, items, apps)} for v in models_shown]
         return {
             "query": "gdpr",
             "as_of": _iso_or_none(as_of),
             "data": [items[s] for s in starts],
-            "models": page(models, limits),
-            "apps": page(app_list, limits),
-            "users": sorted({u for a in apps.values() for u in a["users"]}),
-            "derived": page(derived, limits),
-            "totals": {"models": len(models), "apps": len(app_list), "derived": len(derived)},
+            "models": models,
+            "apps": [{**apps[a], "depth": tr.depth[a]} for a in apps_shown],
+            "users": self._users_of(app_ids, as_of),
+            "derived": [describe(v) for v in derived_shown],
+            "totals": {"models": len(model_ids), "apps": len(app_ids), "derived": len(version_ids)},
             "offset": limits.offset,
             "limit": limits.limit,
             "partial": tr.partial,
             "reason": tr.reason,
         }
 
-    def _deployed(self, version_ids: list[str], items: dict[str, dict[str, Any]], as_of: int) -> set[str]:
+    def _deployed(self, models: list[str], as_of: int) -> set[str]:
         """Model versions that an app copied into a deployment."""
-        models = [v for v in version_ids if items[v]["type"] in MODEL_TYPES]
         readers = self.store.edges_to(models, [READ], as_of)
         outs = self.store.edges_from(sorted({e.src for e in readers}), list(WRITE_RELS), as_of)
-        out_items = self._artifact_items([e.dst for e in outs], as_of)
-        deploying_apps = {e.src for e in outs if out_items[e.dst]["type"] in DEPLOYMENT_TYPES}
+        out_types = self._types([e.dst for e in outs], as_of)
+        deploying_apps = {e.src for e in outs if out_types[e.dst][0] in DEPLOYMENT_TYPES}
         return {e.dst for e in readers if e.src in deploying_apps}
 
     def _evidence(self, tr: Traversal, v: str, items: dict[str, dict[str, Any]],
@@ -442,6 +458,15 @@ class LineageQueries:
                 steps.append({"kind": "artifact", "uri": it.get("uri"), "version": it.get("version"),
                               "type": it.get("type"), "rel": rel})
         return steps
+
+
+def _types_of(rels: Iterable[str]) -> list[str]:
+    """Hopsworks footprint types of an app's edges to one version (created and removed: temporary)."""
+    types = {_REL_TYPE[r] for r in rels}
+    if ADDED in types and REMOVED in types:
+        types -= {ADDED, REMOVED}
+        types.add(TMP)
+    return sorted(types, key=_TYPE_ORDER.__getitem__)
 
 
 def classify_files(touches: list[Touch]) -> list[dict[str, Any]]:

@@ -61,12 +61,7 @@ def build(store: LineageStore, edges: int, seed: int = 11, progress: Callable[[i
     while done < n_pipelines:
         facts = FactBatch()
         lineage: dict[str, DerivedLineage] = {}
-
-        def lin(art: str) -> DerivedLineage:
-            got = lineage.get(art)
-            if got is None:
-                got = lineage[art] = DerivedLineage(art, [], [])
-            return got
+        lin = _lineage_of(lineage)
 
         for p in range(done, min(n_pipelines, done + pipelines_per_batch)):
             prev: list[str] = []
@@ -125,6 +120,16 @@ def build(store: LineageStore, edges: int, seed: int = 11, progress: Callable[[i
     out.last_ts = ts
     out.raws = sorted(used)
     return out
+
+
+def _lineage_of(lineage: dict[str, DerivedLineage]) -> Callable[[str], DerivedLineage]:
+    def lin(art: str) -> DerivedLineage:
+        got = lineage.get(art)
+        if got is None:
+            got = lineage[art] = DerivedLineage(art, [], [])
+        return got
+
+    return lin
 
 
 def _creator(art: str) -> str:

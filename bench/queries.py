@@ -82,7 +82,8 @@ def bench_size(edges: int, samples: int, seed: int, keep: Path | None) -> list[l
         limits = Limits(depth=10, limit=1000)
         cases: dict[str, Callable[[int], Callable[[], dict[str, Any]]]] = {
             "footprint(app)": lambda t: (lambda a=rng.choice(built.apps): q.footprint(a, t, limits)),
-            "impact(raw data)": lambda t: (lambda u=rng.choice(built.raws): q.impact(artifact=u, as_of=t, limits=limits)),
+            "impact(raw data)": lambda t: (
+                lambda u=rng.choice(built.raws): q.impact(artifact=u, as_of=t, limits=limits)),
             "audit(model)": lambda t: (lambda u=rng.choice(built.deployments): q.upstream(u, t, limits)),
             "gdpr(raw data)": lambda t: (lambda u=rng.choice(built.raws): q.gdpr([u], t, limits)),
         }

@@ -19,7 +19,7 @@ Run ``python examples/make_loan_history.py`` to regenerate; the output is determ
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 P = "/Projects/loan"
@@ -28,7 +28,7 @@ ENV_1 = "sha256:3f9a1c0d6b2e"
 ENV_2 = "sha256:8b7e44aa9c01"
 
 events: list[dict[str, object]] = []
-_clock = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+_clock = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 _seq = 0
 
 

@@ -37,7 +37,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     raise SystemExit(code)
 
 
-class AsOf(click.ParamType):
+class AsOf(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic only in newer click
     name = "TIME"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -58,7 +58,8 @@ def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def limits_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Skip this many items.")(f)
+    f = click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Skip this many items.")(f)
     f = click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True, help="Items per list.")(f)
     return f
 
@@ -375,8 +376,9 @@ def gdpr(ctx: Ctx, uris: tuple[str, ...], as_of: int | None, depth: int, time_bu
     for col in ("type", "artifact", "version", "deployed", "evidence"):
         table.add_column(col)
     for m in r["models"]:
-        path = " → ".join(s["job"] or s["app_id"] if s["kind"] == "app" else f"{s['uri'].rsplit('/', 1)[-1]}@{s['version']}"
-                          for s in m["evidence"])
+        path = " → ".join(
+            s["job"] or s["app_id"] if s["kind"] == "app" else f"{s['uri'].rsplit('/', 1)[-1]}@{s['version']}"
+            for s in m["evidence"])
         table.add_row(m["type"], m["uri"], str(m["version"]), "yes" if m["deployed"] else "no", path)
     out.print(table)
     out.print(f"users involved: {', '.join(r['users']) or '—'}", highlight=False)
@@ -397,7 +399,8 @@ def dead_letters(ctx: Ctx, limit: int, as_json: bool) -> None:
         if not isinstance(stack.bus, EmbeddedLog):
             _fail("dead-letters reads the embedded log; use your Kafka tools for the Kafka bus")
         msgs = stack.bus.read(DEAD_LETTER_TOPIC, 0, limit)
-    items = [{"offset": m.offset, **m.headers, "value": m.value.decode("utf-8", "replace")} for m in msgs]
+    items: list[dict[str, str]] = [{"offset": str(m.offset), **m.headers, "value": m.value.decode("utf-8", "replace")}
+                                   for m in msgs]
     if as_json:
         return _emit_json({"dead_letters": items})
     table = Table(title=f"Dead letters ({len(items)})")

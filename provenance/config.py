@@ -59,7 +59,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _construct(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    data = loader.construct_mapping(node, deep=True)
+    data: dict[str, Any] = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
     lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     data["__lines__"] = lines
     return data
@@ -95,7 +95,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     try:
-        data = yaml.load(text, Loader=_LineLoader) or {}  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the package with its test dependencies, then runs the whole test suite.
+# Installs the package with its test and lint dependencies, checks types and style, runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+python3 -m ruff check provenance tests bench examples
+python3 -m mypy
 exec python3 -m pytest -q "$@"

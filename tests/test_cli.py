@@ -11,7 +11,8 @@ import pytest
 from tests.conftest import APP, EXAMPLE, P
 
 
-def run(home: Path, *args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(home: Path, *args: str, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "provenance.cli", "--home", str(home), *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **(env or {})}, input=stdin)
 

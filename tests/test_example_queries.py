@@ -7,7 +7,7 @@ import pytest
 from provenance.errors import NotFoundError, QueryError
 from provenance.events.model import to_ms
 from provenance.graph.queries import Limits, LineageQueries
-from tests.conftest import APP, P, RERUN_MARK
+from tests.conftest import APP, RERUN_MARK, P
 
 FG = f"file://{P}/loan_featurestore.db/loan_features_1"
 MODEL = f"file://{P}/Models/loan_model"
@@ -89,7 +89,7 @@ def test_audit_of_deployed_model_reaches_raw_data_commits_users_and_code(loan: L
     assert raws == {RAW_FEB, f"file://{P}/Raw/applications_2026_03.csv", f"file://{P}/Raw/applications_2026_04.csv"}
     assert r["users"] == ["alice", "bob"]
     assert r["code_versions"] == ["5c1e0a2", "9d4b7f1"]
-    assert set(r["target"]["inherited_tags"]) == {"pii"}
+    assert {k: sorted(v) for k, v in r["target"]["inherited_tags"].items()} == {"pii": sorted(raws)}
     train = [a for a in r["apps"] if a["job"] == "loan/train"]
     assert [(a["app_id"], a["git_commit"], a["env_hash"]) for a in train] == [
         (APP + "0012", "9d4b7f1", "sha256:8b7e44aa9c01")]

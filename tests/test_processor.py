@@ -72,7 +72,8 @@ def test_tags_type_override_and_removal(stack: Stack) -> None:
          "attrs": {"name": "user.prov.type", "value": "model"}},
         {"source": "fs", "kind": "file", "op": "xattr_set", "ts": 3, "uri": "/x/blob.bin", "app_id": "w",
          "attrs": {"name": "security.selinux", "value": "ignored"}},
-        {"source": "api", "kind": "tag", "op": "set", "ts": 4, "uri": "/x/blob.bin", "attrs": {"key": "owner", "value": "ml"}},
+        {"source": "api", "kind": "tag", "op": "set", "ts": 4, "uri": "/x/blob.bin",
+         "attrs": {"key": "owner", "value": "ml"}},
         {"source": "api", "kind": "tag", "op": "remove", "ts": 6, "uri": "/x/blob.bin", "attrs": {"key": "owner"}},
     ]
     ingest_lines(stack, [json.dumps(e) for e in ev])
@@ -91,7 +92,7 @@ def test_link_events_draw_lineage(stack: Stack) -> None:
 
 
 def test_a_record_whose_inference_fails_half_way_contributes_nothing(stack: Stack, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import provenance.processor.runner as runner
+    from provenance.processor import runner
 
     real = runner.infer
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from provenance.bus.port import Bus, Consumer, Message, Record
 from provenance.errors import BusError
@@ -161,10 +162,10 @@ class EmbeddedLog(Bus):
             except sqlite3.Error as exc:
                 raise BusError(f"reset of group {group!r} failed: {exc}") from exc
 
-    def _query(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[Any]:
         with self._lock:
             try:
-                return self._conn.execute(sql, params).fetchall()  # type: ignore[no-any-return]
+                return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise BusError(f"log read failed: {exc}") from exc
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -69,14 +69,14 @@ def to_ms(value: Any) -> int:
     else:
         raise ValueError(f"not a timestamp: {value!r}")
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(round(dt.timestamp() * 1000))
 
 
 def ms_to_iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
 
@@ -87,7 +87,7 @@ _SAFE = re.compile(r"[A-Za-z0-9_\-+,=~@:./]*")
 
 
 def _plain(path: str) -> bool:
-    if not _SAFE.fullmatch(path) or "//" in path or path.endswith("/") and path != "/":
+    if not _SAFE.fullmatch(path) or "//" in path or (path.endswith("/") and path != "/"):
         return False
     return not any(seg in (".", "..") for seg in path.split("/"))
 

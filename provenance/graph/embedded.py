@@ -448,7 +448,8 @@ class EmbeddedStore(LineageStore):
             "nodes": sorted(q("SELECT nm.name, n.kind, a.name, n.label, n.creator, n.first_ts, n.last_ts FROM nodes n "
                               "JOIN names nm ON nm.id = n.nid LEFT JOIN names a ON a.id = n.art"),
                             key=lambda r: r[0]),
-            "props": sorted(q("SELECT nm.name, p.key, p.ts, p.rank, p.value FROM props p JOIN names nm ON nm.id = p.node")),
+            "props": sorted(q("SELECT nm.name, p.key, p.ts, p.rank, p.value FROM props p "
+                              "JOIN names nm ON nm.id = p.node")),
             "edges": sorted(q("SELECT s.name, e.rel, d.name, e.first_ts, e.last_ts FROM edges e "
                               "JOIN names s ON s.id = e.src JOIN names d ON d.id = e.dst")),
             "touches": sorted(q("SELECT a.name, u.name, t.op, t.version, r.name, t.first_ts, t.last_ts FROM touches t "

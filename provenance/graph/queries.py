@@ -356,12 +356,12 @@ class LineageQueries:
         ancestors = [{**items[v], "depth": tr.depth[v],
                       "via": [node_key(n) for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]}
                      for v in shown]
-        inherited: dict[str, list[str]] = {}
+        inherited: dict[str, list[str]] = {}  # propagating tag → the upstream artifacts that carry it
         for v, (_, tags) in sorted(self._types(version_ids, as_of).items()):
             for key in tags:
-                if key in self.rules.propagate:
-                    uri, vkey = split_version_node(v)
-                    inherited.setdefault(key, []).append(f"{uri}@{vkey}")
+                uri = split_version_node(v)[0]
+                if key in self.rules.propagate and uri not in inherited.get(key, []):
+                    inherited.setdefault(key, []).append(uri)
         # the apps that later read the target: evaluations, bias tests, deployments
         consumer_edges = self.store.edges_to([target], [READ], as_of)
         consumer_ids = sorted({e.src for e in consumer_edges})

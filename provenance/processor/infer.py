@@ -159,7 +159,8 @@ def _commit(event: Event, rules: Rules, out: FactBatch) -> None:
     version = _attr_version(attrs)
     if version is None:
         raise EventError("a table_commit event needs attrs.version")
-    info = attrs.get("commit_info") if isinstance(attrs.get("commit_info"), dict) else {}
+    raw_info = attrs.get("commit_info")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     app = event.app_id or info.get("prov.app_id") or unattributed_app(event.user or info.get("prov.user"))
     _who(str(app), event.user or info.get("prov.user"), event.ts, out)
     ref = _touch(str(app), event.uri, "commit", event, rules, out, version=version)

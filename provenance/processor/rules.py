@@ -158,10 +158,8 @@ class Rules:
 
     def classify(self, uri: str) -> ArtifactRef:
         """The artifact a file URI belongs to (the file itself, typed ``file``, if no rule matches)."""
-        hit = self._cache.get(uri, False)
-        if hit is None or hit is False:
-            hit = self._classify(uri)
-        return hit
+        hit = self._cache.get(uri)
+        return hit if hit is not None else self._classify(uri)
 
     def lookup(self, uri: str) -> ArtifactRef | None:
         """`classify`, or None for a path the ``ignore`` patterns exclude; cached per URI."""
@@ -241,7 +239,7 @@ class _LineLoader(yaml.SafeLoader):
 
 
 def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    data = loader.construct_mapping(node, deep=True)
+    data: dict[str, Any] = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
     data["__line__"] = node.start_mark.line + 1
     return data
 
@@ -251,7 +249,7 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _map
 
 def _parse(text: str, origin: str) -> dict[str, Any]:
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -319,7 +317,7 @@ def load_rules(
                 raise RulesError(f"{where}: '{label}' uses {sorted(missing)}, which 'match' does not capture")
         compiled.append(PathRule(name, r["type"], regex, artifact, version, fields, line))
     ignore = []
-    for origin, layer in [("base", base), *layers]:
+    for _origin, layer in [("base", base), *layers]:
         for pattern in layer.get("ignore") or []:
             regex, _ = _compile(str(pattern), f"ignore {pattern}", 0)
             ignore.append(regex)

@@ -89,7 +89,8 @@ def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
         cur = edges.get(k)
         edges[k] = (first, last) if cur is None else (min(cur[0], first), max(cur[1], last))
 
-    created_by = {(t.app, t.version or write_version.get(t.app, "")) for t in touches if t.op in ("create", "rename_to")}
+    created_by = {(t.app, t.version or write_version.get(t.app, ""))
+                  for t in touches if t.op in ("create", "rename_to")}
     # A table commit makes a new version of a table that exists: CREATED only for its first version.
     first_born = timeline[0][1] if timeline else None
     commit_rel = {(t.app, t.version): CREATED if t.version == first_born else MODIFIED
@@ -119,7 +120,7 @@ def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
                 continue
             add(t.app, rel, key, t.first_ts, t.last_ts)
     # a version its writer created is CREATED, not also MODIFIED
-    for (app, rel, key) in [k for k in edges if k[1] == MODIFIED]:
+    for (app, _, key) in [k for k in edges if k[1] == MODIFIED]:
         if (app, CREATED, key) in edges:
             first, last = edges.pop((app, MODIFIED, key))
             c = edges[(app, CREATED, key)]
@@ -141,7 +142,7 @@ def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
     return DerivedLineage(
         artifact,
         versions,
-        [DerivedEdge(a, r, k, f, l) for (a, r, k), (f, l) in sorted(edges.items())],
+        [DerivedEdge(a, r, k, f, la) for (a, r, k), (f, la) in sorted(edges.items())],
     )
 
 
@@ -177,7 +178,8 @@ def resolve_new_reads(
         else:
             key = hit[1]
         cur = edges.get((t.app, key))
-        edges[(t.app, key)] = (t.first_ts, t.last_ts) if cur is None else (min(cur[0], t.first_ts), max(cur[1], t.last_ts))
+        edges[(t.app, key)] = ((t.first_ts, t.last_ts) if cur is None
+                               else (min(cur[0], t.first_ts), max(cur[1], t.last_ts)))
     new_versions = [] if initial is None else [VersionInfo(INITIAL_VERSION, initial, None, "initial")]
     return DerivedLineage(artifact, new_versions,
                           [DerivedEdge(a, READ, k, f, la) for (a, k), (f, la) in sorted(edges.items())])

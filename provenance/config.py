@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from provenance.errors import ConfigError
+from provenance.yamlfile import line_of, load_mapping, strip_lines
 
 
 class BusConfig(BaseModel):
@@ -54,55 +54,12 @@ class Settings(BaseSettings):
         return self.store.path or self.home / "graph.db"
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    data: dict[str, Any] = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
-    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
-    data["__lines__"] = lines
-    return data
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct)
-
-
-def _strip_lines(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: _strip_lines(v) for k, v in data.items() if k != "__lines__"}
-    if isinstance(data, list):
-        return [_strip_lines(v) for v in data]
-    return data
-
-
-def _line_of(data: Any, loc: tuple[Any, ...]) -> int | None:
-    line = None
-    for part in loc:
-        if isinstance(data, dict):
-            line = data.get("__lines__", {}).get(part, line)
-            data = data.get(part)
-        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
-            data = data[part]
-        else:
-            break
-    return line
-
-
 def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    try:
-        data = yaml.load(text, Loader=_LineLoader) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}, line 1: the config file must be a mapping of settings")
-    return data
+    return load_mapping(text, str(path), ConfigError, "the config file must be a mapping of settings")
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -113,7 +70,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if path is None and (home / "config.yaml").is_file():
         path = home / "config.yaml"
     raw: dict[str, Any] = read_config_file(path) if path else {}
-    file_values = _strip_lines(raw)
+    file_values = strip_lines(raw)
     try:
         # the file is the lowest source: validate it alone first, so its errors can name lines
         if path:
@@ -128,7 +85,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first.get("loc", ()))
-        line = _line_of(raw, loc) if path else None
+        line = line_of(raw, loc) if path else None
         where = f"{path}, line {line}: " if line else (f"{path}: " if path else "")
         raise ConfigError(f"{where}{'.'.join(map(str, loc)) or 'settings'}: {first['msg']}") from exc
     return settings

@@ -12,7 +12,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,39 +72,19 @@ class EmbeddedLog(Bus):
         if not records:
             return []
         now = int(time.time() * 1000)
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    row = self._conn.execute(
-                        "SELECT next_offset FROM topics WHERE name = ?", (topic,)
-                    ).fetchone()
-                    first = row[0] if row else 0
-                    self._conn.executemany(
-                        "INSERT INTO records (topic, offset, key, value, headers, ts) VALUES (?,?,?,?,?,?)",
-                        [
-                            (
-                                topic,
-                                first + i,
-                                r.key,
-                                r.value,
-                                json.dumps(r.headers) if r.headers else None,
-                                now,
-                            )
-                            for i, r in enumerate(records)
-                        ],
-                    )
-                    self._conn.execute(
-                        "INSERT INTO topics (name, next_offset) VALUES (?, ?) "
-                        "ON CONFLICT(name) DO UPDATE SET next_offset = excluded.next_offset",
-                        (topic, first + len(records)),
-                    )
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-            except sqlite3.Error as exc:
-                raise BusError(f"append to {topic!r} failed: {exc}") from exc
+        with self._write(f"append to {topic!r}") as c:
+            row = c.execute("SELECT next_offset FROM topics WHERE name = ?", (topic,)).fetchone()
+            first = row[0] if row else 0
+            c.executemany(
+                "INSERT INTO records (topic, offset, key, value, headers, ts) VALUES (?,?,?,?,?,?)",
+                [(topic, first + i, r.key, r.value, json.dumps(r.headers) if r.headers else None, now)
+                 for i, r in enumerate(records)],
+            )
+            c.execute(
+                "INSERT INTO topics (name, next_offset) VALUES (?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET next_offset = excluded.next_offset",
+                (topic, first + len(records)),
+            )
         return list(range(first, first + len(records)))
 
     # -- reading -----------------------------------------------------------------------------
@@ -134,21 +115,27 @@ class EmbeddedLog(Bus):
         ]
 
     def commit_offsets(self, group: str, offsets: dict[str, int]) -> None:
+        with self._write(f"commit for group {group!r}") as c:
+            c.executemany(
+                "INSERT INTO group_offsets (grp, topic, offset) VALUES (?,?,?) "
+                "ON CONFLICT(grp, topic) DO UPDATE SET offset = MAX(offset, excluded.offset)",
+                [(group, t, o) for t, o in offsets.items()],
+            )
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE takes the lock up front, so writers queue, not fail."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.executemany(
-                        "INSERT INTO group_offsets (grp, topic, offset) VALUES (?,?,?) "
-                        "ON CONFLICT(grp, topic) DO UPDATE SET offset = MAX(offset, excluded.offset)",
-                        [(group, t, o) for t, o in offsets.items()],
-                    )
+                    yield self._conn
                     self._conn.execute("COMMIT")
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise BusError(f"commit for group {group!r} failed: {exc}") from exc
+                raise BusError(f"{what} failed: {exc}") from exc
 
     def reset_group(self, group: str, topic: str, offset: int) -> None:
         """Set a group's committed offset, backwards too (``provenance replay``)."""

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import yaml
-
 from provenance.errors import RulesError
+from provenance.yamlfile import load_mapping
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
 
@@ -234,32 +233,11 @@ def join_uri(scheme: str, netloc: str, path: str) -> str:
     return f"{scheme}://{netloc}{quote(path, safe=_URI_SAFE)}"
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    data: dict[str, Any] = {str(k): v for k, v in loader.construct_mapping(node, deep=True).items()}
-    data["__line__"] = node.start_mark.line + 1
-    return data
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
 def _parse(text: str, origin: str) -> dict[str, Any]:
-    try:
-        data = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise RulesError(f"{origin}:{where} not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RulesError(f"{origin}: a rules file is a mapping with a 'rules' list")
-    return data
+    return load_mapping(text, origin, RulesError, "a rules file is a mapping with a 'rules' list")
 
 
-_RULE_KEYS = {"name", "match", "type", "artifact", "version", "__line__"}
+_RULE_KEYS = {"name", "match", "type", "artifact", "version", "__line__", "__lines__"}
 
 
 def load_rules(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench.synth import pipeline_events
@@ -48,9 +49,27 @@ def test_killed_processor_resumes_to_the_same_graph(tmp_path: Path) -> None:
             assert p.returncode == -signal.SIGKILL
         else:
             assert p.returncode == 0 and seen > 0  # the resumed processor had work left
+    _assert_no_process_mentions(str(killed))
     with open_stack(load_settings(home=clean, processor_workers=0)) as s:
         s.processor.catch_up()
         expected = s.store.dump()
     with open_stack(load_settings(home=killed, processor_workers=0)) as s:
         assert s.processor.pending() == 0
         assert s.store.dump() == expected
+
+
+def _assert_no_process_mentions(marker: str, within_s: float = 10.0) -> None:
+    """The killed processor's worker processes exit with it (they carry its command line)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        alive = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    alive.append(proc.name)
+            except OSError:
+                continue
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert alive == [], f"processes left behind: {alive}"

@@ -11,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -93,9 +95,29 @@ def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> tuple[FactB
 _worker_rules: Rules | None = None
 
 
-def _init_worker(rules: Rules) -> None:
+def _init_worker(rules: Rules, parent: int) -> None:
     global _worker_rules
     _worker_rules = rules
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive a processor that was killed: it would wait on its queue forever
+    (a forked worker holds the write end of its own task pipe, so it never reads EOF)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: the kernel signals us when the parent dies
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # portable fallback, and covers a parent that died before prctl took effect
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _infer_in_worker(records: list[tuple[str, bytes]]) -> tuple[FactBatch, list[tuple[int, str]], int]:
@@ -142,7 +164,7 @@ class Processor:
         if parallel and self.workers > 0:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                                 initializer=_init_worker, initargs=(self.rules,))
+                                                 initializer=_init_worker, initargs=(self.rules, os.getpid()))
             return self._pool.submit(_infer_in_worker, records)
         done: Future[tuple[FactBatch, list[tuple[int, str]], int]] = Future()
         done.set_result(infer_records(records, self.rules))

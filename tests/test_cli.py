@@ -48,6 +48,8 @@ def test_apps_filters(home: Path) -> None:
     assert data["totals"]["apps"] == 6 and {u for a in data["apps"] for u in a["users"]} == {"bob"}
     data = json.loads(run(home, "apps", "--name", "loan/train", "--json").stdout)
     assert [a["app_id"] for a in data["apps"]] == [APP + "0012", APP + "0006"]
+    assert json.loads(run(home, "apps", "--name", "train", "--json").stdout)["apps"] == data["apps"]
+    assert json.loads(run(home, "apps", "--name", "other/train", "--json").stdout)["totals"]["apps"] == 0
     data = json.loads(run(home, "apps", "--state", "failed", "--json").stdout)
     assert data["totals"]["apps"] == 0
     data = json.loads(run(home, "apps", "--as-of", "2026-03-02T12:00:00Z", "--json").stdout)

@@ -337,8 +337,13 @@ class LineageQueries:
         }
 
     def _job_apps(self, job: str, as_of: int) -> list[str]:
+        """Runs of a job, named ``project/stage`` or just ``stage`` (then in every project)."""
         name = job.removeprefix("job:")
-        edges = self.store.edges_to([f"job:{name}"], ["INSTANCE_OF"], as_of)
+        jobs = [f"job:{name}"]
+        if "/" not in name:
+            found, _ = self.store.find_nodes("job", as_of=as_of, where={"name": name}, limit=10_000)
+            jobs += [n.id for n in found]
+        edges = self.store.edges_to(sorted(set(jobs)), ["INSTANCE_OF"], as_of)
         if not edges:
             raise NotFoundError(f"no job {name!r} with runs" + ("" if as_of == NEVER else f" as of {ms_to_iso(as_of)}"))
         return sorted({e.src for e in edges})

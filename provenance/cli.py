@@ -445,6 +445,32 @@ def status(ctx: Ctx, as_json: bool) -> None:
         out.print(f"{k}: {v}", highlight=False)
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--name", help="Pipeline stage this run belongs to (default: the script it runs).")
+@click.option("--project", help="Project the run belongs to.")
+@click.option("--capture", type=click.Choice(["auto", "audit-hook", "off"]), default="auto", show_default=True,
+              help="How file I/O is captured; auto picks the best mode available.")
+@click.option("--quiet", is_flag=True, help="Do not echo the job's output (it still goes to the log).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_obj
+def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bool,
+        command: tuple[str, ...]) -> None:
+    """Run COMMAND as a tracked application: provenance run [OPTIONS] -- CMD [ARGS]..."""
+    from provenance.connectors.launcher import Launcher
+
+    with ctx.stack() as stack:
+        try:
+            result = Launcher(stack.bus, stack.settings.home, echo=not quiet).run(
+                list(command), name=name, project=project, capture=capture)
+        except OSError as exc:
+            _fail(f"cannot start {command[0]!r}: {exc}", 127)
+        catch_up(stack, quiet=True)
+    note = f"; {len(result.gaps)} capture gap(s)" if result.gaps else ""
+    err.print(f"[dim]provenance: {result.app_id} {result.state} (exit {result.exit_code}), "
+              f"{result.events} file events captured by {result.capture}{note}[/dim]", highlight=False)
+    raise SystemExit(result.exit_code)
+
+
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Home for the demo's state (default: a new temporary directory).")

@@ -1,0 +1,5 @@
+"""Connectors: one module per source, each turning native change records into raw bus records.
+
+- `launcher`: ``provenance run`` as the resource manager on one machine (app events).
+- `audithook`: Python-level file capture in the launched job, with no root (file events).
+"""

@@ -1,0 +1,56 @@
+"""Audit-hook capture: no root needed, Python jobs only (see `sitecustomize` for what it records).
+
+`prepare` makes the spool directory and the environment that injects the hook; `collect` reads the
+spool back as raw records, and lists the processes whose spool was cut short (capture gaps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOOK_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class Collected:
+    lines: list[bytes] = field(default_factory=list)
+    gaps: list[dict[str, object]] = field(default_factory=list)
+    processes: int = 0
+
+
+def prepare(spool: Path, app_id: str, user: str | None, env: dict[str, str]) -> dict[str, str]:
+    spool.mkdir(parents=True, exist_ok=True)
+    out = dict(env)
+    out["PYTHONPATH"] = os.pathsep.join([str(HOOK_DIR), *(p for p in [env.get("PYTHONPATH", "")] if p)])
+    out["PROVENANCE_APP_ID"] = app_id
+    out["PROVENANCE_SPOOL"] = str(spool)
+    if user:
+        out["PROVENANCE_USER"] = user
+    return out
+
+
+def collect(spool: Path) -> Collected:
+    out = Collected()
+    if not spool.is_dir():
+        return out
+    for path in sorted(spool.glob("*.jsonl")):
+        out.processes += 1
+        ended = False
+        for line in path.read_bytes().splitlines():
+            if not line.strip():
+                continue
+            try:
+                end = json.loads(line).get("_end")
+            except (ValueError, AttributeError):
+                end = None  # a torn last line: the record still goes on, the processor dead-letters it
+            if end:
+                ended = True
+                continue
+            out.lines.append(line)
+        if not ended:
+            out.gaps.append({"pid": int(path.stem), "reason": "process ended without flushing its capture "
+                             "(killed, or os._exit): its last file operations may be missing"})
+    return out

@@ -1,0 +1,235 @@
+"""``provenance run``: the resource manager of one machine.
+
+It starts the job, and emits the app's events to the bus: submitted, started, then finished, failed
+or killed. They carry who ran it, the command and where, the pid, the start and end, CPU time and
+peak memory, the hardware, the git commit of the working tree (and whether it was dirty), and a
+fingerprint of the Python environment. The job's stdout and stderr go to the terminal and to a log
+file that becomes the app's log artifact. The exit status is the job's. Signals sent to the
+launcher are passed on to the job.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any
+
+from provenance.bus.port import Bus, Record, raw_topic
+from provenance.connectors import audithook
+
+CAPTURE_MODES = ("auto", "audit-hook", "off")
+_FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
+
+
+def new_app_id() -> str:
+    return f"app_{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}_{uuid.uuid4().hex[:8]}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def git_state(cwd: Path) -> dict[str, Any]:
+    """Commit and dirty flag of the working tree at ``cwd`` (empty outside a git repository)."""
+    if shutil.which("git") is None:
+        return {}
+    try:
+        head = subprocess.run(["git", "-C", str(cwd), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=False)
+        if head.returncode != 0:
+            return {}
+        status = subprocess.run(["git", "-C", str(cwd), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def environment_fingerprint() -> dict[str, Any]:
+    """Python version and the sorted installed distributions, with a hash of both."""
+    packages = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                       if d.metadata and d.metadata["Name"]}, key=str.lower)
+    python = platform.python_version()
+    digest = hashlib.sha256("\n".join([f"python=={python}", *packages]).encode()).hexdigest()
+    return {"python": python, "packages": packages, "env_hash": f"sha256:{digest[:16]}"}
+
+
+def hardware() -> dict[str, Any]:
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    gpus: list[str] = []
+    if shutil.which("nvidia-smi"):
+        try:
+            r = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=5, check=False)
+            gpus = [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+        except (OSError, subprocess.SubprocessError):
+            gpus = []
+    return {"cpus": os.cpu_count(), "memory_bytes": mem, "gpus": gpus, "machine": platform.machine()}
+
+
+@dataclass
+class RunResult:
+    app_id: str
+    exit_code: int
+    state: str
+    log_path: Path
+    events: int
+    capture: str
+    gaps: list[dict[str, object]] = field(default_factory=list)
+
+
+class Launcher:
+    """Runs one job and publishes what happened to ``bus``."""
+
+    def __init__(self, bus: Bus, home: Path, *, echo: bool = True) -> None:
+        self.bus = bus
+        self.home = home
+        self.echo = echo
+        self.topic = raw_topic("canonical")
+
+    def _emit(self, events: Sequence[dict[str, Any]]) -> None:
+        self.bus.produce(self.topic, [Record(value=json.dumps(e, default=str).encode(), key=e.get("app_id"))
+                                      for e in events])
+
+    def run(self, argv: Sequence[str], *, name: str | None = None, project: str | None = None,
+            capture: str = "auto", cwd: Path | None = None, env: dict[str, str] | None = None) -> RunResult:
+        if not argv:
+            raise ValueError("nothing to run")
+        if capture not in CAPTURE_MODES:
+            raise ValueError(f"unknown capture mode {capture!r} (one of {', '.join(CAPTURE_MODES)})")
+        mode = "audit-hook" if capture == "auto" else capture
+        app_id = new_app_id()
+        user = getpass.getuser()
+        workdir = (cwd or Path.cwd()).resolve()
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{app_id}.log"
+        spool = self.home / "spool" / app_id
+        job_env = dict(os.environ if env is None else env)
+        if mode == "audit-hook":
+            job_env = audithook.prepare(spool, app_id, user, job_env)
+        attrs: dict[str, Any] = {"command": list(argv), "cwd": str(workdir), "host": socket.gethostname(),
+                                 "capture": mode, "log": str(log_path), **git_state(workdir),
+                                 **environment_fingerprint(), "hardware": hardware()}
+        if name:
+            attrs["name"] = name
+        if project:
+            attrs["project"] = project
+        base = {"source": "launcher", "kind": "app", "app_id": app_id, "user": user}
+        self._emit([{**base, "op": "submitted", "ts": now_ms(), "event_id": f"launcher:{app_id}:submitted",
+                     "attrs": attrs}])
+        start = now_ms()
+        try:
+            proc = subprocess.Popen(list(argv), cwd=workdir, env=job_env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+        except OSError as exc:
+            self._emit([{**base, "op": "failed", "ts": now_ms(), "event_id": f"launcher:{app_id}:end",
+                         "attrs": {"exit_code": 127, "error": f"cannot start: {exc}"}}])
+            raise
+        self._emit([{**base, "op": "started", "ts": start, "event_id": f"launcher:{app_id}:started",
+                     "attrs": {"pid": proc.pid}}])
+        restore = self._forward_signals(proc)
+        try:
+            with log_path.open("wb") as log:
+                lock = threading.Lock()
+                pumps = [threading.Thread(target=_pump, args=(stream, sink, log, lock), daemon=True)
+                         for stream, sink in ((proc.stdout, sys.stdout.buffer if self.echo else None),
+                                              (proc.stderr, sys.stderr.buffer if self.echo else None))]
+                for p in pumps:
+                    p.start()
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                for p in pumps:
+                    p.join()
+        finally:
+            restore()
+        end = now_ms()
+        code = proc.returncode
+        if code < 0:
+            state, exit_code, extra = "killed", 128 - code, {"signal": signal.Signals(-code).name}
+        else:
+            state, exit_code, extra = ("finished" if code == 0 else "failed"), code, {}
+        collected = audithook.collect(spool) if mode == "audit-hook" else audithook.Collected()
+        if collected.lines:
+            self.bus.produce(self.topic, [Record(value=ln, key=app_id) for ln in collected.lines])
+        # the log is the app's output too: an artifact typed `log`
+        log_uri = log_path.resolve().as_uri()
+        self._emit([
+            {"source": "launcher", "kind": "file", "op": "create", "ts": start, "app_id": app_id, "user": user,
+             "uri": log_uri, "event_id": f"launcher:{app_id}:log", "attrs": {"size": log_path.stat().st_size}},
+            {"source": "launcher", "kind": "tag", "op": "set", "ts": start, "uri": log_uri,
+             "event_id": f"launcher:{app_id}:log-type", "attrs": {"key": "type", "value": "log"}},
+            {**base, "op": state, "ts": end, "event_id": f"launcher:{app_id}:end",
+             "attrs": {"exit_code": exit_code, **extra, "duration_ms": end - start,
+                       "cpu_user_s": round(usage.ru_utime, 3), "cpu_system_s": round(usage.ru_stime, 3),
+                       "peak_rss_bytes": usage.ru_maxrss * 1024, "captured_events": len(collected.lines),
+                       "captured_processes": collected.processes, "capture_gaps": collected.gaps}},
+        ])
+        if spool.is_dir():
+            shutil.rmtree(spool, ignore_errors=True)
+        return RunResult(app_id, exit_code, state, log_path, len(collected.lines), mode, collected.gaps)
+
+    @staticmethod
+    def _forward_signals(proc: subprocess.Popen[bytes]) -> Callable[[], None]:
+        """Pass signals on to the job. A Ctrl-C typed in the terminal already reaches the job (same
+        process group), so SIGINT is passed on only when the launcher is not in the foreground."""
+        foreground = False
+        try:
+            foreground = os.isatty(0) and os.tcgetpgrp(0) == os.getpgrp()
+        except OSError:
+            pass
+        previous: dict[int, Any] = {}
+
+        def forward(signum: int, _frame: object) -> None:
+            if signum == signal.SIGINT and foreground:
+                return
+            try:
+                proc.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in _FORWARDED:
+                previous[sig] = signal.signal(sig, forward)
+
+        def restore() -> None:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        return restore
+
+
+def _pump(stream: IO[bytes] | None, sink: IO[bytes] | None, log: IO[bytes], lock: threading.Lock) -> None:
+    if stream is None:
+        return
+    for chunk in iter(lambda: stream.read1(65536), b""):  # type: ignore[attr-defined]
+        with lock:
+            log.write(chunk)
+        if sink is not None:
+            try:
+                sink.write(chunk)
+                sink.flush()
+            except (OSError, ValueError):
+                pass
+    stream.close()

@@ -1,0 +1,212 @@
+"""`provenance run` with audit-hook capture, on real jobs: each footprint is exactly what the job did."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provenance.config import load_settings
+from provenance.connectors.launcher import Launcher
+from provenance.graph.queries import LineageQueries
+from provenance.stack import Stack, open_stack
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, Any]:
+    work = tmp_path / "work"
+    work.mkdir()
+    return {"home": tmp_path / "home", "work": work}
+
+
+def run_job(env: dict[str, Any], script: str, *, capture: str = "audit-hook", name: str | None = None,
+            argv: list[str] | None = None) -> tuple[Any, dict[str, Any], Stack]:
+    (env["work"] / "job.py").write_text(textwrap.dedent(script))
+    stack = open_stack(load_settings(home=env["home"]))
+    launcher = Launcher(stack.bus, env["home"], echo=False)
+    result = launcher.run(argv or [sys.executable, "job.py"], name=name, capture=capture, cwd=env["work"])
+    stack.processor.catch_up()
+    fp = LineageQueries(stack.store, stack.rules).footprint(result.app_id)
+    return result, fp, stack
+
+
+def files(fp: dict[str, Any], under: Path) -> dict[str, list[str]]:
+    prefix = under.resolve().as_uri() + "/"
+    return {f["uri"][len(prefix):]: f["types"] for f in fp["files"] if f["uri"].startswith(prefix)}
+
+
+def test_python_job_footprint_is_exactly_what_it_did(env: dict[str, Any]) -> None:
+    (env["work"] / "in.csv").write_text("a,b\n1,2\n")
+    (env["work"] / "old.txt").write_text("x")
+    result, fp, stack = run_job(env, """
+        import json, os, shutil
+        os.makedirs("out", exist_ok=True)
+        rows = open("in.csv").read()
+        with open("out/result.json", "w") as f:
+            json.dump({"rows": rows.count("\\n")}, f)
+        with open("scratch.bin", "wb") as f:
+            f.write(b"x")
+        os.remove("scratch.bin")
+        shutil.copyfile("out/result.json", "out/copy.json")
+        os.replace("out/copy.json", "out/final.json")
+        os.setxattr("out/final.json", "user.prov.pii", b"true")
+        with open("old.txt", "a") as f:
+            f.write("more")
+        os.remove("in.csv")
+        print("ok")
+    """, name="etl")
+    assert (result.state, result.exit_code, result.gaps) == ("finished", 0, [])
+    assert files(fp, env["work"]) == {
+        "in.csv": ["INPUT", "OUTPUT_REMOVED"],
+        "old.txt": ["OUTPUT_MODIFIED"],
+        "out": ["OUTPUT_ADDED"],
+        "out/result.json": ["OUTPUT_ADDED"],
+        "out/copy.json": ["OUTPUT_TMP"],
+        "out/final.json": ["OUTPUT_ADDED"],
+        "scratch.bin": ["OUTPUT_TMP"],
+    }
+    # nothing else: no interpreter, library or bytecode files; the only other item is the job's log
+    others = [f["uri"] for f in fp["files"] if not f["uri"].startswith(env["work"].resolve().as_uri())]
+    assert others == [result.log_path.resolve().as_uri()]
+    tags = {a["uri"].rsplit("/", 1)[-1]: a["tags"] for a in fp["artifacts"]}
+    assert tags["final.json"] == {"pii": "true"}
+    assert result.log_path.read_text() == "ok\n"
+    stack.close()
+
+
+def test_app_attributes(env: dict[str, Any]) -> None:
+    subprocess.run(["git", "init", "-q", str(env["work"])], check=True)
+    (env["work"] / "tracked.txt").write_text("v1")
+    for cmd in (["add", "tracked.txt"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "one"]):
+        subprocess.run(["git", "-C", str(env["work"]), *cmd], check=True)
+    (env["work"] / "tracked.txt").write_text("v2")  # dirty
+    result, fp, stack = run_job(env, "import sys; print('hi'); sys.stderr.write('warn\\n')", name="train")
+    app = fp["app"]
+    p = app["props"]
+    head = subprocess.run(["git", "-C", str(env["work"]), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert (app["job"], app["state"], app["exit_code"], app["git_commit"], app["git_dirty"]) == (
+        "train", "finished", 0, head, True)
+    assert p["command"] == [sys.executable, "job.py"] and p["cwd"] == str(env["work"].resolve())
+    assert p["host"] and isinstance(p["pid"], int) and p["capture"] == "audit-hook"
+    assert p["python"] == ".".join(map(str, sys.version_info[:3])) and p["env_hash"].startswith("sha256:")
+    assert any(pkg.lower().startswith("pydantic==") for pkg in p["packages"])
+    assert p["hardware"]["cpus"] == os.cpu_count() and p["hardware"]["memory_bytes"] > 0
+    assert p["cpu_user_s"] >= 0 and p["peak_rss_bytes"] > 0 and p["duration_ms"] >= 0
+    assert app["ended_ts"] >= app["started_ts"]
+    assert sorted(result.log_path.read_text().splitlines()) == ["hi", "warn"]
+    logs = [a for a in fp["artifacts"] if a["type"] == "log"]
+    assert [a["uri"] for a in logs] == [result.log_path.resolve().as_uri()]
+    stack.close()
+
+
+def test_process_tree_and_short_lived_children_are_attributed(env: dict[str, Any]) -> None:
+    _, fp, stack = run_job(env, """
+        import multiprocessing, subprocess, sys
+        def child():
+            open("from_fork.txt", "w").write("f")
+        if __name__ == "__main__":
+            p = multiprocessing.get_context("fork").Process(target=child)
+            p.start(); p.join()
+            subprocess.run([sys.executable, "-c", "open('from_exec.txt', 'w').write('e')"], check=True)
+            subprocess.run([sys.executable, "-c", "import os; os.remove('from_exec.txt')"], check=True)
+    """)
+    assert files(fp, env["work"]) == {"from_fork.txt": ["OUTPUT_ADDED"], "from_exec.txt": ["OUTPUT_TMP"]}
+    stack.close()
+
+
+def test_failing_job_keeps_its_partial_footprint(env: dict[str, Any]) -> None:
+    result, fp, stack = run_job(env, """
+        open("partial.out", "w").write("half")
+        raise SystemExit(3)
+    """)
+    assert (result.state, result.exit_code) == ("failed", 3)
+    assert fp["app"]["state"] == "failed" and fp["app"]["exit_code"] == 3
+    assert files(fp, env["work"]) == {"partial.out": ["OUTPUT_ADDED"]}
+    stack.close()
+
+
+def test_killed_job_is_recorded_with_its_capture_gap(env: dict[str, Any]) -> None:
+    result, fp, stack = run_job(env, """
+        import os, signal
+        open("before.txt", "w").write("x")
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert (result.state, result.exit_code) == ("killed", 128 + signal.SIGKILL)
+    assert fp["app"]["state"] == "killed" and fp["app"]["props"]["signal"] == "SIGKILL"
+    gaps = fp["app"]["props"]["capture_gaps"]
+    assert len(gaps) == 1 and "may be missing" in gaps[0]["reason"]  # reported, never silent
+    stack.close()
+
+
+def test_capture_off_records_the_app_only(env: dict[str, Any]) -> None:
+    result, fp, stack = run_job(env, "open('x.txt', 'w').write('x')", capture="off")
+    assert result.capture == "off" and fp["app"]["props"]["capture"] == "off"
+    assert files(fp, env["work"]) == {}
+    assert (env["work"] / "x.txt").exists()
+    stack.close()
+
+
+def test_users_own_sitecustomize_still_runs(env: dict[str, Any], tmp_path: Path) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "sitecustomize.py").write_text("import os\nos.environ['MINE_LOADED'] = '1'\n")
+    (env["work"] / "job.py").write_text("import os\nopen('seen.txt', 'w').write(os.environ.get('MINE_LOADED', '0'))\n")
+    with open_stack(load_settings(home=env["home"])) as stack:
+        result = Launcher(stack.bus, env["home"], echo=False).run(
+            [sys.executable, "job.py"], cwd=env["work"], env={**os.environ, "PYTHONPATH": str(mine)})
+        stack.processor.catch_up()
+        fp = LineageQueries(stack.store, stack.rules).footprint(result.app_id)
+    assert (env["work"] / "seen.txt").read_text() == "1"
+    assert files(fp, env["work"]) == {"seen.txt": ["OUTPUT_ADDED"]}
+
+
+def test_signals_are_forwarded_to_the_job(env: dict[str, Any]) -> None:
+    (env["work"] / "job.py").write_text(textwrap.dedent("""
+        import signal, sys, time
+        def stop(signum, frame):
+            open("got_term.txt", "w").write(str(signum))
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, stop)
+        print("ready", flush=True)
+        time.sleep(60)
+    """))
+    p = subprocess.Popen([sys.executable, "-m", "provenance.cli", "--home", str(env["home"]), "run", "--",
+                          sys.executable, "job.py"], cwd=env["work"], stdout=subprocess.PIPE, text=True,
+                         stderr=subprocess.DEVNULL)
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 0
+    p.stdout.close()
+    assert (env["work"] / "got_term.txt").read_text() == str(int(signal.SIGTERM))
+
+
+def test_cli_run_exit_codes(env: dict[str, Any]) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "provenance.cli", "--home", str(env["home"]), *args],
+                              cwd=env["work"], capture_output=True, text=True, timeout=120, check=False)
+
+    assert cli("run", "--", sys.executable, "-c", "raise SystemExit(7)").returncode == 7
+    r = cli("run", "--", "no-such-program-xyz")
+    assert r.returncode == 127 and "cannot start 'no-such-program-xyz'" in r.stderr
+    assert cli("run").returncode == 2
+    r = cli("run", "--capture", "telepathy", "--", "true")
+    assert r.returncode == 2 and "telepathy" in r.stderr
+    apps = json.loads(cli("apps", "--json").stdout)["apps"]
+    assert {a["state"] for a in apps} == {"failed"} and {a["exit_code"] for a in apps} == {7, 127}
+
+
+def test_non_python_commands_are_recorded_without_file_events(env: dict[str, Any]) -> None:
+    (env["work"] / "a.txt").write_text("b\na\n")
+    result, fp, stack = run_job(env, "", argv=["sort", "-o", "sorted.txt", "a.txt"])
+    assert result.state == "finished" and (env["work"] / "sorted.txt").read_text() == "a\nb\n"
+    assert files(fp, env["work"]) == {}  # the audit hook sees Python only; fanotify capture covers the rest
+    assert fp["app"]["job"] == "sort"
+    stack.close()

@@ -464,7 +464,7 @@ def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bo
                 list(command), name=name, project=project, capture=capture)
         except OSError as exc:
             _fail(f"cannot start {command[0]!r}: {exc}", 127)
-        catch_up(stack, quiet=True)
+        # no catch-up here: the job's events are on the log, and every query applies them first
     note = f"; {len(result.gaps)} capture gap(s)" if result.gaps else ""
     err.print(f"[dim]provenance: {result.app_id} {result.state} (exit {result.exit_code}), "
               f"{result.events} file events captured by {result.capture}{note}[/dim]", highlight=False)

@@ -130,8 +130,7 @@ class Launcher:
         if mode == "audit-hook":
             job_env = audithook.prepare(spool, app_id, user, job_env)
         attrs: dict[str, Any] = {"command": list(argv), "cwd": str(workdir), "host": socket.gethostname(),
-                                 "capture": mode, "log": str(log_path), **git_state(workdir),
-                                 **environment_fingerprint(), "hardware": hardware()}
+                                 "capture": mode, "log": str(log_path), **git_state(workdir), "hardware": hardware()}
         if name:
             attrs["name"] = name
         if project:
@@ -147,8 +146,9 @@ class Launcher:
             self._emit([{**base, "op": "failed", "ts": now_ms(), "event_id": f"launcher:{app_id}:end",
                          "attrs": {"exit_code": 127, "error": f"cannot start: {exc}"}}])
             raise
+        # the environment fingerprint (~0.2 s) is taken while the job already runs
         self._emit([{**base, "op": "started", "ts": start, "event_id": f"launcher:{app_id}:started",
-                     "attrs": {"pid": proc.pid}}])
+                     "attrs": {"pid": proc.pid, **environment_fingerprint()}}])
         restore = self._forward_signals(proc)
         try:
             with log_path.open("wb") as log:

@@ -42,14 +42,10 @@ def collect(spool: Path) -> Collected:
         for line in path.read_bytes().splitlines():
             if not line.strip():
                 continue
-            try:
-                end = json.loads(line).get("_end")
-            except (ValueError, AttributeError):
-                end = None  # a torn last line: the record still goes on, the processor dead-letters it
-            if end:
-                ended = True
+            if line.startswith(b'{"_end"'):  # the hook writes its end marker in exactly this form
+                ended = bool(json.loads(line).get("_end"))
                 continue
-            out.lines.append(line)
+            out.lines.append(line)  # a torn last line goes on too: the processor dead-letters it
         if not ended:
             out.gaps.append({"pid": int(path.stem), "reason": "process ended without flushing its capture "
                              "(killed, or os._exit): its last file operations may be missing"})

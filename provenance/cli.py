@@ -215,7 +215,7 @@ def apps(ctx: Ctx, name: str | None, user: str | None, state: str | None, as_of:
     def q(lq: LineageQueries) -> dict[str, Any]:
         if name:
             try:
-                ids = lq._job_apps(name, t)
+                ids = lq.job_apps(name, t)
             except NotFoundError:
                 ids = []
             nodes = [n for n in lq.store.nodes(ids, t).values()
@@ -224,7 +224,7 @@ def apps(ctx: Ctx, name: str | None, user: str | None, state: str | None, as_of:
             total, nodes = len(nodes), nodes[offset : offset + limit]
         else:
             nodes, total = lq.store.find_nodes("app", as_of=t, where=where, limit=limit, offset=offset)
-        items = lq._app_items([n.id for n in nodes], t)
+        items = lq.describe_apps([n.id for n in nodes], t)
         listed = [items[n.id] for n in nodes]
         return {"query": "apps", "as_of": None if as_of is None else ms_to_iso(as_of), "apps": listed,
                 "totals": {"apps": total}, "offset": offset, "limit": limit, "partial": False}

@@ -227,7 +227,7 @@ class LineageQueries:
     def _users_of(self, app_ids: Sequence[str], as_of: int) -> list[str]:
         return sorted({node_key(e.src) for e in self.store.edges_to(app_ids, ["RAN"], as_of)})
 
-    def _app_items(self, app_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
+    def describe_apps(self, app_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
         ids = sorted(set(app_ids))
         nodes = self.store.nodes(ids, as_of)
         jobs: dict[str, str] = {}
@@ -270,7 +270,7 @@ class LineageQueries:
         return {
             "query": "footprint",
             "as_of": _iso_or_none(as_of),
-            "app": self._app_items([node.id], as_of)[node.id],
+            "app": self.describe_apps([node.id], as_of)[node.id],
             "artifacts": page(artifacts, limits),
             "files": page(files, limits),
             "totals": {"artifacts": len(artifacts), "files": len(files)},
@@ -301,7 +301,7 @@ class LineageQueries:
         if app is not None:
             starts = [self.resolve_app(app, as_of).id]
         elif job is not None:
-            starts = self._job_apps(job, as_of)
+            starts = self.job_apps(job, as_of)
         else:
             assert artifact is not None
             starts = self.versions_of(artifact, as_of, latest_only=False)
@@ -322,7 +322,7 @@ class LineageQueries:
         artifacts = [{**items[v], "types": _types_of(rels[v]), "first_ts": times[v][0], "last_ts": times[v][1],
                       "reached": v in reached_versions, "depth": tr.depth.get(v)} for v in shown]
         app_page = reached_apps[limits.offset : limits.offset + limits.limit]
-        apps = self._app_items(app_page, as_of)
+        apps = self.describe_apps(app_page, as_of)
         return {
             "query": "impact",
             "as_of": _iso_or_none(as_of),
@@ -336,7 +336,7 @@ class LineageQueries:
             "reason": tr.reason,
         }
 
-    def _job_apps(self, job: str, as_of: int) -> list[str]:
+    def job_apps(self, job: str, as_of: int) -> list[str]:
         """Runs of a job, named ``project/stage`` or just ``stage`` (then in every project)."""
         name = job.removeprefix("job:")
         jobs = [f"job:{name}"]
@@ -357,7 +357,7 @@ class LineageQueries:
         app_ids = [n for n in tr.depth if n.startswith("app:")]
         shown = version_ids[limits.offset : limits.offset + limits.limit]
         items = self._artifact_items(shown, as_of)
-        apps = self._app_items(app_ids, as_of)
+        apps = self.describe_apps(app_ids, as_of)
         ancestors = [{**items[v], "depth": tr.depth[v],
                       "via": [node_key(n) for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]}
                      for v in shown]
@@ -370,7 +370,7 @@ class LineageQueries:
         # the apps that later read the target: evaluations, bias tests, deployments
         consumer_edges = self.store.edges_to([target], [READ], as_of)
         consumer_ids = sorted({e.src for e in consumer_edges})
-        consumers = self._app_items(consumer_ids, as_of)
+        consumers = self.describe_apps(consumer_ids, as_of)
         outputs = self.store.edges_from(consumer_ids, list(WRITE_RELS), as_of)
         out_items = self._artifact_items([e.dst for e in outputs], as_of)
         consumer_list = []
@@ -418,7 +418,7 @@ class LineageQueries:
         evidence_nodes = {n for m in models_shown for n, _ in tr.path_to(m)}
         items = self._artifact_items({*derived_shown, *models_shown, *starts,
                                       *(n for n in evidence_nodes if n.startswith("version:"))}, as_of)
-        apps = self._app_items({*apps_shown, *(n for n in evidence_nodes if n.startswith("app:"))}, as_of)
+        apps = self.describe_apps({*apps_shown, *(n for n in evidence_nodes if n.startswith("app:"))}, as_of)
         deleted = {e.dst for e in self.store.edges_to(sorted({*derived_shown, *models_shown}), [DELETED], as_of)}
         deployed_models = self._deployed([m for m in models_shown if types[m][0] in MODEL_TYPES], as_of)
 

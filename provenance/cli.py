@@ -471,6 +471,28 @@ def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bo
     raise SystemExit(result.exit_code)
 
 
+@cli.command("tail-delta")
+@click.argument("tables", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@json_option
+@click.pass_obj
+def tail_delta(ctx: Ctx, tables: tuple[Path, ...], as_json: bool) -> None:
+    """Publish new commits of Delta tables (their _delta_log) as table-commit events."""
+    from provenance.connectors.delta import DeltaLogTailer
+
+    with ctx.stack() as stack:
+        result = DeltaLogTailer(stack.bus, stack.settings.home / "delta_state.json").tail(tables)
+        catch_up(stack, quiet=as_json)
+    data = {"tables": result.tables, "commits": result.commits, "events": result.events, "missing": result.missing}
+    if as_json:
+        return _emit_json(data)
+    out.print(f"{result.commits} new commit(s) from {result.tables} table(s), {result.events} event(s)",
+              highlight=False)
+    for m in result.missing:
+        err.print(f"[yellow]warning:[/yellow] {m}", highlight=False)
+    if result.missing and not result.tables:
+        raise SystemExit(1)
+
+
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Home for the demo's state (default: a new temporary directory).")

@@ -2,4 +2,5 @@
 
 - `launcher`: ``provenance run`` as the resource manager on one machine (app events).
 - `audithook`: Python-level file capture in the launched job, with no root (file events).
+- `delta`: the Delta Lake transaction-log tailer (table-commit events).
 """

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from provenance.bus.port import Bus, Record, raw_topic
 from provenance.connectors import audithook
+from provenance.connectors.delta import DeltaLogTailer
 
 CAPTURE_MODES = ("auto", "audit-hook", "off")
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
@@ -173,6 +174,8 @@ class Launcher:
         collected = audithook.collect(spool) if mode == "audit-hook" else audithook.Collected()
         if collected.lines:
             self.bus.produce(self.topic, [Record(value=ln, key=app_id) for ln in collected.lines])
+        if collected.delta_tables:  # the commits the job made (and any it raced with) become events
+            DeltaLogTailer(self.bus, self.home / "delta_state.json").tail(Path(t) for t in collected.delta_tables)
         # the log is the app's output too: an artifact typed `log`
         log_uri = log_path.resolve().as_uri()
         self._emit([

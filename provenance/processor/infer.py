@@ -7,6 +7,7 @@ artifact's touches, which keeps the result independent of the order events arriv
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -120,6 +121,8 @@ def _touch(app: str, uri: str, op: str, event: Event, rules: Rules, out: FactBat
     ref = rules.lookup(uri)
     if ref is None:
         return None
+    if op == "commit" and ref.type == "file":  # a commit proves a table, where no naming rule said more
+        ref = replace(ref, type="table", rule="table-commit")
     ts = event.ts
     _artifact(ref, ts, out)
     v = version or ref.version or _attr_version(event.attrs)

@@ -19,6 +19,7 @@ class Collected:
     lines: list[bytes] = field(default_factory=list)
     gaps: list[dict[str, object]] = field(default_factory=list)
     processes: int = 0
+    delta_tables: set[str] = field(default_factory=set)  # Delta tables the job wrote or read
 
 
 def prepare(spool: Path, app_id: str, user: str | None, env: dict[str, str]) -> dict[str, str]:
@@ -44,6 +45,9 @@ def collect(spool: Path) -> Collected:
                 continue
             if line.startswith(b'{"_end"'):  # the hook writes its end marker in exactly this form
                 ended = bool(json.loads(line).get("_end"))
+                continue
+            if line.startswith(b'{"_delta_table"'):
+                out.delta_tables.add(str(json.loads(line)["_delta_table"]))
                 continue
             out.lines.append(line)  # a torn last line goes on too: the processor dead-letters it
         if not ended:

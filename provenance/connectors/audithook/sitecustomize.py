@@ -16,7 +16,12 @@ import json
 import os
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 _APP = os.environ.get("PROVENANCE_APP_ID", "")
 _USER = os.environ.get("PROVENANCE_USER") or None
@@ -48,7 +53,8 @@ class _Spool:
         if self.file is None:
             return
         self.seq += 1
-        event["event_id"] = f"audit-hook:{_APP}:{self.pid}:{self.seq}"
+        if "kind" in event:
+            event["event_id"] = f"audit-hook:{_APP}:{self.pid}:{self.seq}"
         self.buf.append(json.dumps(event))
         if len(self.buf) >= _FLUSH_EVERY:
             self.flush()
@@ -185,12 +191,126 @@ def _before_fork() -> None:
         pass
 
 
+# -- deltalake: its I/O is native (Rust), so audit hooks never see it; instrument its API instead ---
+def _table_path(table: object) -> str | None:
+    uri = getattr(table, "table_uri", None)
+    uri = uri() if callable(uri) else uri if uri is not None else table
+    try:
+        text = os.fsdecode(os.fspath(uri))  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    return os.path.abspath(text) if "://" not in text else None
+
+
+def _with_metadata(kwargs: dict[str, object], commit_properties_type: type) -> None:
+    """Put the run's app id and user into the commit, so the tailer can name the writer."""
+    ours = {"prov.app_id": _APP, **({"prov.user": _USER} if _USER else {})}
+    props = kwargs.get("commit_properties")
+    if props is None:
+        kwargs["commit_properties"] = commit_properties_type(custom_metadata=ours)
+    else:
+        merged = dict(getattr(props, "custom_metadata", None) or {})
+        merged.update({k: v for k, v in ours.items() if k not in merged})
+        props.custom_metadata = merged  # type: ignore[attr-defined]
+
+
+def _note_table(path: str | None) -> None:
+    if path is not None:
+        _spool.write({"_delta_table": path})
+
+
+def _instrument_deltalake(module: object) -> None:
+    commit_properties = getattr(module, "CommitProperties", None)
+    table_cls = getattr(module, "DeltaTable", None)
+    write = getattr(module, "write_deltalake", None)
+    if commit_properties is None or table_cls is None or write is None:
+        return
+
+    def write_deltalake(table_or_uri: object, *args: object, **kwargs: object) -> object:
+        try:
+            _with_metadata(kwargs, commit_properties)
+        except Exception:
+            pass
+        result = write(table_or_uri, *args, **kwargs)
+        _note_table(_table_path(table_or_uri))
+        return result
+
+    def writing(method: object) -> object:
+        def wrapped(self: object, *args: object, **kwargs: object) -> object:
+            try:
+                _with_metadata(kwargs, commit_properties)
+            except Exception:
+                pass
+            result = method(self, *args, **kwargs)  # type: ignore[operator]
+            _note_table(_table_path(self))
+            return result
+        return wrapped
+
+    def reading(method: object) -> object:
+        def wrapped(self: object, *args: object, **kwargs: object) -> object:
+            path = _table_path(self)
+            if path is not None:
+                try:
+                    _emit("read", f"delta://{path}@{self.version()}")  # type: ignore[attr-defined]
+                    _note_table(path)
+                except Exception:
+                    pass
+            return method(self, *args, **kwargs)  # type: ignore[operator]
+        return wrapped
+
+    module.write_deltalake = write_deltalake  # type: ignore[attr-defined]
+    for name in ("delete", "update"):
+        if hasattr(table_cls, name):
+            setattr(table_cls, name, writing(getattr(table_cls, name)))
+    for name in ("to_pyarrow_table", "to_pandas", "to_pyarrow_dataset"):
+        if hasattr(table_cls, name):
+            setattr(table_cls, name, reading(getattr(table_cls, name)))
+
+
+_AFTER_IMPORT = {"deltalake": _instrument_deltalake}
+
+
+class _AfterImport:
+    """A meta-path finder that instruments a module right after it is first loaded."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        hook = _AFTER_IMPORT.get(name)
+        if hook is None:
+            return None
+        for finder in sys.meta_path:
+            if id(finder) == id(self) or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        original = loader.exec_module
+
+        def exec_module(module: ModuleType) -> None:
+            original(module)
+            try:
+                hook(module)
+            except Exception:  # never break the job
+                pass
+
+        setattr(loader, "exec_module", exec_module)  # noqa: B010 - mypy forbids assigning to a method
+        return spec
+
+
 def _install() -> None:
     if not (_APP and _SPOOL):
         return
     _spool.open()
     atexit.register(_spool.close)
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork)
+    sys.meta_path.insert(0, _AfterImport())
     sys.addaudithook(_hook)
 
 

@@ -28,7 +28,6 @@ DELETED = "DELETED"  # app -> version
 VERSION_OF = "VERSION_OF"  # version -> artifact
 
 WRITE_RELS = (CREATED, MODIFIED)
-LINEAGE_RELS = (READ, CREATED, MODIFIED, DELETED)
 
 INITIAL_VERSION = "~0"
 NEVER = 2**62  # "as of the end of time"
@@ -59,10 +58,6 @@ def split_version_node(node_id: str) -> tuple[str, str]:
     body = node_id.removeprefix("version:")
     uri, _, key = body.rpartition("@")
     return uri, key
-
-
-def node_kind(node_id: str) -> str:
-    return node_id.split(":", 1)[0]
 
 
 def node_key(node_id: str) -> str:

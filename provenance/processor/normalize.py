@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from provenance.bus.port import RAW_TOPIC_PREFIX, Message
+from provenance.bus.port import RAW_TOPIC_PREFIX
 from provenance.errors import EventError
 from provenance.events import Event, event_from_json
 
@@ -23,10 +23,6 @@ def register(fmt: str, fn: Normalizer) -> None:
 
 def formats() -> list[str]:
     return sorted(_NORMALIZERS)
-
-
-def normalize(message: Message) -> list[Event]:
-    return normalize_record(message.topic, message.value)
 
 
 def normalize_record(topic: str, value: bytes) -> list[Event]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable
 
 from provenance.graph.model import (
     CREATED,
@@ -50,11 +49,6 @@ def _rels(op: str, created: bool) -> tuple[str, ...]:
 def _vkey_sort(key: str) -> tuple[int, str]:
     digits = key.lstrip("v")
     return (int(digits), key) if digits.isdigit() else (2**62, key)
-
-
-def version_timeline(artifact: str, touches: Iterable[Touch]) -> list[VersionInfo]:
-    """Versions born by writes (plus read-only explicit versions and ~0), oldest first."""
-    return resolve_artifact(artifact, list(touches)).versions
 
 
 def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:

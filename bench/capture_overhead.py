@@ -49,51 +49,9 @@ with open("model.json", "w") as f:
     json.dump({"rows": total}, f)
 """
 
+# the worst case, and the per-operation probe: tiny files created, read and deleted in DIR;
+# prints the µs per file operation
 TINY = """
-import os, sys
-n = int(sys.argv[1]); os.makedirs("t", exist_ok=True)
-for i in range(n):
-    with open(f"t/{i}", "w") as f:
-        f.write("x")
-for i in range(n):
-    with open(f"t/{i}") as f:
-        f.read()
-for i in range(n):
-    os.remove(f"t/{i}")
-"""
-
-
-def timed(argv: list[str], cwd: Path) -> float:
-    os.sync()  # the previous run's dirty pages must not be written back during this one
-    time.sleep(0.5)
-    t0 = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
-def measure(script: str, arg: int, repeats: int, home: Path) -> dict[str, list[float]]:
-    modes = {
-        "bare python": [],
-        "run --capture off": ["--capture", "off"],
-        "run --capture audit-hook": ["--capture", "audit-hook"],
-    }
-    out: dict[str, list[float]] = {m: [] for m in modes}
-    names = list(modes)
-    for r in range(repeats):
-        for mode in names[r % 3:] + names[: r % 3]:  # rotate, so no mode always runs first
-            flags = modes[mode]
-            with tempfile.TemporaryDirectory(prefix="prov-cap-") as d:
-                work = Path(d)
-                (work / "job.py").write_text(textwrap.dedent(script))
-                job = [sys.executable, "job.py", str(arg)]
-                argv = job if mode == "bare python" else [
-                    sys.executable, "-m", "provenance.cli", "--home", str(home), "run", "--quiet", *flags, "--", *job]
-                out[mode].append(timed(argv, work))
-        console.print(f"  repeat {r + 1}/{repeats} done", style="dim")
-    return out
-
-
-PER_OP = """
 import os, sys, time
 d, n = sys.argv[1], int(sys.argv[2])
 t0 = time.perf_counter()
@@ -109,6 +67,37 @@ print((time.perf_counter() - t0) / (3 * n) * 1e6)
 """
 
 
+def timed(argv: list[str], cwd: Path) -> float:
+    os.sync()  # the previous run's dirty pages must not be written back during this one
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def measure(script: str, args: list[str], repeats: int, home: Path) -> dict[str, list[float]]:
+    modes = {
+        "bare python": [],
+        "run --capture off": ["--capture", "off"],
+        "run --capture audit-hook": ["--capture", "audit-hook"],
+    }
+    out: dict[str, list[float]] = {m: [] for m in modes}
+    names = list(modes)
+    for r in range(repeats):
+        for mode in names[r % 3:] + names[: r % 3]:  # rotate, so no mode always runs first
+            flags = modes[mode]
+            with tempfile.TemporaryDirectory(prefix="prov-cap-") as d:
+                work = Path(d)
+                (work / "job.py").write_text(textwrap.dedent(script))
+                job = [sys.executable, "job.py", *args]
+                argv = job if mode == "bare python" else [
+                    sys.executable, "-m", "provenance.cli", "--home", str(home), "run", "--quiet", *flags, "--", *job]
+                out[mode].append(timed(argv, work))
+        console.print(f"  repeat {r + 1}/{repeats} done", style="dim")
+    return out
+
+
+
 def per_op(n: int, repeats: int) -> tuple[float, float]:
     """CPU cost of one file operation with and without the hook, on tmpfs (no disk in the way)."""
     from provenance.connectors.audithook import HOOK_DIR
@@ -119,7 +108,7 @@ def per_op(n: int, repeats: int) -> tuple[float, float]:
         with tempfile.TemporaryDirectory(dir=shm) as d, tempfile.TemporaryDirectory(dir=shm) as spool:
             for sink, env in ((bare, {}), (hooked, {"PYTHONPATH": str(HOOK_DIR), "PROVENANCE_APP_ID": "bench",
                                                     "PROVENANCE_SPOOL": spool})):
-                r = subprocess.run([sys.executable, "-c", PER_OP, d, str(n)], capture_output=True, text=True,
+                r = subprocess.run([sys.executable, "-c", TINY, d, str(n)], capture_output=True, text=True,
                                    check=True, env={"PATH": "/usr/bin:/bin", **env})
                 sink.append(float(r.stdout))
     return statistics.median(bare), statistics.median(hooked)
@@ -137,10 +126,10 @@ def main() -> None:
         table.add_column(col, justify="right")
     with tempfile.TemporaryDirectory(prefix="prov-cap-home-") as h:
         home = Path(h)
-        for label, script, arg in ((f"pipeline ({args.files} CSV shards)", PIPELINE, args.files),
-                                   (f"worst case ({args.tiny:,} tiny files)", TINY, args.tiny)):
+        for label, script, job_args in ((f"pipeline ({args.files} CSV shards)", PIPELINE, [str(args.files)]),
+                                        (f"worst case ({args.tiny:,} tiny files)", TINY, [".", str(args.tiny)])):
             console.print(f"[bold]{label}[/bold]")
-            r = {m: statistics.median(v) for m, v in measure(script, arg, args.repeats, home).items()}
+            r = {m: statistics.median(v) for m, v in measure(script, job_args, args.repeats, home).items()}
             table.add_row(label, f"{r['bare python']:.2f}", f"{r['run --capture off']:.2f}",
                           f"{r['run --capture audit-hook']:.2f}",
                           f"{r['run --capture off'] / r['bare python']:.2f}",

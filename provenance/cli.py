@@ -448,8 +448,9 @@ def status(ctx: Ctx, as_json: bool) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @click.option("--name", help="Pipeline stage this run belongs to (default: the script it runs).")
 @click.option("--project", help="Project the run belongs to.")
-@click.option("--capture", type=click.Choice(["auto", "audit-hook", "off"]), default="auto", show_default=True,
-              help="How file I/O is captured; auto picks the best mode available.")
+@click.option("--capture", type=click.Choice(["auto", "fanotify", "audit-hook", "off"]), default="auto",
+              show_default=True, help="How file I/O is captured: fanotify (any language, needs root), audit-hook "
+              "(Python jobs, no root); auto picks fanotify where it is permitted.")
 @click.option("--quiet", is_flag=True, help="Do not echo the job's output (it still goes to the log).")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
@@ -460,7 +461,9 @@ def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bo
 
     with ctx.stack() as stack:
         try:
-            result = Launcher(stack.bus, stack.settings.home, echo=not quiet).run(
+            capture_cfg = stack.settings.capture
+            result = Launcher(stack.bus, stack.settings.home, echo=not quiet, noise=capture_cfg.noise,
+                              ignore=capture_cfg.ignore).run(
                 list(command), name=name, project=project, capture=capture)
         except OSError as exc:
             _fail(f"cannot start {command[0]!r}: {exc}", 127)

@@ -30,6 +30,13 @@ class StoreConfig(BaseModel):
     path: Path | None = Field(default=None, description="embedded store file (default: HOME/graph.db)")
 
 
+class CaptureConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    noise: list[str] | None = Field(default=None, description="path prefixes fanotify capture drops (default: the "
+                                    "runtime, system and library directories, caches, /proc, /sys, /dev)")
+    ignore: list[str] = Field(default_factory=list, description="more path prefixes to drop, on top of the noise")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROVENANCE_", env_nested_delimiter="__", extra="forbid",
                                       frozen=True)
@@ -44,6 +51,7 @@ class Settings(BaseSettings):
                                    description="processes that decode and infer while the store writes (0: inline)")
     bus: BusConfig = Field(default_factory=BusConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
 
     @property
     def log_path(self) -> Path:
@@ -103,3 +111,4 @@ class _FileSettings(BaseModel):
     processor_workers: int | None = Field(default=None, ge=0, le=64)
     bus: BusConfig | None = None
     store: StoreConfig | None = None
+    capture: CaptureConfig | None = None

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from provenance.config import load_settings
@@ -15,6 +16,7 @@ from provenance.connectors.delta import DeltaLogTailer, find_table_root
 from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack, open_stack
 from tests.conftest import ingest_lines
+from tests.test_capture import needs_fanotify
 
 
 def meta(app: str, user: str) -> CommitProperties:
@@ -113,7 +115,8 @@ def test_cli_tail_delta(tmp_path: Path) -> None:
         assert s.processor.pending() == 0
 
 
-def test_jobs_under_run_are_captured_without_code_changes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("capture", ["audit-hook", pytest.param("fanotify", marks=needs_fanotify)])
+def test_jobs_under_run_are_captured_without_code_changes(tmp_path: Path, capture: str) -> None:
     """The writer's app id reaches the commits, and a reader is linked to the exact version it read."""
     from provenance.connectors.launcher import Launcher
 
@@ -123,12 +126,14 @@ def test_jobs_under_run_are_captured_without_code_changes(tmp_path: Path) -> Non
         "import pyarrow as pa\nfrom deltalake import write_deltalake\n"
         "t = pa.table({'id': [1, 2]})\n"
         "write_deltalake('lake/fg', t)\nwrite_deltalake('lake/fg', t, mode='append')\n")
+    # reading through file_uris: deltalake's own readers can abort the process at exit (delta-rs #2184)
     (work / "read.py").write_text(
-        "from deltalake import DeltaTable\nprint(DeltaTable('lake/fg', version=0).to_pyarrow_table().num_rows)\n")
+        "import pyarrow.parquet as pq\nfrom deltalake import DeltaTable\n"
+        "print(pq.read_table(DeltaTable('lake/fg', version=0).file_uris()).num_rows)\n")
     with open_stack(load_settings(home=home)) as stack:
         launcher = Launcher(stack.bus, home, echo=False)
-        writer = launcher.run([sys.executable, "write.py"], cwd=work)
-        reader = launcher.run([sys.executable, "read.py"], cwd=work)
+        writer = launcher.run([sys.executable, "write.py"], cwd=work, capture=capture)
+        reader = launcher.run([sys.executable, "read.py"], cwd=work, capture=capture)
         stack.processor.catch_up()
         uri = (work / "lake" / "fg").resolve().as_uri()
         versions = stack.store.versions([uri])[uri]
@@ -137,3 +142,36 @@ def test_jobs_under_run_are_captured_without_code_changes(tmp_path: Path) -> Non
         assert [(a["uri"], a["version"], a["types"]) for a in fp["artifacts"] if a["type"] == "table"] == [
             (uri, "0", ["INPUT"])]
     assert reader.log_path.read_text().strip() == "2"
+
+
+@needs_fanotify
+def test_any_language_delta_io_is_folded_into_table_versions(tmp_path: Path) -> None:
+    """fanotify, no help from the job's runtime: a writer whose commits carry no app id is still named the
+    writer (it created the commit file), and a shell reader of the table's files read the version whose
+    log it read last."""
+    from provenance.connectors.launcher import Launcher
+
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    (work / "write.py").write_text(
+        "import pyarrow as pa\nfrom deltalake import write_deltalake\n"
+        "write_deltalake('lake/t', pa.table({'id': [1]}))\n"
+        "write_deltalake('lake/t', pa.table({'id': [2]}), mode='append')\n")
+    with open_stack(load_settings(home=home)) as stack:
+        launcher = Launcher(stack.bus, home, echo=False)
+        # -I: isolated mode ignores PYTHONPATH, so no hook is injected and the commits carry no app id
+        writer = launcher.run([sys.executable, "-I", "write.py"], cwd=work, capture="fanotify")
+        reader = launcher.run(["sh", "-c", "cat lake/t/_delta_log/*.json lake/t/*.parquet > copy.bin"], cwd=work,
+                              capture="fanotify", name="shell-reader")
+        stack.processor.catch_up()
+        uri = (work / "lake" / "t").resolve().as_uri()
+        log = sorted((work / "lake" / "t" / "_delta_log").glob("*.json"))
+        assert all("prov.app_id" not in p.read_text() for p in log)
+        versions = stack.store.versions([uri])[uri]
+        assert [(v.key, v.creator) for v in versions] == [("0", writer.app_id), ("1", writer.app_id)]
+        q = LineageQueries(stack.store, stack.rules)
+        fp = q.footprint(reader.app_id)
+        assert [(a["uri"], a["version"], a["types"]) for a in fp["artifacts"] if a["type"] == "table"] == [
+            (uri, "1", ["INPUT"])]
+        # the table's part files are not artifacts of their own
+        assert not [f for f in q.footprint(writer.app_id)["files"] if ".parquet" in f["uri"]]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from provenance.bus.port import Bus, Record, raw_topic
 from provenance.events.model import event_id_for
 
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
+_LOG_FILE = re.compile(r"^(\d{20})\.(?:json|checkpoint(?:\.\d+\.\d+)?\.parquet)$")
 _PROV_KEYS = ("prov.app_id", "prov.user")
 
 
@@ -43,14 +44,18 @@ def find_table_root(path: str | Path) -> Path | None:
     return Path(*parts[: parts.index("_delta_log")])
 
 
-def commit_events(table: Path, version: int, actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Canonical events of one commit (pure: the tailer and the tests share it)."""
+def commit_events(table: Path, version: int, actions: list[dict[str, Any]],
+                  writer: tuple[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """Canonical events of one commit (pure: the tailer and the tests share it). ``writer`` (app id,
+    user) names the committing app when the commit metadata does not, e.g. from file capture."""
     info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
     added = [a["add"]["path"] for a in actions if "add" in a]
     removed = [a["remove"]["path"] for a in actions if "remove" in a]
     uri = table.resolve().as_uri()
     app = info.get("prov.app_id") or None
     user = info.get("prov.user") or None
+    if app is None and writer is not None:
+        app, user = writer[0], user or writer[1]
     ts = info.get("timestamp") or max((a["add"].get("modificationTime", 0) for a in actions if "add" in a), default=0)
     attrs: dict[str, Any] = {
         "version": version,
@@ -93,8 +98,10 @@ class DeltaLogTailer:
             return {}
         return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
-    def tail(self, tables: Iterable[Path]) -> TailResult:
-        """Publish the commits of each table not published before; returns what was done."""
+    def tail(self, tables: Iterable[Path],
+             writers: Mapping[tuple[Path, int], tuple[str, str | None]] | None = None) -> TailResult:
+        """Publish the commits of each table not published before; returns what was done. ``writers``
+        maps (table, version) to the app and user that file capture saw writing that commit."""
         state = self._state()
         out = TailResult()
         for table in sorted({Path(t).resolve() for t in tables}):
@@ -117,7 +124,7 @@ class DeltaLogTailer:
                 except (OSError, ValueError) as exc:
                     out.missing.append(f"{table}: version {v} unreadable ({exc}); retried next time")
                     break
-                for ev in commit_events(table, v, actions):
+                for ev in commit_events(table, v, actions, (writers or {}).get((table, v))):
                     records.append(Record(value=json.dumps(ev).encode(), key=ev.get("app_id") or key))
                 out.commits += 1
                 state[key] = v + 1
@@ -129,3 +136,77 @@ class DeltaLogTailer:
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
         tmp.replace(self.state_path)
         return out
+
+
+@dataclass
+class Folded:
+    """File events of a job with the insides of Delta tables folded into table-level facts."""
+
+    events: list[dict[str, Any]]
+    tables: set[Path] = field(default_factory=set)
+    writers: dict[tuple[Path, int], tuple[str, str | None]] = field(default_factory=dict)
+
+
+def fold_table_files(events: Iterable[dict[str, Any]], app_id: str, user: str | None,
+                     known_reads: Iterable[str] = ()) -> Folded:
+    """Language-independent Delta capture from file events (fanotify): a table's data and log files are
+    not artifacts of their own. A job that created ``_delta_log/N.json`` wrote version N (the tailer is
+    told, for commits whose metadata names no app); a job that read the log up to ``N.json`` read
+    version N, unless the deltalake instrumentation already recorded the exact version it read
+    (``known_reads``: ``delta://`` URIs)."""
+    roots: dict[str, Path | None] = {}
+
+    def root_of(path: str) -> Path | None:
+        found = find_table_root(path)
+        if found is not None:
+            return found
+        parent = str(Path(path).parent)
+        if parent not in roots:
+            probe, hit = Path(parent), None
+            for candidate in (probe, *probe.parents):
+                if (candidate / "_delta_log").is_dir():
+                    hit = candidate
+                    break
+            roots[parent] = hit
+        return roots[parent]
+
+    instrumented = {u.split("@", 1)[0].removeprefix("delta://") for u in known_reads}
+    kept: list[dict[str, Any]] = []
+    out = Folded(kept)
+    log_upto: dict[Path, int] = {}
+    data_read: dict[Path, int] = {}  # table → time of the last data-file read
+    for ev in events:
+        path = str(ev.get("uri", ""))
+        root = root_of(path) if path.startswith("/") else None
+        if root is None:
+            kept.append(ev)
+            continue
+        out.tables.add(root)
+        in_log = "/_delta_log/" in path
+        m = _LOG_FILE.match(Path(path).name) if in_log else None
+        if ev["op"] == "read":
+            if m:
+                log_upto[root] = max(log_upto.get(root, -1), int(m.group(1)))
+            elif not in_log:
+                data_read[root] = max(data_read.get(root, 0), int(ev.get("ts", 0)))
+        elif ev["op"] in ("create", "write") and m and path.endswith(".json"):
+            out.writers[(root, int(m.group(1)))] = (app_id, user)
+        elif ev["op"] == "rename" and ev.get("dst"):  # commits are often written to a temp file, then renamed
+            dm = _COMMIT_FILE.match(Path(str(ev["dst"])).name)
+            if dm:
+                out.writers[(root, int(dm.group(1)))] = (app_id, user)
+    # a table was read when its data files were: at the newest version whose log the job read and did
+    # not write itself (reading the log alone, as every appender does, is not reading the data)
+    for root, ts in sorted(data_read.items()):
+        if str(root) in instrumented:
+            continue
+        written = {v for (r, v) in out.writers if r == root}
+        version = max((v for v in range(log_upto.get(root, -1) + 1) if v not in written), default=-1)
+        if version < 0:
+            continue
+        uri = f"delta://{root}@{version}"
+        kept.append({"source": "fanotify", "kind": "file", "op": "read", "ts": ts, "app_id": app_id, "uri": uri,
+                     "event_id": event_id_for("fanotify", f"{app_id}:{uri}"),
+                     "attrs": {"inferred_from": "the table's data and _delta_log files it read"},
+                     **({"user": user} if user else {})})
+    return out

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from provenance.bus.port import Bus, Record, raw_topic
-from provenance.connectors import audithook
-from provenance.connectors.delta import DeltaLogTailer
+from provenance.connectors import audithook, fanotify
+from provenance.connectors.delta import DeltaLogTailer, fold_table_files
 
-CAPTURE_MODES = ("auto", "audit-hook", "off")
+CAPTURE_MODES = ("auto", "fanotify", "audit-hook", "off")
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
 
 
@@ -100,13 +100,99 @@ class RunResult:
     gaps: list[dict[str, object]] = field(default_factory=list)
 
 
+class _Capture:
+    """The file capture of one run, whatever the mode: set up before the job, collected after it.
+
+    ``fanotify`` watches every process of the job's tree; the audit hook is still injected, with file
+    events off, for what only the job's own runtime can do (the app id in Delta commit metadata, the
+    exact table version a deltalake reader read). ``audit-hook`` records Python-level file I/O plus
+    the native I/O of pyarrow and deltalake. A mode that cannot start falls back and says why.
+    """
+
+    def __init__(self, requested: str, home: Path, app_id: str, user: str | None,
+                 noise: Sequence[str] | None, ignore: Sequence[str]) -> None:
+        self.app_id, self.user = app_id, user
+        self.spool = home / "spool" / app_id
+        self.gaps: list[dict[str, object]] = []
+        self.watcher: fanotify.Watcher | None = None
+        # never the job's data: the runtime and libraries, our own state and our own hook
+        self.noise = [*(fanotify.default_noise() if noise is None else noise),
+                      *(p.rstrip("/") + "/" for p in [str(home.resolve()), str(audithook.HOOK_DIR), *ignore])]
+        mode = requested
+        if requested in ("auto", "fanotify"):
+            reason = fanotify.probe()
+            if reason is None:
+                mode = "fanotify"
+                self.watcher = fanotify.Watcher(app_id, user, noise=self.noise)
+            else:
+                mode = "audit-hook"
+                if requested == "fanotify":
+                    self.gaps.append({"reason": f"fanotify capture unavailable ({reason}); the audit hook "
+                                                "captured Python file I/O only"})
+        self.mode = mode
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        if self.mode == "off":
+            return env
+        return audithook.prepare(self.spool, self.app_id, self.user, env, files=self.mode == "audit-hook",
+                                 noise=self.noise)
+
+    def start(self) -> None:
+        if self.watcher is None:
+            return
+        try:
+            self.watcher.start()
+        except OSError as exc:  # never the job's failure: fall back to the hook, and say so
+            self.gaps.append({"reason": f"fanotify could not start ({exc}); the audit hook captured Python "
+                                        "file I/O only"})
+            self.watcher, self.mode = None, "audit-hook"
+
+    def started(self, pid: int) -> None:
+        if self.watcher is not None:
+            self.watcher.add_root(pid)
+
+    def finish(self) -> tuple[audithook.Collected, dict[tuple[Path, int], tuple[str, str | None]]]:
+        collected = audithook.collect(self.spool) if self.mode != "off" else audithook.Collected()
+        collected.gaps[:0] = self.gaps
+        events: list[dict[str, Any]] = []
+        torn: list[bytes] = []  # a line cut short goes on as it is: the processor dead-letters it
+        for line in collected.lines:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                torn.append(line)
+        if self.watcher is not None:
+            seen = self.watcher.stop()
+            events.extend(seen.events)
+            collected.processes = seen.processes
+            collected.gaps.extend(seen.gaps)
+            if seen.overflows:
+                collected.gaps.append({"reason": f"the fanotify queue overflowed {seen.overflows} time(s): some "
+                                                 "file events are missing"})
+        known = [str(e["uri"]) for e in events if str(e.get("uri", "")).startswith("delta://")]
+        folded = fold_table_files(events, self.app_id, self.user, known)
+        collected.lines = [*(json.dumps(e).encode() for e in folded.events), *torn]
+        collected.delta_tables.update(str(t) for t in folded.tables)
+        if self.spool.is_dir():
+            shutil.rmtree(self.spool, ignore_errors=True)
+        return collected, folded.writers
+
+    def abort(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.spool.is_dir():
+            shutil.rmtree(self.spool, ignore_errors=True)
+
+
 class Launcher:
     """Runs one job and publishes what happened to ``bus``."""
 
-    def __init__(self, bus: Bus, home: Path, *, echo: bool = True) -> None:
+    def __init__(self, bus: Bus, home: Path, *, echo: bool = True, noise: Sequence[str] | None = None,
+                 ignore: Sequence[str] = ()) -> None:
         self.bus = bus
         self.home = home
         self.echo = echo
+        self.noise, self.ignore = noise, ignore
         self.topic = raw_topic("canonical")
 
     def _emit(self, events: Sequence[dict[str, Any]]) -> None:
@@ -119,19 +205,15 @@ class Launcher:
             raise ValueError("nothing to run")
         if capture not in CAPTURE_MODES:
             raise ValueError(f"unknown capture mode {capture!r} (one of {', '.join(CAPTURE_MODES)})")
-        mode = "audit-hook" if capture == "auto" else capture
         app_id = new_app_id()
         user = getpass.getuser()
         workdir = (cwd or Path.cwd()).resolve()
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{app_id}.log"
-        spool = self.home / "spool" / app_id
-        job_env = dict(os.environ if env is None else env)
-        if mode == "audit-hook":
-            job_env = audithook.prepare(spool, app_id, user, job_env)
+        cap = _Capture(capture, self.home, app_id, user, self.noise, self.ignore)
         attrs: dict[str, Any] = {"command": list(argv), "cwd": str(workdir), "host": socket.gethostname(),
-                                 "capture": mode, "log": str(log_path), **git_state(workdir), "hardware": hardware()}
+                                 "log": str(log_path), **git_state(workdir), "hardware": hardware()}
         if name:
             attrs["name"] = name
         if project:
@@ -139,17 +221,21 @@ class Launcher:
         base = {"source": "launcher", "kind": "app", "app_id": app_id, "user": user}
         self._emit([{**base, "op": "submitted", "ts": now_ms(), "event_id": f"launcher:{app_id}:submitted",
                      "attrs": attrs}])
+        cap.start()  # the watcher must be running before the job forks, and the launcher fork nothing else
+        job_env = cap.environment(dict(os.environ if env is None else env))
         start = now_ms()
         try:
             proc = subprocess.Popen(list(argv), cwd=workdir, env=job_env, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE)
         except OSError as exc:
+            cap.abort()
             self._emit([{**base, "op": "failed", "ts": now_ms(), "event_id": f"launcher:{app_id}:end",
-                         "attrs": {"exit_code": 127, "error": f"cannot start: {exc}"}}])
+                         "attrs": {"exit_code": 127, "error": f"cannot start: {exc}", "capture": cap.mode}}])
             raise
+        cap.started(proc.pid)
         # the environment fingerprint (~0.2 s) is taken while the job already runs
         self._emit([{**base, "op": "started", "ts": start, "event_id": f"launcher:{app_id}:started",
-                     "attrs": {"pid": proc.pid, **environment_fingerprint()}}])
+                     "attrs": {"pid": proc.pid, "capture": cap.mode, **environment_fingerprint()}}])
         restore = self._forward_signals(proc)
         try:
             with log_path.open("wb") as log:
@@ -171,11 +257,12 @@ class Launcher:
             state, exit_code, extra = "killed", 128 - code, {"signal": signal.Signals(-code).name}
         else:
             state, exit_code, extra = ("finished" if code == 0 else "failed"), code, {}
-        collected = audithook.collect(spool) if mode == "audit-hook" else audithook.Collected()
+        collected, writers = cap.finish()
         if collected.lines:
             self.bus.produce(self.topic, [Record(value=ln, key=app_id) for ln in collected.lines])
         if collected.delta_tables:  # the commits the job made (and any it raced with) become events
-            DeltaLogTailer(self.bus, self.home / "delta_state.json").tail(Path(t) for t in collected.delta_tables)
+            DeltaLogTailer(self.bus, self.home / "delta_state.json").tail(
+                (Path(t) for t in collected.delta_tables), writers)
         # the log is the app's output too: an artifact typed `log`
         log_uri = log_path.resolve().as_uri()
         self._emit([
@@ -187,11 +274,10 @@ class Launcher:
              "attrs": {"exit_code": exit_code, **extra, "duration_ms": end - start,
                        "cpu_user_s": round(usage.ru_utime, 3), "cpu_system_s": round(usage.ru_stime, 3),
                        "peak_rss_bytes": usage.ru_maxrss * 1024, "captured_events": len(collected.lines),
+                       "capture": cap.mode,
                        "captured_processes": collected.processes, "capture_gaps": collected.gaps}},
         ])
-        if spool.is_dir():
-            shutil.rmtree(spool, ignore_errors=True)
-        return RunResult(app_id, exit_code, state, log_path, len(collected.lines), mode, collected.gaps)
+        return RunResult(app_id, exit_code, state, log_path, len(collected.lines), cap.mode, collected.gaps)
 
     @staticmethod
     def _forward_signals(proc: subprocess.Popen[bytes]) -> Callable[[], None]:

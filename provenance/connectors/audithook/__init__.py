@@ -22,9 +22,15 @@ class Collected:
     delta_tables: set[str] = field(default_factory=set)  # Delta tables the job wrote or read
 
 
-def prepare(spool: Path, app_id: str, user: str | None, env: dict[str, str]) -> dict[str, str]:
+def prepare(spool: Path, app_id: str, user: str | None, env: dict[str, str], *, files: bool = True,
+            noise: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """The job's environment with the hook injected. ``files=False`` when another capture (fanotify) sees
+    the file I/O: the hook then only instruments what needs the job's runtime (Delta commit metadata
+    and the table versions read)."""
     spool.mkdir(parents=True, exist_ok=True)
     out = dict(env)
+    out["PROVENANCE_HOOK_FILES"] = "1" if files else "0"
+    out["PROVENANCE_NOISE"] = os.pathsep.join(noise)
     out["PYTHONPATH"] = os.pathsep.join([str(HOOK_DIR), *(p for p in [env.get("PYTHONPATH", "")] if p)])
     out["PROVENANCE_APP_ID"] = app_id
     out["PROVENANCE_SPOOL"] = str(spool)

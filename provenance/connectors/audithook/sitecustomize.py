@@ -26,32 +26,39 @@ if TYPE_CHECKING:
 _APP = os.environ.get("PROVENANCE_APP_ID", "")
 _USER = os.environ.get("PROVENANCE_USER") or None
 _SPOOL = os.environ.get("PROVENANCE_SPOOL", "")
+_FILES = os.environ.get("PROVENANCE_HOOK_FILES", "1") != "0"  # off when fanotify sees the file I/O
 _IMPORT_FILES = ("<frozen importlib._bootstrap_external>", "<frozen importlib._bootstrap>", "<frozen zipimport>")
 _SKIP_PREFIXES = tuple(
     sorted({p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix) if p}
-           | {"/proc/", "/sys/", "/dev/"} | ({_SPOOL} if _SPOOL else set()))
+           | {"/proc/", "/sys/", "/dev/"} | ({_SPOOL} if _SPOOL else set())
+           | {p for p in os.environ.get("PROVENANCE_NOISE", "").split(os.pathsep) if p})
 )
 _SKIP_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/")
 _FLUSH_EVERY = 256
 
 
 class _Spool:
+    """The process's spool file, created at its first event (a process with none leaves no file)."""
+
     def __init__(self) -> None:
         self.pid = -1
         self.seq = 0
         self.buf: list[str] = []
         self.file: TextIO | None = None
+        self.failed = False
 
     def open(self) -> None:
-        self.pid, self.seq, self.buf = os.getpid(), 0, []
-        try:
-            self.file = open(os.path.join(_SPOOL, f"{self.pid}.jsonl"), "a", encoding="utf-8")
-        except OSError:
-            self.file = None
+        self.pid, self.seq, self.buf, self.file, self.failed = os.getpid(), 0, [], None, False
 
     def write(self, event: dict[str, object]) -> None:
         if self.file is None:
-            return
+            if self.failed:
+                return
+            try:
+                self.file = open(os.path.join(_SPOOL, f"{self.pid}.jsonl"), "a", encoding="utf-8")
+            except OSError:
+                self.failed = True
+                return
         self.seq += 1
         if "kind" in event:
             event["event_id"] = f"audit-hook:{_APP}:{self.pid}:{self.seq}"
@@ -82,7 +89,16 @@ class _Spool:
 
 
 _spool = _Spool()
+_code_seen: set[str] = set()
 _busy = False  # our own file writes raise audit events too
+
+
+def _source_of(path: str) -> str:
+    """``pkg/__pycache__/mod.cpython-311.pyc`` → ``pkg/mod.py``: reading cached bytecode is reading the code."""
+    head, _, name = path.rpartition("/__pycache__/")
+    if not head or not name.endswith(".pyc"):
+        return path
+    return f"{head}/{name.split('.', 1)[0]}.py"
 
 
 def _path(value: object) -> str | None:
@@ -92,14 +108,20 @@ def _path(value: object) -> str | None:
         path = os.fsdecode(os.fspath(value))  # type: ignore[call-overload]
     except TypeError:
         return None
-    path = os.path.abspath(path)
+    path = _source_of(os.path.abspath(path))
     if path.startswith(_SKIP_PREFIXES) or any(p in path for p in _SKIP_PARTS) or path.endswith(".pyc"):
         return None
     return path
 
 
+_xattr_ts: dict[str, int] = {}
+
+
 def _emit(op: str, path: str, dst: str | None = None, **more: object) -> None:
-    event: dict[str, object] = {"source": "audit-hook", "kind": "file", "op": op, "ts": time.time_ns() // 1_000_000,
+    ts = time.time_ns() // 1_000_000
+    if op.startswith("xattr"):  # a later change of a file's tags gets a later time, even within a millisecond
+        ts = _xattr_ts[path] = max(ts, _xattr_ts.get(path, 0) + 1)
+    event: dict[str, object] = {"source": "audit-hook", "kind": "file", "op": op, "ts": ts,
                                 "app_id": _APP, "uri": path, "attrs": {"pid": os.getpid(), **more}}
     if dst is not None:
         event["dst"] = dst
@@ -112,9 +134,15 @@ def _open(args: tuple[object, ...]) -> None:
     path = _path(args[0])
     if path is None:
         return
-    caller = sys._getframe(2).f_code.co_filename
-    if caller in _IMPORT_FILES:
-        return  # the import system reading modules is not the job's I/O
+    try:
+        caller = sys._getframe(2).f_code.co_filename
+    except ValueError:
+        caller = ""  # no Python frame: the interpreter reading the main script
+    if caller in _IMPORT_FILES or not caller:  # the job's own code (its installed libraries are noise)
+        if path not in _code_seen and os.path.isfile(path):
+            _code_seen.add(path)
+            _emit("read", path, code=True)
+        return
     mode, flags = args[1], args[2] if len(args) > 2 else 0
     if isinstance(mode, str):
         writes = any(c in mode for c in "wax+")
@@ -264,12 +292,173 @@ def _instrument_deltalake(module: object) -> None:
     for name in ("delete", "update"):
         if hasattr(table_cls, name):
             setattr(table_cls, name, writing(getattr(table_cls, name)))
-    for name in ("to_pyarrow_table", "to_pandas", "to_pyarrow_dataset"):
+    for name in ("to_pyarrow_table", "to_pandas", "to_pyarrow_dataset", "file_uris"):
         if hasattr(table_cls, name):
             setattr(table_cls, name, reading(getattr(table_cls, name)))
 
 
-_AFTER_IMPORT = {"deltalake": _instrument_deltalake}
+# -- pyarrow (and pandas, which reads and writes parquet through it): native I/O too ---------------
+_native_depth = 0  # read_table calls ParquetDataset calls ...: only the outermost call records
+
+
+def _files_below(path: str) -> list[str]:
+    """The data files a dataset directory holds (pyarrow skips names starting with '_' or '.')."""
+    out: list[str] = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(("_", ".")))
+        out.extend(os.path.join(root, f) for f in sorted(files) if not f.startswith(("_", ".")))
+    return out
+
+
+def _local(source: object) -> list[str]:
+    """Local paths named by a pyarrow source argument (a path, a list of paths); [] for file objects."""
+    if isinstance(source, (list, tuple)):
+        return [p for item in source for p in _local(item)]
+    if not isinstance(source, (str, bytes, os.PathLike)):
+        return []
+    text = os.fsdecode(os.fspath(source))
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    return [os.path.abspath(text)] if "://" not in text else []
+
+
+def _snapshot(paths: list[str]) -> dict[str, int]:
+    out = {}
+    for path in paths:
+        for f in _files_below(path) if os.path.isdir(path) else [path]:
+            try:
+                out[f] = os.stat(f).st_mtime_ns
+            except OSError:
+                pass
+    return out
+
+
+def _native(function: object, position: int, keyword: str, writes: bool) -> object:
+    """Wrap a pyarrow entry point whose argument ``position``/``keyword`` names the file(s) it reads or
+    writes, so that the files become events as if Python had opened them."""
+
+    def wrapped(*args: object, **kwargs: object) -> object:
+        global _native_depth
+        source = args[position] if len(args) > position else kwargs.get(keyword)
+        outermost = _native_depth == 0
+        paths = _local(source) if outermost else []
+        before = _snapshot(paths) if writes and paths else {}
+        _native_depth += 1
+        try:
+            result = function(*args, **kwargs)  # type: ignore[operator]
+        finally:
+            _native_depth -= 1
+        if paths:
+            try:
+                if writes:
+                    for f, mtime in _snapshot(paths).items():
+                        if before.get(f) != mtime and (q := _path(f)) is not None:
+                            _emit("write" if f in before else "create", q, via="pyarrow")
+                else:
+                    for p in paths:
+                        for f in _files_below(p) if os.path.isdir(p) else [p]:
+                            if (q := _path(f)) is not None:
+                                _emit("read", q, via="pyarrow")
+            except Exception:
+                pass
+        return result
+
+    wrapped.__wrapped__ = function  # type: ignore[attr-defined]
+    return wrapped
+
+
+# (module, attribute, argument position, keyword, writes)
+_PYARROW_ENTRY_POINTS = {
+    "pyarrow.parquet": [("read_table", 0, "source", False), ("read_pandas", 0, "source", False),
+                        ("read_metadata", 0, "where", False), ("read_schema", 0, "where", False),
+                        ("write_table", 1, "where", True), ("write_to_dataset", 1, "root_path", True)],
+    "pyarrow.feather": [("read_table", 0, "source", False), ("read_feather", 0, "source", False),
+                        ("write_feather", 1, "dest", True)],
+    "pyarrow.csv": [("read_csv", 0, "input_file", False), ("write_csv", 1, "output_file", True)],
+    "pyarrow.orc": [("read_table", 0, "source", False), ("write_table", 1, "where", True)],
+    "pyarrow.dataset": [("dataset", 0, "source", False), ("write_dataset", 1, "base_dir", True)],
+}
+_PYARROW_CLASSES = {"pyarrow.parquet": [("ParquetFile", 1, "source", False), ("ParquetWriter", 1, "where", True),
+                                        ("ParquetDataset", 1, "path_or_paths", False)]}
+
+
+def _opened_natively(path: object, mode: object) -> None:
+    """A file pyarrow opened in C++ from a mode string (pandas' to_parquet writes through one)."""
+    if _native_depth:
+        return
+    for p in _local(path):
+        q = _path(p)
+        if q is None:
+            continue
+        text = str(mode or "r")
+        writes = any(c in text for c in "wax+")
+        creates = writes and ("x" in text or not os.path.exists(q))
+        _emit("create" if creates else "write" if writes else "read", q, mode=text, via="pyarrow")
+
+
+def _instrument_pyarrow_streams(module: ModuleType) -> None:
+    lib_osfile = getattr(module, "OSFile", None)
+    if isinstance(lib_osfile, type) and not getattr(lib_osfile, "_provenance", False):
+        try:
+            class OSFile(lib_osfile):  # type: ignore[valid-type, misc]
+                _provenance = True
+
+                def __new__(cls, path: object, mode: str = "r", *args: object, **kwargs: object) -> OSFile:
+                    try:  # before the C++ open, which creates the file
+                        _opened_natively(path, mode)
+                    except Exception:
+                        pass
+                    return super().__new__(cls, path, mode, *args, **kwargs)  # type: ignore[no-any-return]
+
+            OSFile.__name__ = OSFile.__qualname__ = "OSFile"
+            OSFile.__module__ = lib_osfile.__module__
+            module.OSFile = OSFile  # type: ignore[attr-defined]
+        except TypeError:  # a final class in some build: leave it
+            pass
+    for name, writes_default in (("memory_map", False), ("input_stream", False), ("output_stream", True),
+                                 ("create_memory_map", True)):
+        original = getattr(module, name, None)
+        if original is None or hasattr(original, "__wrapped__"):
+            continue
+
+        def wrapped(source: object, *args: object, _original: object = original, _writes: bool = writes_default,
+                    _name: str = name, **kwargs: object) -> object:
+            mode = kwargs.get("mode", args[0] if _name == "memory_map" and args else ("w" if _writes else "r"))
+            try:
+                _opened_natively(source, mode)
+            except Exception:
+                pass
+            return _original(source, *args, **kwargs)  # type: ignore[operator]
+
+        wrapped.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(module, name, wrapped)
+
+
+def _instrument_pyarrow(module: ModuleType) -> None:
+    if module.__name__ == "pyarrow":
+        _instrument_pyarrow_streams(module)
+        return
+    targets = [module]
+    core = sys.modules.get(module.__name__ + ".core")  # pyarrow.parquet's functions live in .core
+    if core is not None:
+        targets.append(core)
+    for name, position, keyword, writes in _PYARROW_ENTRY_POINTS.get(module.__name__, []):
+        original = getattr(module, name, None)
+        if original is None or hasattr(original, "__wrapped__"):
+            continue
+        wrapped = _native(original, position, keyword, writes)
+        for target in targets:
+            if getattr(target, name, None) is original:
+                setattr(target, name, wrapped)
+    for name, position, keyword, writes in _PYARROW_CLASSES.get(module.__name__, []):
+        cls = getattr(module, name, None)
+        init = getattr(cls, "__init__", None) if isinstance(cls, type) else None
+        if init is not None and not hasattr(init, "__wrapped__"):
+            setattr(cls, "__init__", _native(init, position, keyword, writes))  # noqa: B010
+
+
+_AFTER_IMPORT = {"deltalake": _instrument_deltalake,
+                 **({name: _instrument_pyarrow for name in ["pyarrow", *_PYARROW_ENTRY_POINTS]} if _FILES else {})}
 
 
 class _AfterImport:
@@ -311,7 +500,8 @@ def _install() -> None:
     atexit.register(_spool.close)
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork)
     sys.meta_path.insert(0, _AfterImport())
-    sys.addaudithook(_hook)
+    if _FILES:
+        sys.addaudithook(_hook)
 
 
 def _chain() -> None:

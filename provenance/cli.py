@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -25,7 +26,7 @@ from provenance.graph.model import NEVER
 from provenance.graph.queries import Limits, LineageQueries
 from provenance.processor.normalize import formats
 from provenance.processor.runner import ProcessStats, processor_lock
-from provenance.reports import audit_markdown, gdpr_markdown
+from provenance.reports import audit_markdown, compare_markdown, gdpr_markdown
 from provenance.stack import Stack, open_stack
 
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
@@ -386,6 +387,23 @@ def gdpr(ctx: Ctx, uris: tuple[str, ...], as_of: int | None, depth: int, time_bu
     _partial_note(r)
 
 
+@cli.command()
+@click.argument("app_a")
+@click.argument("app_b")
+@as_of_option
+@json_option
+@click.pass_obj
+def compare(ctx: Ctx, app_a: str, app_b: str, as_of: int | None, as_json: bool) -> None:
+    """Reproducibility check: what differs between two runs (inputs, code, environment). Exits 0 when
+    they match in all three, 3 when they differ."""
+    r = run_query(ctx, lambda q: q.compare_runs(app_a, app_b, _t_or_never(as_of)))
+    if as_json:
+        return _emit_json(r)
+    out.print(Markdown(compare_markdown(r)))
+    if not r["reproducible"]:
+        raise SystemExit(3)
+
+
 @cli.command("dead-letters")
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
 @json_option
@@ -498,13 +516,27 @@ def tail_delta(ctx: Ctx, tables: tuple[Path, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Home for the demo's state (default: a new temporary directory).")
+              help="New or empty directory to build the pipeline in (default: a new temporary directory); "
+                   "its state goes to DIR/.provenance unless --home is given.")
+@click.option("--capture", type=click.Choice(["auto", "fanotify", "audit-hook"]), default="auto", show_default=True,
+              help="Capture mode of every stage.")
+@click.option("--replay", is_flag=True, help="Replay the bundled hand-written example history instead.")
 @click.pass_obj
-def demo(ctx: Ctx, directory: Path | None) -> None:
-    """Replay the bundled example history (a loan-approval pipeline) and print its audit report."""
-    from provenance.demo import run_history_demo
+def demo(ctx: Ctx, directory: Path | None, capture: str, replay: bool) -> None:
+    """Build a loan-approval ML pipeline, run every stage under `provenance run`, and print what was
+    captured: the audit of the deployed model, a GDPR report, a footprint, an impact and a
+    reproducibility note."""
+    if replay:
+        from provenance.demo.history import run_history_demo
 
-    run_history_demo(directory, out)
+        run_history_demo(directory, out)
+        return
+    from provenance.demo import run_pipeline_demo
+
+    def settings_for(default_home: Path) -> Settings:
+        return ctx.settings if ctx.home else load_settings(ctx.config, home=default_home)
+
+    run_pipeline_demo(directory, out, capture, settings_for)
 
 
 def main() -> None:

@@ -90,7 +90,6 @@ def test_python_job_footprint_is_exactly_what_it_did(env: dict[str, Any]) -> Non
         "job.py": ["INPUT"],  # the job's code is an input too
         "in.csv": ["INPUT", "OUTPUT_REMOVED"],
         "old.txt": ["OUTPUT_MODIFIED"],
-        "out": ["OUTPUT_ADDED"],
         "out/result.json": ["OUTPUT_ADDED"],
         "out/copy.json": ["OUTPUT_TMP"],
         "out/final.json": ["OUTPUT_ADDED"],

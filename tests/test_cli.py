@@ -129,8 +129,23 @@ def test_replay_rebuilds_the_same_graph(home: Path) -> None:
     assert run(home, "gdpr", f"{P}/Raw/applications_2026_02.csv", "--json").stdout == before
 
 
-def test_demo_prints_the_audit_report(tmp_path: Path) -> None:
-    r = subprocess.run([sys.executable, "-m", "provenance.cli", "demo", "--dir", str(tmp_path / "d")],
+def test_demo_replay_prints_the_audit_report(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "provenance.cli", "demo", "--replay", "--dir", str(tmp_path / "d")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Audit: loan_scoring" in r.stdout and "GDPR report" in r.stdout
+
+
+def test_compare_two_runs_of_a_job(home: Path) -> None:
+    r = run(home, "compare", f"{APP}0006", f"{APP}0012", "--json")
+    assert r.returncode == 0, r.stderr
+    cmp = json.loads(r.stdout)
+    assert not cmp["reproducible"] and cmp["same"]["inputs"] is False
+    assert [c["uri"] for c in cmp["inputs"]["changed"]] == ["file:///Projects/loan/loan_Training_Datasets/loan_td"]
+    assert any("inputs differ" in w for w in cmp["warnings"])
+    readable = run(home, "compare", f"{APP}0006", f"{APP}0012")
+    assert readable.returncode == 3 and "not a reproduction" in readable.stdout
+    same = run(home, "compare", f"{APP}0006", f"{APP}0006", "--json")
+    assert same.returncode == 0 and json.loads(same.stdout)["same"]["inputs"] is True
+    assert run(home, "compare", f"{APP}0006", "no-such-app").returncode == 1
+    assert run(home, "compare", f"{APP}0006").returncode == 2

@@ -53,8 +53,20 @@ def test_commits_become_versions_with_their_writers(stack: Stack, tmp_path: Path
     impact = q.impact(artifact=f"{uri}@1")
     assert {a["app_id"] for a in impact["apps"]} == {"cleaner"}
     audit = q.upstream(uri)
-    assert audit["target"]["version"] == "2" and audit["users"] == ["alice", "bob"]  # v2 ← cleaner ← v1 ← writer-1
-    assert [(a["version"], a["via"]) for a in audit["artifacts"]] == [("1", ["cleaner"])]
+    assert audit["target"]["version"] == "2" and audit["users"] == ["alice", "bob"]
+    # v2 ← cleaner ← v1 ← writer-1 (an append keeps version 0's rows) ← v0
+    assert [(a["version"], a["via"]) for a in audit["artifacts"]] == [("1", ["cleaner"]), ("0", ["writer-1"])]
+
+
+def test_an_overwrite_does_not_derive_from_the_version_before(stack: Stack, tmp_path: Path) -> None:
+    table = tmp_path / "t"
+    write_deltalake(str(table), pa.table({"id": [1]}), commit_properties=meta("first", "alice"))
+    write_deltalake(str(table), pa.table({"id": [2]}), mode="append", commit_properties=meta("appender", "alice"))
+    write_deltalake(str(table), pa.table({"id": [3]}), mode="overwrite", commit_properties=meta("replacer", "bob"))
+    tail(stack, table)
+    q = LineageQueries(stack.store, stack.rules)
+    assert [a["version"] for a in q.upstream(f"{table}@1")["artifacts"]] == ["0"]
+    assert q.upstream(f"{table}@2")["artifacts"] == []  # nothing of versions 0 and 1 is left in 2
 
 
 def test_a_reader_is_linked_to_the_version_it_read(stack: Stack, tmp_path: Path) -> None:
@@ -108,7 +120,7 @@ def test_cli_tail_delta(tmp_path: Path) -> None:
 
     r = cli("tail-delta", str(table), "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout) == {"tables": 1, "commits": 3, "events": 4, "missing": []}
+    assert json.loads(r.stdout) == {"tables": 1, "commits": 3, "events": 5, "missing": []}
     r = cli("tail-delta", str(tmp_path / "nothing"))
     assert r.returncode == 1 and "no _delta_log" in r.stderr
     with open_stack(load_settings(home=home)) as s:

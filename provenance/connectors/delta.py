@@ -3,8 +3,10 @@
 A commit becomes a ``table_commit`` event: version, operation and its parameters, commit time, the
 added and removed files, and the committing app and user when the commit metadata names them
 (``prov.app_id``, ``prov.user``, written by jobs that `provenance run` starts). A commit that read
-an earlier version (``readVersion``, e.g. a DELETE or MERGE) also yields a read of that version by
-the same app, so version N+1 is drawn as derived from version N.
+an earlier version (``readVersion``, e.g. a DELETE or MERGE), or that keeps the data of the version
+before it (an append, any commit but a whole-table overwrite), also yields a read of that version by
+the same app, so version N+1 is drawn as derived from version N: personal data in version 1 is
+still in version 2 after an append.
 
 Event ids are derived from the table and version, so tailing a table again, or from two places,
 adds nothing twice. The tailer remembers the next version to read per table in a small state file.
@@ -76,13 +78,38 @@ def commit_events(table: Path, version: int, actions: list[dict[str, Any]],
     if user:
         commit["user"] = user
     events = [commit]
+    if not app:
+        return events
     read = info.get("readVersion")
-    if isinstance(read, int) and read >= 0 and app:
+    reads = {read} if isinstance(read, int) and 0 <= read < version else set()
+    if version > 0 and carries_over(info):
+        reads.add(version - 1)
+    for n in sorted(reads):
+        suffix = "read" if n == read else "carry"
         events.append({"source": "delta", "kind": "file", "op": "read", "ts": int(ts), "app_id": app,
-                       "uri": f"delta://{table.resolve()}@{read}",
-                       "event_id": event_id_for("delta", f"{uri}@{version}:read"),
+                       "uri": f"delta://{table.resolve()}@{n}",
+                       "event_id": event_id_for("delta", f"{uri}@{version}:{suffix}"),
+                       "attrs": {"reason": "the commit read it" if n == read else
+                                 "the commit keeps the previous version's data (e.g. an append)"},
                        **({"user": user} if user else {})})
     return events
+
+
+_REPLACING = {"CREATE TABLE", "CREATE OR REPLACE TABLE", "REPLACE TABLE", "CREATE TABLE AS SELECT",
+              "REPLACE TABLE AS SELECT", "CREATE OR REPLACE TABLE AS SELECT"}
+
+
+def carries_over(info: dict[str, Any]) -> bool:
+    """Whether a commit keeps data of the version before it: everything but a whole-table overwrite
+    (an append, a merge, a delete or update of some rows, an optimize, a partial overwrite)."""
+    operation = str(info.get("operation", "")).upper()
+    params = info.get("operationParameters") or {}
+    if operation in _REPLACING:
+        return False
+    if operation == "WRITE" and str(params.get("mode", "")).lower() == "overwrite":
+        return bool(params.get("predicate") or params.get("replaceWhere") or (params.get("partitionBy") and
+                    params.get("partitionOverwriteMode") == "dynamic"))
+    return True
 
 
 class DeltaLogTailer:

@@ -358,7 +358,7 @@ class Watcher:
             if mask & FAN_Q_OVERFLOW:
                 self.out.overflows += 1
             elif mask & FAN_ONDIR:
-                if mask & (FAN_RENAME | FAN_CREATE | FAN_DELETE | FAN_ATTRIB):  # not listings (close)
+                if mask & (FAN_RENAME | FAN_ATTRIB):  # not listings (close), nor mkdir / rmdir
                     records = self._records(data, offset + meta_len, offset + event_len)
                     if mask & FAN_RENAME:
                         self._dirs.clear()  # a renamed directory changes the paths below it
@@ -452,15 +452,9 @@ class Watcher:
         if mask & FAN_RENAME:
             self._rename(records, pid, directory=True)
             return
-        path = records.get(INFO_DFID_NAME)
-        if path is None or self._noise(path + "/"):
-            return
-        if mask & FAN_CREATE:
-            self._emit("create", path, pid, attrs={"directory": True})
-        if mask & FAN_ATTRIB:
+        path = records.get(INFO_DFID_NAME)  # making or removing an (empty) directory is not lineage
+        if path is not None and mask & FAN_ATTRIB and not self._noise(path + "/"):
             self._attrib(path, pid)
-        if mask & FAN_DELETE:
-            self._emit("delete", path, pid, attrs={"directory": True})
 
     def _event(self, mask: int, pid: int, records: dict[int, str]) -> None:
         if mask & FAN_RENAME:

@@ -464,6 +464,85 @@ class LineageQueries:
                               "type": it.get("type"), "rel": rel})
         return steps
 
+    # -- reproducibility ----------------------------------------------------------------------
+    def compare_runs(self, a: str, b: str, as_of: int = NEVER) -> dict[str, Any]:
+        """What differs between two runs: the artifact versions they read, their code (git commit, code
+        files read, command line) and their environment (Python and installed packages). Identical in
+        all three means the second run can be expected to reproduce the first."""
+        everything = Limits(limit=1_000_000)
+        fa, fb = self.footprint(a, as_of, everything), self.footprint(b, as_of, everything)
+
+        def reads(f: dict[str, Any], code: bool) -> dict[str, set[str]]:
+            out: dict[str, set[str]] = {}
+            for item in f["artifacts"]:
+                if INPUT in item["types"] and (item["type"] == "code") == code:
+                    out.setdefault(item["uri"], set()).add(str(item["version"]))
+            return out
+
+        def diff(x: dict[str, set[str]], y: dict[str, set[str]]) -> dict[str, list[dict[str, Any]]]:
+            return {
+                "same": [{"uri": u, "versions": sorted(x[u])} for u in sorted(x.keys() & y.keys()) if x[u] == y[u]],
+                "changed": [{"uri": u, "a": sorted(x[u]), "b": sorted(y[u])}
+                            for u in sorted(x.keys() & y.keys()) if x[u] != y[u]],
+                "only_a": [{"uri": u, "versions": sorted(x[u])} for u in sorted(x.keys() - y.keys())],
+                "only_b": [{"uri": u, "versions": sorted(y[u])} for u in sorted(y.keys() - x.keys())],
+            }
+
+        app_a, app_b = fa["app"], fb["app"]
+        pa, pb = app_a["props"], app_b["props"]
+        packages_a = dict(p.split("==", 1) for p in pa.get("packages") or [] if "==" in p)
+        packages_b = dict(p.split("==", 1) for p in pb.get("packages") or [] if "==" in p)
+        inputs = diff(reads(fa, False), reads(fb, False))
+        code_files = diff(reads(fa, True), reads(fb, True))
+        packages: dict[str, list[Any]] = {
+            "added": [f"{n}=={packages_b[n]}" for n in sorted(packages_b.keys() - packages_a.keys())],
+            "removed": [f"{n}=={packages_a[n]}" for n in sorted(packages_a.keys() - packages_b.keys())],
+            "changed": [{"name": n, "a": packages_a[n], "b": packages_b[n]}
+                        for n in sorted(packages_a.keys() & packages_b.keys()) if packages_a[n] != packages_b[n]],
+        }
+        same_inputs = not (inputs["changed"] or inputs["only_a"] or inputs["only_b"])
+        same_code = (app_a["git_commit"] == app_b["git_commit"] and not app_a["git_dirty"] and not app_b["git_dirty"]
+                     and not (code_files["changed"] or code_files["only_a"] or code_files["only_b"])
+                     and pa.get("command") == pb.get("command"))
+        same_env = app_a["env_hash"] is not None and app_a["env_hash"] == app_b["env_hash"]
+        warnings = []
+        if not same_inputs:
+            warnings.append(f"inputs differ: {len(inputs['changed'])} read at another version, "
+                            f"{len(inputs['only_a'])} only in {app_a['app_id']}, "
+                            f"{len(inputs['only_b'])} only in {app_b['app_id']}")
+        if app_a["git_commit"] != app_b["git_commit"]:
+            warnings.append(f"code differs: git commit {app_a['git_commit'] or 'unknown'} vs "
+                            f"{app_b['git_commit'] or 'unknown'}")
+        for app in (app_a, app_b):
+            if app["git_dirty"]:
+                warnings.append(f"{app['app_id']} ran from a working tree with uncommitted changes: its code "
+                                "cannot be recovered from git")
+        if code_files["changed"] or code_files["only_a"] or code_files["only_b"]:
+            warnings.append("the code files read differ")
+        if pa.get("command") != pb.get("command"):
+            warnings.append("the command lines differ")
+        if not same_env:
+            warnings.append(f"environments differ: {app_a['env_hash'] or 'unknown'} vs {app_b['env_hash'] or 'unknown'}"
+                            f" ({len(packages['added'])} packages added, {len(packages['removed'])} removed, "
+                            f"{len(packages['changed'])} changed)")
+        return {
+            "query": "compare",
+            "as_of": _iso_or_none(as_of),
+            "a": app_a,
+            "b": app_b,
+            "inputs": inputs,
+            "code": {"git": {"a": app_a["git_commit"], "b": app_b["git_commit"], "a_dirty": app_a["git_dirty"],
+                             "b_dirty": app_b["git_dirty"]},
+                     "command": {"a": pa.get("command"), "b": pb.get("command")}, "files": code_files,
+                     "same": same_code},
+            "environment": {"a": app_a["env_hash"], "b": app_b["env_hash"],
+                            "python": {"a": app_a["python"], "b": app_b["python"]}, "packages": packages,
+                            "same": same_env},
+            "same": {"inputs": same_inputs, "code": same_code, "environment": same_env},
+            "reproducible": same_inputs and same_code and same_env,
+            "warnings": warnings,
+        }
+
 
 def _types_of(rels: Iterable[str]) -> list[str]:
     """Hopsworks footprint types of an app's edges to one version (created and removed: temporary)."""

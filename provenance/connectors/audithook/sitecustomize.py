@@ -1,8 +1,9 @@
 """Injected into jobs started by ``provenance run --capture audit-hook`` (through PYTHONPATH).
 
 Records the job's own file operations as canonical events, one JSON line each, in a spool file per
-process: ``$PROVENANCE_SPOOL/<pid>.jsonl``. It covers open (with the mode), remove, rename, mkdir,
-rmdir and extended attributes; shutil's operations arrive through these. The launcher collects the
+process: ``$PROVENANCE_SPOOL/<pid>.jsonl``. It covers open (with the mode), remove, rename and
+extended attributes; shutil's operations arrive through these. Making and removing directories is
+not lineage (an empty directory holds no data); renaming one is, as it moves what it holds. The launcher collects the
 spool after the job. The last line of a complete spool is an end marker. A spool without one (the
 process was killed, or called os._exit) is reported on the app as a capture gap.
 
@@ -151,8 +152,8 @@ def _open(args: tuple[object, ...]) -> None:
         flags = int(flags or 0)  # type: ignore[call-overload]
         writes = bool(flags & (os.O_WRONLY | os.O_RDWR))
         creates = bool(flags & os.O_CREAT) and not os.path.exists(path)
-    if os.path.isdir(path) and not writes:
-        return
+    if not writes and not os.path.isfile(path):
+        return  # a directory, or a read that will fail (the hook runs before the open)
     _emit("create" if creates else "write" if writes else "read", path, mode=str(mode))
 
 
@@ -177,12 +178,6 @@ def _hook(event: str, args: tuple[object, ...]) -> None:
                 _emit("create", dst)
             elif src is not None:
                 _emit("delete", src)
-        elif event == "os.mkdir":
-            if (p := _path(args[0])) is not None and not os.path.exists(p):
-                _emit("create", p, directory=True)
-        elif event == "os.rmdir":
-            if (p := _path(args[0])) is not None:
-                _emit("delete", p, directory=True)
         elif event == "os.setxattr":
             if (p := _path(args[0])) is not None:
                 value = args[2]

@@ -1,4 +1,4 @@
-"""The demo of the embedded default: the bundled loan-pipeline history, end to end."""
+"""`provenance demo --replay`: the bundled loan-pipeline history (hand-written events), end to end."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from provenance.processor.runner import processor_lock
 from provenance.reports import audit_markdown, gdpr_markdown
 from provenance.stack import open_stack
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "loan_pipeline.jsonl"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "loan_pipeline.jsonl"
 DEPLOYED_MODEL = "/Projects/loan/Deployments/loan_scoring"
 RAW_WITH_PERSON = "/Projects/loan/Raw/applications_2026_02.csv"
 

@@ -1,11 +1,13 @@
-"""Wall-time cost of capture: the same job bare, under ``provenance run --capture off`` and under
-``--capture audit-hook``, side by side in one run.
+"""Wall-time cost of capture: the same job bare, under ``provenance run --capture off``, and under
+each capture mode (audit hook; fanotify where permitted, i.e. as root), side by side in one run.
 
-    python -m bench.capture_overhead [--repeats 5] [--files 400] [--tiny 20000]
+    python -m bench.capture_overhead [--repeats 5] [--parts 30] [--rows 100000] [--files 400] [--tiny 20000]
 
-Two jobs: a file-heavy Python pipeline (CSV shards → features → JSON outputs, with temporary files)
-and the worst case (20k tiny files created, read and deleted). Runs are interleaved so that drift of
-the shared machine hits every mode alike; the table gives medians and ratios.
+Three jobs: a pandas/parquet pipeline (parquet shards → features → parquet outputs and a summary),
+a file-heavy pure-Python pipeline (CSV shards → JSON, with temporary files), and the worst case
+(20k tiny files created, read and deleted). Runs are interleaved and rotated so that drift of the
+shared machine hits every mode alike; the table gives medians and ratios against ``--capture off``
+(the launcher without capture: what capture itself costs).
 """
 
 from __future__ import annotations
@@ -24,6 +26,28 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console(width=150)
+
+PARQUET = """
+import os, sys
+import numpy as np, pandas as pd
+n, rows = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(1)
+os.makedirs("raw", exist_ok=True); os.makedirs("features", exist_ok=True)
+for i in range(n):
+    pd.DataFrame({"id": np.arange(rows), "age": rng.integers(18, 90, rows), "income": rng.lognormal(10.5, 0.5, rows),
+                  "amount": rng.uniform(1e3, 5e4, rows), "label": rng.random(rows) < 0.3}).to_parquet(
+        f"raw/part_{i}.parquet")
+summary = []
+for i in range(n):
+    df = pd.read_parquet(f"raw/part_{i}.parquet")
+    df["dti"] = df["amount"] / df["income"]
+    df["log_income"] = np.log1p(df["income"])
+    df.to_parquet(f"features/part_{i}.parquet")
+    summary.append(df.groupby(df["age"] // 10)["dti"].mean().rename(f"part_{i}"))
+full = pd.concat([pd.read_parquet(f"features/part_{i}.parquet") for i in range(n)])
+pd.concat(summary, axis=1).to_parquet("summary.parquet")
+full.describe().to_csv("stats.csv")
+"""
 
 PIPELINE = """
 import csv, json, os, random, sys
@@ -75,69 +99,86 @@ def timed(argv: list[str], cwd: Path) -> float:
     return time.perf_counter() - t0
 
 
-def measure(script: str, args: list[str], repeats: int, home: Path) -> dict[str, list[float]]:
-    modes = {
-        "bare python": [],
-        "run --capture off": ["--capture", "off"],
-        "run --capture audit-hook": ["--capture", "audit-hook"],
-    }
+MODES = {"bare python": None, "off": "off", "audit-hook": "audit-hook", "fanotify": "fanotify"}
+
+
+def measure(script: str, args: list[str], repeats: int, home: Path, modes: list[str]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {m: [] for m in modes}
-    names = list(modes)
     for r in range(repeats):
-        for mode in names[r % 3:] + names[: r % 3]:  # rotate, so no mode always runs first
-            flags = modes[mode]
+        k = r % len(modes)
+        for mode in modes[k:] + modes[:k]:  # rotate, so no mode always runs first
+            capture = MODES[mode]
             with tempfile.TemporaryDirectory(prefix="prov-cap-") as d:
                 work = Path(d)
                 (work / "job.py").write_text(textwrap.dedent(script))
                 job = [sys.executable, "job.py", *args]
-                argv = job if mode == "bare python" else [
-                    sys.executable, "-m", "provenance.cli", "--home", str(home), "run", "--quiet", *flags, "--", *job]
+                argv = job if capture is None else [
+                    sys.executable, "-m", "provenance.cli", "--home", str(home), "run", "--quiet", "--capture", capture,
+                    "--", *job]
                 out[mode].append(timed(argv, work))
         console.print(f"  repeat {r + 1}/{repeats} done", style="dim")
     return out
 
 
-
-def per_op(n: int, repeats: int) -> tuple[float, float]:
-    """CPU cost of one file operation with and without the hook, on tmpfs (no disk in the way)."""
+def per_op(n: int, repeats: int, fanotify_ok: bool) -> dict[str, float]:
+    """Cost of one file operation bare, with the hook, and under a fanotify watcher, on tmpfs (no disk
+    in the way): µs per operation, median of ``repeats``."""
+    from provenance.connectors import fanotify
     from provenance.connectors.audithook import HOOK_DIR
 
     shm = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-    bare, hooked = [], []
+    out: dict[str, list[float]] = {"bare": [], "audit-hook": [], **({"fanotify": []} if fanotify_ok else {})}
     for _ in range(repeats):
-        with tempfile.TemporaryDirectory(dir=shm) as d, tempfile.TemporaryDirectory(dir=shm) as spool:
-            for sink, env in ((bare, {}), (hooked, {"PYTHONPATH": str(HOOK_DIR), "PROVENANCE_APP_ID": "bench",
-                                                    "PROVENANCE_SPOOL": spool})):
+        for mode in out:
+            with tempfile.TemporaryDirectory(dir=shm) as d, tempfile.TemporaryDirectory(dir=shm) as spool:
+                env = {"PATH": "/usr/bin:/bin"}
+                if mode == "audit-hook":
+                    env |= {"PYTHONPATH": str(HOOK_DIR), "PROVENANCE_APP_ID": "bench", "PROVENANCE_SPOOL": spool}
+                watcher = fanotify.Watcher("bench", None) if mode == "fanotify" else None
+                if watcher:
+                    watcher.start()
                 r = subprocess.run([sys.executable, "-c", TINY, d, str(n)], capture_output=True, text=True,
-                                   check=True, env={"PATH": "/usr/bin:/bin", **env})
-                sink.append(float(r.stdout))
-    return statistics.median(bare), statistics.median(hooked)
+                                   check=True, env=env)
+                if watcher:
+                    seen = watcher.stop()
+                    assert len(seen.events) >= 3 * n, "the watcher missed the job's operations"
+                out[mode].append(float(r.stdout))
+    return {m: statistics.median(v) for m, v in out.items()}
 
 
 def main() -> None:
+    from provenance.connectors import fanotify
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--files", type=int, default=400, help="CSV shards of the pipeline")
+    ap.add_argument("--parts", type=int, default=30, help="parquet shards of the pandas pipeline")
+    ap.add_argument("--rows", type=int, default=100_000, help="rows per parquet shard")
+    ap.add_argument("--files", type=int, default=400, help="CSV shards of the pure-Python pipeline")
     ap.add_argument("--tiny", type=int, default=20_000, help="tiny files of the worst case")
     args = ap.parse_args()
+    why_not = fanotify.probe()
+    modes = [m for m in MODES if m != "fanotify" or why_not is None]
+    if why_not:
+        console.print(f"[yellow]fanotify not measured: {why_not}[/yellow]")
     table = Table(title=f"Capture overhead (median of {args.repeats} interleaved runs, seconds)")
-    for col in ("job", "bare python", "run --capture off", "run --capture audit-hook", "off / bare",
-                "audit-hook / off"):
+    for col in ("job", *modes, "off / bare", *(f"{m} / off" for m in modes[2:])):
         table.add_column(col, justify="right")
+    parquet = f"pandas/parquet pipeline ({args.parts} × {args.rows:,} rows)"
+    jobs = ((parquet, PARQUET, [str(args.parts), str(args.rows)]),
+            (f"pure-Python pipeline ({args.files} CSV shards)", PIPELINE, [str(args.files)]),
+            (f"worst case ({args.tiny:,} tiny files)", TINY, [".", str(args.tiny)]))
     with tempfile.TemporaryDirectory(prefix="prov-cap-home-") as h:
         home = Path(h)
-        for label, script, job_args in ((f"pipeline ({args.files} CSV shards)", PIPELINE, [str(args.files)]),
-                                        (f"worst case ({args.tiny:,} tiny files)", TINY, [".", str(args.tiny)])):
+        for label, script, job_args in jobs:
             console.print(f"[bold]{label}[/bold]")
-            r = {m: statistics.median(v) for m, v in measure(script, job_args, args.repeats, home).items()}
-            table.add_row(label, f"{r['bare python']:.2f}", f"{r['run --capture off']:.2f}",
-                          f"{r['run --capture audit-hook']:.2f}",
-                          f"{r['run --capture off'] / r['bare python']:.2f}",
-                          f"{r['run --capture audit-hook'] / r['run --capture off']:.2f}")
+            r = {m: statistics.median(v) for m, v in measure(script, job_args, args.repeats, home, modes).items()}
+            table.add_row(label, *(f"{r[m]:.2f}" for m in modes), f"{r['off'] / r['bare python']:.2f}",
+                          *(f"{r[m] / r['off']:.2f}" for m in modes[2:]))
     console.print(table)
-    bare, hooked = per_op(args.tiny, args.repeats)
-    console.print(f"audit hook, per file operation on tmpfs (median of {args.repeats}): {bare:.1f} µs bare, "
-                  f"{hooked:.1f} µs with the hook (+{hooked - bare:.1f} µs, {hooked / bare:.2f}×)")
+    ops = per_op(args.tiny, args.repeats, why_not is None)
+    console.print(f"per file operation on tmpfs (median of {args.repeats}): "
+                  + ", ".join(f"{m} {v:.1f} µs" + ("" if m == "bare" else f" ({v / ops['bare']:.2f}×)")
+                              for m, v in ops.items()))
 
 
 if __name__ == "__main__":

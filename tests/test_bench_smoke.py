@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
         (["bench.ingest", "--events", "3000", "--batch", "500"], "pipelined / inline end-to-end rate"),
         (["bench.queries", "--edges", "20000", "--samples", "5"], "gdpr(raw data)"),
         (["bench.breakdown", "--events", "3000", "--batch", "1000"], "of which SQLite"),
-        (["bench.capture_overhead", "--repeats", "1", "--files", "5", "--tiny", "200"], "per file operation"),
+        (["bench.capture_overhead", "--repeats", "1", "--parts", "2", "--rows", "1000", "--files", "5",
+          "--tiny", "200"], "per file operation"),
     ],
 )
 def test_benchmark_runs(args: list[str], expect: str) -> None:

@@ -65,7 +65,8 @@ PSEUDO_FS = frozenset({
 def default_noise() -> tuple[str, ...]:
     """Path prefixes and parts that are never the job's data: the runtime, libraries, caches."""
     prefixes = {p.rstrip("/") + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix) if p}
-    prefixes |= {"/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/etc/", "/proc/", "/sys/", "/dev/", "/run/",
+    # (/dev is not watched: only its tmpfs, /dev/shm, which holds real data)
+    prefixes |= {"/usr/", "/lib/", "/lib64/", "/bin/", "/sbin/", "/etc/", "/proc/", "/sys/", "/run/",
                  "/var/lib/", "/var/cache/", "/var/log/", "/snap/", "/opt/conda/pkgs/",
                  str(Path("~/.cache").expanduser()) + "/", str(Path("~/.local/lib").expanduser()) + "/",
                  str(Path("~/.pyenv").expanduser()) + "/", str(Path("~/.config").expanduser()) + "/"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, TextIO
@@ -31,10 +32,10 @@ _FILES = os.environ.get("PROVENANCE_HOOK_FILES", "1") != "0"  # off when fanotif
 _IMPORT_FILES = ("<frozen importlib._bootstrap_external>", "<frozen importlib._bootstrap>", "<frozen zipimport>")
 _SKIP_PREFIXES = tuple(
     sorted({p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix) if p}
-           | {"/proc/", "/sys/", "/dev/"} | ({_SPOOL} if _SPOOL else set())
+           | {"/proc/", "/sys/"} | ({_SPOOL} if _SPOOL else set())
            | {p for p in os.environ.get("PROVENANCE_NOISE", "").split(os.pathsep) if p})
 )
-_SKIP_PARTS = ("/__pycache__/", "/site-packages/", "/dist-packages/")
+_SKIP_PARTS_RE = re.compile("/__pycache__/|/site-packages/|/dist-packages/")
 _FLUSH_EVERY = 256
 
 
@@ -52,20 +53,29 @@ class _Spool:
         self.pid, self.seq, self.buf, self.file, self.failed = os.getpid(), 0, [], None, False
 
     def write(self, event: dict[str, object]) -> None:
+        """A record that is not a file event (an end marker, a table note)."""
+        if self._ready():
+            self.buf.append(json.dumps(event))
+
+    def write_event(self, head: str, tail: str) -> None:
+        """A file event, as the JSON text around its event id (built by hand: this is the hot path)."""
+        if not self._ready():
+            return
+        self.seq += 1
+        self.buf.append(f'{head}"event_id":"audit-hook:{_APP}:{self.pid}:{self.seq}"{tail}')
+        if len(self.buf) >= _FLUSH_EVERY:
+            self.flush()
+
+    def _ready(self) -> bool:
         if self.file is None:
             if self.failed:
-                return
+                return False
             try:
                 self.file = open(os.path.join(_SPOOL, f"{self.pid}.jsonl"), "a", encoding="utf-8")
             except OSError:
                 self.failed = True
-                return
-        self.seq += 1
-        if "kind" in event:
-            event["event_id"] = f"audit-hook:{_APP}:{self.pid}:{self.seq}"
-        self.buf.append(json.dumps(event))
-        if len(self.buf) >= _FLUSH_EVERY:
-            self.flush()
+                return False
+        return True
 
     def flush(self) -> None:
         if self.file is None or not self.buf:
@@ -103,32 +113,48 @@ def _source_of(path: str) -> str:
 
 
 def _path(value: object) -> str | None:
-    if isinstance(value, int):
+    if isinstance(value, str):
+        path = value
+    elif isinstance(value, int):
         return None  # an fd: its path was recorded when it was opened
-    try:
-        path = os.fsdecode(os.fspath(value))  # type: ignore[call-overload]
-    except TypeError:
-        return None
-    path = _source_of(os.path.abspath(path))
-    if path.startswith(_SKIP_PREFIXES) or any(p in path for p in _SKIP_PARTS) or path.endswith(".pyc"):
+    else:
+        try:
+            path = os.fsdecode(os.fspath(value))  # type: ignore[call-overload]
+        except TypeError:
+            return None
+    if path[:1] != "/" or "/." in path or "//" in path:
+        path = os.path.abspath(path)
+    if "/__pycache__/" in path:
+        path = _source_of(path)
+    if path.startswith("/dev/") and not path.startswith("/dev/shm/"):
+        return None  # devices; /dev/shm is a file system like any other
+    if path.startswith(_SKIP_PREFIXES) or _SKIP_PARTS_RE.search(path) or path.endswith(".pyc"):
         return None
     return path
 
 
 _xattr_ts: dict[str, int] = {}
+_HEAD = ('{"source":"audit-hook","kind":"file","app_id":' + json.dumps(_APP) + ","
+         + (f'"user":{json.dumps(_USER)},' if _USER else ""))
 
 
-def _emit(op: str, path: str, dst: str | None = None, **more: object) -> None:
+def _q(text: str) -> str:
+    """A JSON string literal, quickly for the common plain path."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    return json.dumps(text)
+
+
+def _emit(op: str, path: str, dst: str | None = None, mode: str | None = None, **more: object) -> None:
     ts = time.time_ns() // 1_000_000
     if op.startswith("xattr"):  # a later change of a file's tags gets a later time, even within a millisecond
         ts = _xattr_ts[path] = max(ts, _xattr_ts.get(path, 0) + 1)
-    event: dict[str, object] = {"source": "audit-hook", "kind": "file", "op": op, "ts": ts,
-                                "app_id": _APP, "uri": path, "attrs": {"pid": os.getpid(), **more}}
-    if dst is not None:
-        event["dst"] = dst
-    if _USER:
-        event["user"] = _USER
-    _spool.write(event)
+    if more:
+        attrs = json.dumps({"pid": _spool.pid, **({"mode": mode} if mode is not None else {}), **more})
+    else:
+        attrs = f'{{"pid":{_spool.pid}' + (f',"mode":{_q(mode)}}}' if mode is not None else "}")
+    where = f'"uri":{_q(path)},' + (f'"dst":{_q(dst)},' if dst is not None else "")
+    _spool.write_event(f'{_HEAD}"op":"{op}","ts":{ts},{where}"attrs":{attrs},', "}")
 
 
 def _open(args: tuple[object, ...]) -> None:
@@ -146,8 +172,8 @@ def _open(args: tuple[object, ...]) -> None:
         return
     mode, flags = args[1], args[2] if len(args) > 2 else 0
     if isinstance(mode, str):
-        writes = any(c in mode for c in "wax+")
-        creates = "x" in mode or (any(c in mode for c in "wa") and not os.path.exists(path))
+        writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+        creates = "x" in mode or (("w" in mode or "a" in mode) and not os.path.exists(path))
     else:  # os.open: mode is None, flags say it
         flags = int(flags or 0)  # type: ignore[call-overload]
         writes = bool(flags & (os.O_WRONLY | os.O_RDWR))

@@ -95,6 +95,7 @@ def catch_up(stack: Stack, quiet: bool = False) -> ProcessStats:
     with processor_lock(stack.settings.home):
         pending = proc.pending()
         if pending == 0:
+            proc.prepare()  # a search index behind the store is rebuilt
             return ProcessStats()
         if quiet or pending < 2 * proc.batch_size:
             stats = proc.catch_up()
@@ -393,7 +394,7 @@ def gdpr(ctx: Ctx, uris: tuple[str, ...], as_of: int | None, depth: int, time_bu
 @as_of_option
 @json_option
 @click.pass_obj
-def compare(ctx: Ctx, app_a: str, app_b: str, as_of: int | None, as_json: bool) -> None:
+def repro(ctx: Ctx, app_a: str, app_b: str, as_of: int | None, as_json: bool) -> None:
     """Reproducibility check: what differs between two runs (inputs, code, environment). Exits 0 when
     they match in all three, 3 when they differ."""
     r = run_query(ctx, lambda q: q.compare_runs(app_a, app_b, _t_or_never(as_of)))
@@ -402,6 +403,127 @@ def compare(ctx: Ctx, app_a: str, app_b: str, as_of: int | None, as_json: bool) 
     out.print(Markdown(compare_markdown(r)))
     if not r["reproducible"]:
         raise SystemExit(3)
+
+
+@cli.command()
+@click.argument("text", required=False, default="")
+@click.option("--kind", type=click.Choice(["artifact", "app", "user"]), multiple=True, help="Only these kinds.")
+@click.option("--type", "types", multiple=True, help="Only these artifact types (dataset, model, …).")
+@click.option("--project", multiple=True, help="Only these projects.")
+@click.option("--user", multiple=True, help="Only things these users made or ran.")
+@click.option("--sort", type=click.Choice(["relevance", "usage", "recent"]), default="relevance", show_default=True)
+@limits_options
+@json_option
+@click.pass_obj
+def search(ctx: Ctx, text: str, kind: tuple[str, ...], types: tuple[str, ...], project: tuple[str, ...],
+           user: tuple[str, ...], sort: str, limit: int, offset: int, as_json: bool) -> None:
+    """Search artifacts, runs and users by name, path, tags and description (word* is a prefix)."""
+    from provenance.search.port import SearchQuery
+
+    with ctx.stack() as stack:
+        catch_up(stack, quiet=as_json)
+        if stack.search is None:
+            _fail("search is off in this configuration (search.type: none)", 2)
+        r = stack.search.search(SearchQuery(text=text, kinds=kind, types=types, projects=project, users=user,
+                                            sort=sort, limit=min(limit, 1000), offset=offset))  # type: ignore[arg-type]
+    if as_json:
+        return _emit_json({"total": r.total, "hits": r.hits, "facets": r.facets, "offset": offset, "limit": limit})
+    table = Table(title=f"{r.total} result(s)")
+    for col in ("kind", "type", "name", "uri", "project", "used", "last"):
+        table.add_column(col)
+    for h in r.hits:
+        table.add_row(h["kind"], h["type"], h["name"], h["uri"], h.get("project") or "", str(h["usage"]),
+                      _t(h["last_ts"]))
+    out.print(table)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8750, show_default=True)
+@click.option("--no-auth", is_flag=True,
+              help="No tokens: everyone who can reach the port is an admin. Only for one user on localhost.")
+@click.pass_obj
+def serve(ctx: Ctx, host: str, port: int, no_auth: bool) -> None:
+    """The processor, the HTTP API and the web UI in one process."""
+    import uvicorn
+
+    from provenance.api.app import create_app
+
+    if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
+        raise click.UsageError("--no-auth is only allowed on a loopback --host")
+    app = create_app(ctx.settings, auth=not no_auth, run_processor=True)
+    err.print(f"[bold]provenance serve[/bold] on http://{host}:{port}/ (API docs at /docs; "
+              f"{'no auth' if no_auth else 'tokens required: provenance token create'}); state in "
+              f"{ctx.settings.home}", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.group()
+def token() -> None:
+    """API tokens: create, list, revoke."""
+
+
+@token.command("create")
+@click.argument("user")
+@click.option("--admin", is_flag=True, help="The user sees everything and may send events.")
+@click.option("--project", "projects", multiple=True, help="Make the user a member of this project.")
+@click.option("--label", help="What the token is for.")
+@json_option
+@click.pass_obj
+def token_create(ctx: Ctx, user: str, admin: bool, projects: tuple[str, ...], label: str | None,
+                 as_json: bool) -> None:
+    """Create a token for USER (printed once; only its hash is stored)."""
+    from provenance.access import AccessStore
+
+    store = AccessStore(ctx.settings.home / "access.db")
+    try:
+        token_id, secret = store.create_token(user, admin=admin, projects=projects, label=label)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    finally:
+        store.close()
+    if as_json:
+        return _emit_json({"id": token_id, "user": user, "token": secret, "admin": admin, "projects": list(projects)})
+    out.print(f"token {token_id} for {user}{' (admin)' if admin else ''}: {secret}", highlight=False)
+    err.print("[dim]store it now: it is not shown again[/dim]")
+
+
+@token.command("list")
+@json_option
+@click.pass_obj
+def token_list(ctx: Ctx, as_json: bool) -> None:
+    """Tokens with their users, projects and last use (never the tokens themselves)."""
+    from provenance.access import AccessStore
+
+    store = AccessStore(ctx.settings.home / "access.db")
+    try:
+        tokens = store.tokens()
+    finally:
+        store.close()
+    if as_json:
+        return _emit_json({"tokens": tokens})
+    table = Table(title=f"{len(tokens)} token(s)")
+    for col in ("id", "user", "admin", "projects", "label", "created", "last used", "revoked"):
+        table.add_column(col)
+    for t in tokens:
+        table.add_row(t["id"], t["user"], "yes" if t["admin"] else "", ", ".join(t["projects"]), t["label"] or "",
+                      _t(t["created_ts"]), _t(t["last_used_ts"]), "yes" if t["revoked"] else "")
+    out.print(table)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.pass_obj
+def token_revoke(ctx: Ctx, token_id: str) -> None:
+    """Revoke a token by its id (see `token list`)."""
+    from provenance.access import AccessStore
+
+    store = AccessStore(ctx.settings.home / "access.db")
+    try:
+        store.revoke(token_id)
+    finally:
+        store.close()
+    out.print(f"revoked {token_id}", highlight=False)
 
 
 @cli.command("dead-letters")

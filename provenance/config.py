@@ -30,6 +30,12 @@ class StoreConfig(BaseModel):
     path: Path | None = Field(default=None, description="embedded store file (default: HOME/graph.db)")
 
 
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: str = Field(default="embedded", description="embedded (tantivy), or none to keep no search index")
+    path: Path | None = Field(default=None, description="embedded index directory (default: HOME/search)")
+
+
 class CaptureConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     noise: list[str] | None = Field(default=None, description="path prefixes fanotify capture drops (default: the "
@@ -52,6 +58,7 @@ class Settings(BaseSettings):
     bus: BusConfig = Field(default_factory=BusConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @property
     def log_path(self) -> Path:
@@ -60,6 +67,10 @@ class Settings(BaseSettings):
     @property
     def store_path(self) -> Path:
         return self.store.path or self.home / "graph.db"
+
+    @property
+    def search_path(self) -> Path:
+        return self.search.path or self.home / "search"
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -112,3 +123,4 @@ class _FileSettings(BaseModel):
     bus: BusConfig | None = None
     store: StoreConfig | None = None
     capture: CaptureConfig | None = None
+    search: SearchConfig | None = None

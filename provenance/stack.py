@@ -14,10 +14,24 @@ from provenance.graph.embedded import EmbeddedStore
 from provenance.graph.port import LineageStore
 from provenance.processor.rules import Rules, load_rules
 from provenance.processor.runner import Processor
+from provenance.search.port import SearchIndex
+from provenance.search.projection import SearchProjection
 
 BUS_TYPES: dict[str, Callable[[Settings], Bus]] = {"embedded": lambda s: EmbeddedLog(s.log_path)}
 STORE_TYPES: dict[str, Callable[[Settings], LineageStore]] = {
     "embedded": lambda s: EmbeddedStore(s.store_path)
+}
+
+
+def _embedded_search(settings: Settings) -> SearchIndex:
+    from provenance.search.embedded import EmbeddedSearch  # tantivy loads only when search is used
+
+    return EmbeddedSearch(settings.search_path)
+
+
+SEARCH_TYPES: dict[str, Callable[[Settings], SearchIndex | None]] = {
+    "embedded": _embedded_search,
+    "none": lambda s: None,
 }
 
 
@@ -39,6 +53,11 @@ def create_store(settings: Settings) -> LineageStore:
     return factory(settings)  # type: ignore[return-value]
 
 
+def create_search(settings: Settings) -> SearchIndex | None:
+    factory = _pick("search", SEARCH_TYPES, settings.search.type)  # type: ignore[arg-type]
+    return factory(settings)  # type: ignore[return-value]
+
+
 def create_rules(settings: Settings) -> Rules:
     return load_rules(settings.rules_file, [Path(p) for p in settings.extra_rules_files])
 
@@ -51,17 +70,32 @@ class Stack:
     rules: Rules
 
     _processor: Processor | None = None
+    _search: SearchIndex | None = None
+    _search_opened: bool = False
+
+    @property
+    def search(self) -> SearchIndex | None:
+        """The search index (None when configured off), opened on first use."""
+        if not self._search_opened:
+            self._search = create_search(self.settings)
+            self._search_opened = True
+        return self._search
 
     @property
     def processor(self) -> Processor:
         if self._processor is None:
             self._processor = Processor(self.bus, self.store, self.rules, batch_size=self.settings.batch_size,
                                         workers=self.settings.processor_workers)
+            if self.search is not None:
+                self._processor.listeners.append(
+                    SearchProjection(self.store, self.rules, self.search, self._processor.group))
         return self._processor
 
     def close(self) -> None:
         if self._processor is not None:
             self._processor.close()
+        if self._search is not None:
+            self._search.close()
         self.bus.close()
         self.store.close()
 

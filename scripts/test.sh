@@ -2,9 +2,14 @@
 # Installs the package with its test and lint dependencies, checks types and style, runs the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# setfattr (Debian package attr) for the extended-attribute capture test
-if ! command -v setfattr >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq attr) >/dev/null
+# Debian packages the tests use: setfattr (attr) for the extended-attribute capture test, and
+# chromium for the web-UI test (driven by Playwright; nothing is downloaded at test time)
+missing=()
+command -v setfattr >/dev/null || missing+=(attr)
+command -v chromium >/dev/null || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "installing ${missing[*]} (Debian)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 python3 -m ruff check provenance tests bench examples

@@ -137,15 +137,15 @@ def test_demo_replay_prints_the_audit_report(tmp_path: Path) -> None:
 
 
 def test_compare_two_runs_of_a_job(home: Path) -> None:
-    r = run(home, "compare", f"{APP}0006", f"{APP}0012", "--json")
+    r = run(home, "repro", f"{APP}0006", f"{APP}0012", "--json")
     assert r.returncode == 0, r.stderr
     cmp = json.loads(r.stdout)
     assert not cmp["reproducible"] and cmp["same"]["inputs"] is False
     assert [c["uri"] for c in cmp["inputs"]["changed"]] == ["file:///Projects/loan/loan_Training_Datasets/loan_td"]
     assert any("inputs differ" in w for w in cmp["warnings"])
-    readable = run(home, "compare", f"{APP}0006", f"{APP}0012")
+    readable = run(home, "repro", f"{APP}0006", f"{APP}0012")
     assert readable.returncode == 3 and "not a reproduction" in readable.stdout
-    same = run(home, "compare", f"{APP}0006", f"{APP}0006", "--json")
+    same = run(home, "repro", f"{APP}0006", f"{APP}0006", "--json")
     assert same.returncode == 0 and json.loads(same.stdout)["same"]["inputs"] is True
-    assert run(home, "compare", f"{APP}0006", "no-such-app").returncode == 1
-    assert run(home, "compare", f"{APP}0006").returncode == 2
+    assert run(home, "repro", f"{APP}0006", "no-such-app").returncode == 1
+    assert run(home, "repro", f"{APP}0006").returncode == 2

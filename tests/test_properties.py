@@ -18,7 +18,8 @@ from tests.conftest import example_lines
 
 def build(lines: list[str], batch_size: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
-        with open_stack(load_settings(home=Path(d), batch_size=batch_size)) as s:
+        # the store is the subject here; the search index (a projection of it) is tested in test_search
+        with open_stack(load_settings(home=Path(d), batch_size=batch_size, search={"type": "none"})) as s:
             s.bus.produce(raw_topic("canonical"), [Record(value=ln.encode()) for ln in lines])
             stats = s.processor.catch_up()
             assert stats.dead_lettered == 0, stats.errors

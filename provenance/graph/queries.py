@@ -253,12 +253,25 @@ class LineageQueries:
                 "env_hash": p.get("env_hash"),
                 "python": p.get("python"),
                 "host": p.get("host"),
+                "project": self._app_project(p),
                 "exit_code": p.get("exit_code"),
                 "started_ts": p.get("started_ts") or p.get("submitted_ts") or (n.first_ts if n else None),
                 "ended_ts": p.get("ended_ts"),
                 "props": p,
             }
         return out
+
+    def _app_project(self, props: dict[str, Any]) -> str | None:
+        """The run's own project, else the project of its working directory by the naming rules."""
+        if props.get("project"):
+            return str(props["project"])
+        cwd = props.get("cwd")
+        if isinstance(cwd, str) and cwd.startswith("/"):
+            try:
+                return self.rules.classify(normalize_uri(cwd.rstrip("/") + "/_")).project
+            except ValueError:
+                return None
+        return None
 
     # -- footprint --------------------------------------------------------------------------
     def footprint(self, app: str, as_of: int = NEVER, limits: Limits = Limits()) -> dict[str, Any]:
@@ -457,11 +470,11 @@ class LineageQueries:
             if node.startswith("app:"):
                 a = apps.get(node, {})
                 steps.append({"kind": "app", "uri": node, "app_id": node_key(node), "job": a.get("job"),
-                              "users": a.get("users", []), "rel": rel})
+                              "users": a.get("users", []), "project": a.get("project"), "rel": rel})
             else:
                 it = items.get(node, {})
                 steps.append({"kind": "artifact", "uri": it.get("uri"), "version": it.get("version"),
-                              "type": it.get("type"), "rel": rel})
+                              "type": it.get("type"), "project": it.get("project"), "rel": rel})
         return steps
 
     # -- reproducibility ----------------------------------------------------------------------

@@ -38,3 +38,5 @@ def _canonical(value: bytes) -> list[Event]:
 
 
 register("canonical", _canonical)
+
+from provenance.connectors import openlineage as _openlineage  # noqa: E402, F401 - registers its format

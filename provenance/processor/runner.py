@@ -149,6 +149,8 @@ class Processor:
         self.store_retries = store_retries
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        # called after each batch is in the store, with its facts and offsets (the search projection)
+        self.listeners: list[Callable[[FactBatch, dict[str, int]], None]] = []
 
     def close(self) -> None:
         if self._pool is not None:
@@ -179,6 +181,8 @@ class Processor:
         for m in messages:
             offsets[m.topic] = max(offsets.get(m.topic, 0), m.offset + 1)
         self._with_retries(lambda: self._apply(facts, offsets))
+        for listener in self.listeners:
+            listener(facts, offsets)
         if dead:
             self.bus.produce(DEAD_LETTER_TOPIC, dead)
             stats.dead_lettered = len(dead)
@@ -262,8 +266,23 @@ class Processor:
             consumer.seek(t, applied.get(t, 0))
         return consumer
 
+    def prepare(self) -> None:
+        """A listener that keeps a projection (the search index) may need to catch up with the store."""
+        for listener in self.listeners:
+            ensure = getattr(listener, "ensure_current", None)
+            if ensure is not None:
+                ensure()
+
+    def flush_listeners(self) -> None:
+        """Caught up: listeners that batch their work (the search index) write it now."""
+        for listener in self.listeners:
+            flush = getattr(listener, "flush", None)
+            if flush is not None:
+                flush()
+
     def catch_up(self, on_batch: Callable[[ProcessStats], None] | None = None) -> ProcessStats:
         """Process everything on the raw topics now, then return."""
+        self.prepare()
         total = ProcessStats()
         topics = self.bus.raw_topics()
         if not topics:
@@ -279,6 +298,7 @@ class Processor:
                         break
                     inflight.append((messages, self._submit(messages, parallel)))
                 if not inflight:
+                    self.flush_listeners()
                     return total
                 messages, future = inflight.popleft()
                 stats = self._finish(messages, future.result())
@@ -288,6 +308,7 @@ class Processor:
                     on_batch(stats)
 
     def run_forever(self, should_stop: Callable[[], bool], idle_s: float = 0.2) -> ProcessStats:
+        self.prepare()
         total = ProcessStats()
         while not should_stop():
             topics = self.bus.raw_topics()
@@ -300,6 +321,8 @@ class Processor:
                     if messages:
                         total.add(self.process(messages))
                         consumer.commit(messages)
+                    else:
+                        self.flush_listeners()
         return total
 
 

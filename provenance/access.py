@@ -1,0 +1,211 @@
+"""Access control: API tokens (stored hashed), users, project membership, and redaction.
+
+A token belongs to a user; a user is an admin (sees everything) or a member of projects. An
+artifact's project comes from the naming rules (``/Projects/{project}/…``) or the ``project``
+setting of its run; an app's from its ``--project`` or the project of its working directory.
+Things with no project are visible to every authenticated user. Everything a caller may not see is
+either absent (asked for by id: 404, so existence does not leak) or, inside a traversal, replaced by a
+redacted placeholder and flagged (``redacted: n`` on the answer), so that the shape of the lineage
+stays honest without naming what is hidden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance.errors import NotFoundError, ProvenanceError
+
+TOKEN_PREFIX = "prov_"
+
+
+class AuthError(ProvenanceError):
+    """No valid credentials (HTTP 401)."""
+
+
+class Forbidden(ProvenanceError):
+    """Valid credentials, not allowed (HTTP 403)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: str
+    admin: bool = False
+    projects: frozenset[str] = field(default_factory=frozenset)
+
+    def sees(self, project: str | None) -> bool:
+        return self.admin or not project or project in self.projects
+
+    @property
+    def visible_projects(self) -> frozenset[str] | None:
+        return None if self.admin else self.projects
+
+
+ANONYMOUS_ADMIN = Principal("local", admin=True)  # --no-auth: one user on localhost
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, admin INTEGER NOT NULL DEFAULT 0, created_ts INTEGER);
+CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, user TEXT NOT NULL, hash TEXT NOT NULL UNIQUE,
+    label TEXT, created_ts INTEGER NOT NULL, last_used_ts INTEGER, revoked_ts INTEGER);
+CREATE TABLE IF NOT EXISTS members (project TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (project, user));
+"""
+
+
+class AccessStore:
+    """Users, tokens and memberships in ``HOME/access.db``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def create_token(self, user: str, *, admin: bool = False, projects: tuple[str, ...] = (),
+                     label: str | None = None) -> tuple[str, str]:
+        """A new token for ``user`` (created if new; ``admin`` and ``projects`` are added to it).
+        Returns (token id, the token itself: shown once, stored only as its hash)."""
+        if not user.strip():
+            raise ValueError("a token needs a user name")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token_id = secrets.token_hex(6)
+        now = int(time.time() * 1000)
+        with self._tx() as db:
+            db.execute("INSERT INTO users(name, admin, created_ts) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                       "SET admin = max(admin, excluded.admin)", (user, int(admin), now))
+            db.executemany("INSERT OR IGNORE INTO members(project, user) VALUES (?, ?)", [(p, user) for p in projects])
+            db.execute("INSERT INTO tokens(id, user, hash, label, created_ts) VALUES (?, ?, ?, ?, ?)",
+                       (token_id, user, _hash(token), label, now))
+        return token_id, token
+
+    def tokens(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT t.id, t.user, t.label, t.created_ts, t.last_used_ts, t.revoked_ts, u.admin, "
+            "(SELECT group_concat(project, ',') FROM (SELECT project FROM members m WHERE m.user = t.user "
+            "ORDER BY project)) FROM tokens t JOIN users u ON u.name = t.user ORDER BY t.created_ts, t.id").fetchall()
+        return [{"id": r[0], "user": r[1], "label": r[2], "created_ts": r[3], "last_used_ts": r[4],
+                 "revoked": r[5] is not None, "admin": bool(r[6]), "projects": r[7].split(",") if r[7] else []}
+                for r in rows]
+
+    def revoke(self, token_id: str) -> None:
+        with self._tx() as db:
+            if db.execute("UPDATE tokens SET revoked_ts = ? WHERE id = ? AND revoked_ts IS NULL",
+                          (int(time.time() * 1000), token_id)).rowcount == 0:
+                raise NotFoundError(f"no active token {token_id!r}")
+
+    def add_member(self, project: str, user: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO users(name, admin, created_ts) VALUES (?, 0, ?)",
+                       (user, int(time.time() * 1000)))
+            db.execute("INSERT OR IGNORE INTO members(project, user) VALUES (?, ?)", (project, user))
+
+    def authenticate(self, token: str | None) -> Principal:
+        if not token:
+            raise AuthError("missing credentials: send 'Authorization: Bearer <token>'")
+        digest = _hash(token)
+        row = self._db.execute("SELECT t.id, t.user, t.hash, u.admin FROM tokens t JOIN users u ON u.name = t.user "
+                               "WHERE t.hash = ? AND t.revoked_ts IS NULL", (digest,)).fetchone()
+        if row is None or not hmac.compare_digest(row[2], digest):
+            raise AuthError("invalid or revoked token")
+        self._db.execute("UPDATE tokens SET last_used_ts = ? WHERE id = ?", (int(time.time() * 1000), row[0]))
+        projects = frozenset(r[0] for r in self._db.execute("SELECT project FROM members WHERE user = ?", (row[1],)))
+        return Principal(row[1], bool(row[3]), projects)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# -- redaction of query answers ----------------------------------------------------------------------
+def project_of(item: dict[str, Any]) -> str | None:
+    if item.get("project"):
+        return str(item["project"])
+    props = item.get("props")
+    if isinstance(props, dict) and props.get("project"):
+        return str(props["project"])
+    return None
+
+
+def redact(answer: Any, principal: Principal, uri_project: Callable[[str], str | None] | None = None) -> Any:
+    """The answer with every artifact or app the principal may not see replaced by a placeholder,
+    and every mention of one (an app id in a path, a URI a tag was inherited from) by ``"redacted"``;
+    the number of placeholders is put on the answer as ``redacted`` (0 when nothing was hidden).
+    Lists that summarize the hidden things (users, code versions, environments) are recomputed from
+    what is left. ``uri_project`` names the project of a bare URI (the naming rules)."""
+    if principal.admin:
+        if isinstance(answer, dict):
+            answer.setdefault("redacted", 0)
+        return answer
+    secret: set[str] = set()
+
+    def hidden(x: dict[str, Any]) -> bool:
+        return ("uri" in x or "app_id" in x) and not principal.sees(project_of(x))
+
+    def find(x: Any) -> None:
+        if isinstance(x, list):
+            for v in x:
+                find(v)
+        elif isinstance(x, dict):
+            if hidden(x):
+                for key in ("uri", "app_id"):
+                    if isinstance(x.get(key), str) and x[key] != "redacted":
+                        secret.add(x[key])
+                        secret.add(x[key].removeprefix("app:"))
+            for v in x.values():
+                find(v)
+
+    find(answer)
+    count = 0
+
+    def walk(x: Any, key: str = "") -> Any:
+        nonlocal count
+        if isinstance(x, str):
+            if x in secret or (key == "inherited" and uri_project is not None and not principal.sees(uri_project(x))):
+                return "redacted"
+            return x
+        if isinstance(x, list):
+            return [walk(v, key) for v in x]
+        if not isinstance(x, dict):
+            return x
+        if hidden(x):
+            count += 1
+            keep = {k: x[k] for k in ("depth", "kind", "types", "rel") if k in x}
+            return {"redacted": True, "uri": "redacted", "type": "redacted", **keep}
+        if key == "inherited_tags":
+            return {k: walk(v, "inherited") for k, v in x.items()}
+        return {k: walk(v, k) for k, v in x.items()}
+
+    out = walk(answer)
+    if isinstance(out, dict):
+        out["redacted"] = count
+        apps = [a for a in out.get("apps", []) if isinstance(a, dict) and not a.get("redacted")]
+        if count and isinstance(out.get("users"), list) and "apps" in out:
+            out["users"] = sorted({u for a in apps for u in a.get("users", [])})
+        if count and "code_versions" in out:
+            out["code_versions"] = sorted({a["git_commit"] for a in apps if a.get("git_commit")})
+        if count and "environments" in out:
+            out["environments"] = sorted({a["env_hash"] for a in apps if a.get("env_hash")})
+    return out

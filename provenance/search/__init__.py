@@ -1,0 +1,1 @@
+"""Search: the port, the embedded tantivy index, and the projection that keeps it current."""

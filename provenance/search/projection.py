@@ -1,0 +1,176 @@
+"""The search index as a projection of the lineage store.
+
+After each processor batch, the documents of every artifact, app and user the batch touched are
+rebuilt from the store (in bulk) and upserted. The index remembers the store offsets it reflects; an
+index found behind the store (a crash between the two, a new index) is rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from provenance.graph.model import (
+    CREATED,
+    MODIFIED,
+    NEVER,
+    RAN,
+    READ,
+    FactBatch,
+    app_node,
+    artifact_node,
+    node_key,
+    version_node,
+)
+from provenance.graph.port import LineageStore
+from provenance.graph.queries import LineageQueries
+from provenance.processor.rules import Rules
+from provenance.search.port import SearchDoc, SearchIndex
+
+_PAGE = 2000
+
+
+def touched_nodes(facts: FactBatch) -> set[str]:
+    ids = {n for n, v in facts.nodes.items() if v[0] in ("artifact", "app", "user")}
+    for (app, _uri, _op, _version), value in facts.touches.items():
+        ids.add(artifact_node(value[0]))
+        ids.add(app_node(app))
+    for (src, rel, _dst) in facts.edges:
+        if rel == RAN:
+            ids.add(src)
+    return ids
+
+
+class SearchProjection:
+    def __init__(self, store: LineageStore, rules: Rules, index: SearchIndex, group: str = "processor") -> None:
+        self.store, self.rules, self.index, self.group = store, rules, index, group
+        self.queries = LineageQueries(store, rules)
+        self._dirty: set[str] = set()
+
+    # -- the processor's listener -----------------------------------------------------------------
+    def __call__(self, facts: FactBatch, offsets: dict[str, int]) -> None:
+        """A batch is in the store: remember what it touched. The index is written by `flush`, which
+        the processor calls when it has caught up (a tantivy commit per small batch would cost more
+        than the batch), or here when much has piled up."""
+        self._dirty |= touched_nodes(facts)
+        if len(self._dirty) >= 50_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        try:
+            self.index.upsert(self.documents(dirty))
+        except Exception:
+            self.index.set_marker({"stale": 1})  # the next start rebuilds it from the store
+            raise
+        self.index.set_marker(self.store.applied_offsets(self.group))
+
+    def ensure_current(self) -> int:
+        """Rebuild the index if it does not reflect the store; returns the documents written."""
+        self.flush()
+        if self.index.marker() == self.store.applied_offsets(self.group) and (
+                self.index.count() > 0 or not self.store.applied_offsets(self.group)):
+            return 0
+        return self.rebuild()
+
+    def rebuild(self) -> int:
+        self.index.clear()
+        n = 0
+        for kind in ("artifact", "app", "user"):
+            offset = 0
+            while True:
+                nodes, _ = self.store.find_nodes(kind, limit=_PAGE, offset=offset)
+                if not nodes:
+                    break
+                n += self.index.upsert(self.documents(n.id for n in nodes))
+                offset += len(nodes)
+        self.index.set_marker(self.store.applied_offsets(self.group))
+        return n
+
+    # -- documents ------------------------------------------------------------------------------
+    def documents(self, ids: Iterable[str]) -> list[SearchDoc]:
+        ids = set(ids)
+        by_kind: dict[str, list[str]] = {"artifact": [], "app": [], "user": []}
+        for i in ids:
+            kind = i.split(":", 1)[0]
+            if kind in by_kind:
+                by_kind[kind].append(i)
+        docs: list[SearchDoc] = []
+        for chunk in _chunks(sorted(by_kind["artifact"])):
+            docs += self._artifacts(chunk)
+        for chunk in _chunks(sorted(by_kind["app"])):
+            docs += self._apps(chunk)
+        for chunk in _chunks(sorted(by_kind["user"])):
+            docs += self._users(chunk)
+        return docs
+
+    def _artifacts(self, ids: list[str]) -> list[SearchDoc]:
+        nodes = self.store.nodes(ids)
+        uris = [node_key(i) for i in ids if i in nodes]
+        versions = self.store.versions(uris)
+        vids = {version_node(u, v.key): u for u in uris for v in versions.get(u, [])}
+        readers: dict[str, set[str]] = {}
+        writers: dict[str, set[str]] = {}
+        for e in self.store.edges_to(list(vids), [READ, CREATED, MODIFIED]):
+            (readers if e.rel == READ else writers).setdefault(vids[e.dst], set()).add(e.src)
+        apps = sorted({a for s in (*readers.values(), *writers.values()) for a in s})
+        described = self.queries.describe_apps(apps, NEVER) if apps else {}
+        out = []
+        for i in ids:
+            n = nodes.get(i)
+            if n is None:
+                continue
+            uri = node_key(i)
+            tags = dict(n.tags)
+            kind = tags.get(self.rules.type_key) or n.props.get("type", "file")
+            vs = versions.get(uri, [])
+            users = sorted({u for a in (*writers.get(uri, ()), *readers.get(uri, ())) for u in
+                            (described.get(a) or {}).get("users", [])})
+            # nothing about the apps here: they may belong to a project the reader of this document cannot see
+            desc = f"{kind} {n.props.get('name') or ''}; {len(vs)} version(s)"
+            out.append(SearchDoc(
+                id=i, kind="artifact", name=str(n.props.get("name") or uri.rsplit("/", 1)[-1]), uri=uri, type=kind,
+                project=_str(n.props.get("project")), users=tuple(users), tags=tuple(sorted(tags.items())),
+                description=desc, created_ts=min((v.created_ts for v in vs), default=n.first_ts),
+                last_ts=n.last_ts, usage=len(readers.get(uri, ()))))
+        return out
+
+    def _apps(self, ids: list[str]) -> list[SearchDoc]:
+        described = self.queries.describe_apps(ids, NEVER)
+        touches: dict[str, int] = {}
+        for t in self.store.touches_of_apps([node_key(i) for i in ids]):
+            touches[t.app] = touches.get(t.app, 0) + 1
+        out = []
+        for i, d in described.items():
+            if d["placeholder"] and i not in self.store.nodes([i]):
+                continue
+            p: dict[str, Any] = d["props"]
+            command = d["command"]
+            text = " ".join(map(str, command)) if isinstance(command, list) else str(command or "")
+            out.append(SearchDoc(
+                id=i, kind="app", name=d["job"] or d["app_id"], uri=d["app_id"], type="app",
+                project=_str(p.get("project")), users=tuple(d["users"]), description=text,
+                job=d["job"], state=d["state"], created_ts=int(d["started_ts"] or 0),
+                last_ts=int(d["ended_ts"] or d["started_ts"] or 0), usage=touches.get(d["app_id"], 0)))
+        return out
+
+    def _users(self, ids: list[str]) -> list[SearchDoc]:
+        nodes = self.store.nodes(ids)
+        runs: dict[str, int] = {}
+        for e in self.store.edges_from(ids, [RAN]):
+            runs[e.src] = runs.get(e.src, 0) + 1
+        return [SearchDoc(id=i, kind="user", name=node_key(i), uri=node_key(i), type="user",
+                          users=(node_key(i),), description=f"user {node_key(i)}: {runs.get(i, 0)} run(s)",
+                          created_ts=n.first_ts, last_ts=n.last_ts, usage=runs.get(i, 0))
+                for i, n in nodes.items()]
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -51,15 +51,44 @@ class Metrics:
 
 @dataclass
 class Service:
-    """What the routes use: the stack (bus, store, rules, search), access control and metrics."""
+    """What the routes use: the stack (bus, store, rules, search), access control and metrics. The
+    stack and the access store open on first use and close at the app's shutdown (and open again if
+    the app is started again)."""
 
     settings: Settings
-    stack: Stack
-    access: AccessStore | None  # None: --no-auth
+    auth: bool = True
     metrics: Metrics = field(default_factory=Metrics)
     processor_thread: threading.Thread | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     last_processor_error: str | None = None
+    _stack: Stack | None = None
+    _access: AccessStore | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def stack(self) -> Stack:
+        with self._lock:
+            if self._stack is None:
+                self._stack = open_stack(self.settings)
+            return self._stack
+
+    @property
+    def access(self) -> AccessStore | None:
+        """None: --no-auth."""
+        if not self.auth:
+            return None
+        with self._lock:
+            if self._access is None:
+                self._access = AccessStore(self.settings.home / "access.db")
+            return self._access
+
+    def close(self) -> None:
+        with self._lock:
+            if self._stack is not None:
+                self._stack.close()
+            if self._access is not None:
+                self._access.close()
+            self._stack, self._access = None, None
 
     def principal(self, request: Request) -> Principal:
         if self.access is None:
@@ -135,12 +164,13 @@ def create_app(settings: Settings, *, auth: bool = True, run_processor: bool = F
     what is pending first."""
     from provenance.api import routes, views
 
-    stack = open_stack(settings)
-    service = Service(settings, stack, AccessStore(settings.home / "access.db") if auth else None)
+    open_stack(settings).close()  # a bad configuration fails here, at start
+    service = Service(settings, auth)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_processor:
+            service.stop.clear()
             service.processor_thread = threading.Thread(target=_process_forever, args=(service,),
                                                         name="processor", daemon=True)
             service.processor_thread.start()
@@ -150,9 +180,8 @@ def create_app(settings: Settings, *, auth: bool = True, run_processor: bool = F
             service.stop.set()
             if service.processor_thread is not None:
                 service.processor_thread.join(timeout=30)
-            stack.close()
-            if service.access is not None:
-                service.access.close()
+                service.processor_thread = None
+            service.close()
 
     app = FastAPI(title="provenance", version="1", lifespan=lifespan,
                   description="Implicit provenance for ML pipelines: lineage queries with time travel, search, "

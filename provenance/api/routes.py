@@ -41,7 +41,7 @@ AsOf = Annotated[str | None, Query(description="ISO-8601 time or epoch ms: answe
 Depth = Annotated[int, Query(ge=1, le=100, description="pipeline stages to traverse")]
 Budget = Annotated[float, Query(gt=0, le=120, description="seconds before answering partially")]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 
 
 def as_of_ms(value: str | None) -> int:

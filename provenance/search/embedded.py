@@ -69,7 +69,6 @@ class EmbeddedSearch(SearchIndex):
                     writer.add_document(self._document(d))
                     n += 1
                 writer.commit()
-                writer.wait_merging_threads()
             except BaseException:
                 writer.rollback()
                 raise

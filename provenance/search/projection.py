@@ -12,6 +12,7 @@ from typing import Any
 
 from provenance.graph.model import (
     CREATED,
+    DELETED,
     MODIFIED,
     NEVER,
     RAN,
@@ -115,8 +116,11 @@ class SearchProjection:
         writers: dict[str, set[str]] = {}
         for e in self.store.edges_to(list(vids), [READ, CREATED, MODIFIED]):
             (readers if e.rel == READ else writers).setdefault(vids[e.dst], set()).add(e.src)
-        apps = sorted({a for s in (*readers.values(), *writers.values()) for a in s})
-        described = self.queries.describe_apps(apps, NEVER) if apps else {}
+        # the users of an artifact are those who made it (its readers can be thousands: only counted)
+        makers = sorted({a for s in writers.values() for a in s})
+        users_of: dict[str, list[str]] = {}
+        for e in self.store.edges_to(makers, [RAN]) if makers else []:
+            users_of.setdefault(e.dst, []).append(node_key(e.src))
         out = []
         for i in ids:
             n = nodes.get(i)
@@ -126,8 +130,7 @@ class SearchProjection:
             tags = dict(n.tags)
             kind = tags.get(self.rules.type_key) or n.props.get("type", "file")
             vs = versions.get(uri, [])
-            users = sorted({u for a in (*writers.get(uri, ()), *readers.get(uri, ())) for u in
-                            (described.get(a) or {}).get("users", [])})
+            users = sorted({u for a in writers.get(uri, ()) for u in users_of.get(a, [])})
             # nothing about the apps here: they may belong to a project the reader of this document cannot see
             desc = f"{kind} {n.props.get('name') or ''}; {len(vs)} version(s)"
             out.append(SearchDoc(
@@ -139,9 +142,9 @@ class SearchProjection:
 
     def _apps(self, ids: list[str]) -> list[SearchDoc]:
         described = self.queries.describe_apps(ids, NEVER)
-        touches: dict[str, int] = {}
-        for t in self.store.touches_of_apps([node_key(i) for i in ids]):
-            touches[t.app] = touches.get(t.app, 0) + 1
+        touched: dict[str, int] = {}  # artifact versions the run read or wrote
+        for e in self.store.edges_from(ids, [READ, CREATED, MODIFIED, DELETED]):
+            touched[e.src] = touched.get(e.src, 0) + 1
         out = []
         for i, d in described.items():
             if d["placeholder"] and i not in self.store.nodes([i]):
@@ -153,7 +156,7 @@ class SearchProjection:
                 id=i, kind="app", name=d["job"] or d["app_id"], uri=d["app_id"], type="app",
                 project=_str(p.get("project")), users=tuple(d["users"]), description=text,
                 job=d["job"], state=d["state"], created_ts=int(d["started_ts"] or 0),
-                last_ts=int(d["ended_ts"] or d["started_ts"] or 0), usage=touches.get(d["app_id"], 0)))
+                last_ts=int(d["ended_ts"] or d["started_ts"] or 0), usage=touched.get(i, 0)))
         return out
 
     def _users(self, ids: list[str]) -> list[SearchDoc]:

@@ -485,34 +485,30 @@ def export_openlineage(app: str, request: Request, svc: Svc, who: Who, as_of: As
     return {"events": _redact(svc, events, who)}
 
 
+def _report(svc: Service, who: Principal, answer: dict[str, Any], fmt: str, markdown: str, title: str, uri: str,
+            direction: str, depth: int, as_of: str | None) -> Response | dict[str, Any]:
+    if fmt == "json":
+        return answer
+    if fmt == "md":
+        return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
+    from provenance.api.views import report_html
+
+    return HTMLResponse(report_html(svc, who, title, markdown, uri, direction, depth, as_of_ms(as_of)))
+
+
 @router.get("/api/reports/audit", tags=["exports"], response_model=None)
 def report_audit(uri: str, svc: Svc, who: Who, format: Literal["md", "html", "json"] = "md", as_of: AsOf = None,
                  depth: Depth = 10) -> Response | dict[str, Any]:
     """The audit report of an artifact, as Markdown, printable HTML (with the lineage picture) or JSON."""
     r = upstream(uri, svc, who, as_of, depth)
-    if format == "json":
-        return r
-    if format == "md":
-        return PlainTextResponse(audit_markdown(r), media_type="text/markdown; charset=utf-8")
-    from provenance.api.views import report_page
-
-    g, _ = _subgraph(svc, who, uri, "up", depth, as_of_ms(as_of))
-    return HTMLResponse(report_page(f"Audit: {r['target'].get('name') or r['target']['uri']}",
-                                    audit_markdown(r), export.svg(g)))
+    title = f"Audit: {r['target'].get('name') or r['target']['uri']}"
+    return _report(svc, who, r, format, audit_markdown(r), title, uri, "up", depth, as_of)
 
 
 @router.get("/api/reports/gdpr", tags=["exports"], response_model=None)
 def report_gdpr(svc: Svc, who: Who, uri: Annotated[list[str], Query(min_length=1)],
                 format: Literal["md", "html", "json"] = "md", as_of: AsOf = None,
                 depth: Depth = 10) -> Response | dict[str, Any]:
+    """The GDPR report of data, as Markdown, printable HTML (with the lineage picture) or JSON."""
     r = gdpr(svc, who, uri, as_of, depth)
-    if format == "json":
-        return r
-    if format == "md":
-        return PlainTextResponse(gdpr_markdown(r), media_type="text/markdown; charset=utf-8")
-    from provenance.api.views import report_page
-
-    g, _ = _subgraph(svc, who, uri[0], "down", depth, as_of_ms(as_of))
-    return HTMLResponse(report_page("GDPR report", gdpr_markdown(r), export.svg(g)))
-
-
+    return _report(svc, who, r, format, gdpr_markdown(r), "GDPR report", uri[0], "down", depth, as_of)

@@ -69,7 +69,10 @@ def page(title: str, body: str, q: str = "") -> HTMLResponse:
         f"<a href='/docs' class='noprint'>API</a></header><main>{body}</main><script>{SCRIPT}</script></body></html>")
 
 
-def report_page(title: str, markdown: str, picture: str) -> str:
+def report_html(svc: Service, who: Principal, title: str, markdown: str, uri: str, direction: str, depth: int,
+                as_of: int) -> str:
+    """A printable report page: the lineage picture, then the report."""
+    picture = _graph_svg(svc, who, uri, direction, depth, as_of)
     return bytes(page(title, f"<div class='graph'>{picture}</div>{_md.render(markdown)}").body).decode()
 
 
@@ -267,9 +270,8 @@ def audit_page(request: Request, uri: str, as_of: str | None = None) -> Response
         from provenance.api.routes import as_of_ms, upstream
 
         r = upstream(uri, svc, who, as_of)
-        picture = _graph_svg(svc, who, uri, "up", 10, as_of_ms(as_of))
-        return HTMLResponse(report_page(f"Audit: {r['target'].get('name') or r['target']['uri']}",
-                                        audit_markdown(r), picture))
+        return HTMLResponse(report_html(svc, who, f"Audit: {r['target'].get('name') or r['target']['uri']}",
+                                        audit_markdown(r), uri, "up", 10, as_of_ms(as_of)))
 
     return _guard(request, render)
 
@@ -280,8 +282,8 @@ def gdpr_page(request: Request, uri: str, as_of: str | None = None) -> Response:
         from provenance.api.routes import as_of_ms, gdpr
 
         r = gdpr(svc, who, [uri], as_of)
-        picture = _graph_svg(svc, who, uri, "down", 10, as_of_ms(as_of))
-        return HTMLResponse(report_page("GDPR report", gdpr_markdown(r), picture))
+        return HTMLResponse(report_html(svc, who, "GDPR report", gdpr_markdown(r), uri, "down", 10,
+                                        as_of_ms(as_of)))
 
     return _guard(request, render)
 

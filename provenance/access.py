@@ -118,12 +118,6 @@ class AccessStore:
                           (int(time.time() * 1000), token_id)).rowcount == 0:
                 raise NotFoundError(f"no active token {token_id!r}")
 
-    def add_member(self, project: str, user: str) -> None:
-        with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO users(name, admin, created_ts) VALUES (?, 0, ?)",
-                       (user, int(time.time() * 1000)))
-            db.execute("INSERT OR IGNORE INTO members(project, user) VALUES (?, ?)", (project, user))
-
     def authenticate(self, token: str | None) -> Principal:
         if not token:
             raise AuthError("missing credentials: send 'Authorization: Bearer <token>'")

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from provenance.access import ANONYMOUS_ADMIN, AccessStore, AuthError, Forbidden, Principal
 from provenance.config import Settings
 from provenance.errors import EventError, NotFoundError, ProvenanceError, QueryError
-from provenance.processor.runner import processor_lock
+from provenance.processor.runner import Processor, processor_lock
 from provenance.stack import Stack, open_stack
 
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -101,12 +101,7 @@ class Service:
         """When no processor runs in the background, apply what is pending before answering."""
         if self.processor_thread is not None:
             return
-        proc = self.stack.processor
-        with processor_lock(self.settings.home):
-            if proc.pending():
-                proc.catch_up()
-            else:
-                proc.prepare()
+        _apply_pending(self.stack.processor, self.settings)
 
     def timed(self, name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -208,12 +203,17 @@ def _process_forever(service: Service, idle_s: float = 0.2) -> None:
         proc = stack.processor
         while not service.stop.is_set():
             try:
-                if proc.pending():
-                    with processor_lock(service.settings.home):
-                        proc.catch_up()
-                else:
-                    with processor_lock(service.settings.home):
-                        proc.prepare()
+                _apply_pending(proc, service.settings)
             except ProvenanceError as exc:  # a store hiccup: retried on the next turn
                 service.last_processor_error = str(exc)
             service.stop.wait(idle_s)
+
+
+def _apply_pending(proc: Processor, settings: Settings) -> None:
+    """Under the home's processor lock: apply what the log holds, or make sure the projections (the
+    search index) reflect the store."""
+    with processor_lock(settings.home):
+        if proc.pending():
+            proc.catch_up()
+        else:
+            proc.prepare()

@@ -307,24 +307,6 @@ class Processor:
                 if on_batch:
                     on_batch(stats)
 
-    def run_forever(self, should_stop: Callable[[], bool], idle_s: float = 0.2) -> ProcessStats:
-        self.prepare()
-        total = ProcessStats()
-        while not should_stop():
-            topics = self.bus.raw_topics()
-            if not topics:
-                time.sleep(idle_s)
-                continue
-            with self._consumer(topics) as consumer:
-                while not should_stop() and set(self.bus.raw_topics()) == set(topics):
-                    messages = consumer.poll(self.batch_size, timeout_s=idle_s)
-                    if messages:
-                        total.add(self.process(messages))
-                        consumer.commit(messages)
-                    else:
-                        self.flush_listeners()
-        return total
-
 
 @contextmanager
 def processor_lock(home: Path) -> Iterator[None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,7 +19,7 @@ from rich.markdown import Markdown
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from provenance.bus.port import DEAD_LETTER_TOPIC, Record, raw_topic
+from provenance.bus.port import DEAD_LETTER_TOPIC, Record, offset_key, raw_topic, read_topic
 from provenance.config import Settings, load_settings
 from provenance.errors import ConfigError, NotFoundError, ProvenanceError, QueryError
 from provenance.events.model import ms_to_iso, to_ms
@@ -27,7 +28,7 @@ from provenance.graph.queries import Limits, LineageQueries
 from provenance.processor.normalize import formats
 from provenance.processor.runner import ProcessStats, processor_lock
 from provenance.reports import audit_markdown, compare_markdown, gdpr_markdown
-from provenance.stack import Stack, open_stack
+from provenance.stack import Stack, open_stack, run_processor
 
 out = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
@@ -90,7 +91,10 @@ class Ctx:
 
 
 def catch_up(stack: Stack, quiet: bool = False) -> ProcessStats:
-    """Apply every record captured so far before answering."""
+    """Apply every record captured so far before answering. On a group-managed bus (Kafka) the
+    processors of the group do that (`provenance process`); a command must not join their group."""
+    if stack.bus.group_managed:
+        return ProcessStats()
     proc = stack.processor
     with processor_lock(stack.settings.home):
         pending = proc.pending()
@@ -180,6 +184,9 @@ def ingest(ctx: Ctx, files: tuple[Path, ...], fmt: str, no_process: bool, as_jso
               "events": stats.events, "dead_lettered": stats.dead_lettered}
     if as_json:
         _emit_json(result)
+    elif stack.bus.group_managed:
+        out.print(f"appended {appended} record(s) to {topic}; the processors of group "
+                  f"{stack.processor.group!r} apply them", highlight=False)
     else:
         out.print(f"appended {appended} record(s) to {topic}; processed {stats.records}, "
                   f"dead-lettered {stats.dead_lettered}", highlight=False)
@@ -442,8 +449,10 @@ def search(ctx: Ctx, text: str, kind: tuple[str, ...], types: tuple[str, ...], p
 @click.option("--port", type=click.IntRange(0, 65535), default=8750, show_default=True)
 @click.option("--no-auth", is_flag=True,
               help="No tokens: everyone who can reach the port is an admin. Only for one user on localhost.")
+@click.option("--no-process", is_flag=True,
+              help="Serve only; processors run elsewhere (`provenance process`, the production stack).")
 @click.pass_obj
-def serve(ctx: Ctx, host: str, port: int, no_auth: bool) -> None:
+def serve(ctx: Ctx, host: str, port: int, no_auth: bool, no_process: bool) -> None:
     """The processor, the HTTP API and the web UI in one process."""
     import uvicorn
 
@@ -451,11 +460,42 @@ def serve(ctx: Ctx, host: str, port: int, no_auth: bool) -> None:
 
     if no_auth and host not in ("127.0.0.1", "localhost", "::1"):
         raise click.UsageError("--no-auth is only allowed on a loopback --host")
-    app = create_app(ctx.settings, auth=not no_auth, run_processor=True)
+    app = create_app(ctx.settings, auth=not no_auth, run_processor=not no_process)
     err.print(f"[bold]provenance serve[/bold] on http://{host}:{port}/ (API docs at /docs; "
               f"{'no auth' if no_auth else 'tokens required: provenance token create'}); state in "
               f"{ctx.settings.home}", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.command()
+@click.option("--until-caught-up", is_flag=True, help="Stop once everything on the log is applied.")
+@click.pass_obj
+def process(ctx: Ctx, until_caught_up: bool) -> None:
+    """Run a processor: apply the raw topics to the store (and the index) as records arrive.
+
+    On Kafka, every processor started with the same configuration joins one consumer group, and the
+    group splits the partitions between them. SIGTERM or Ctrl-C finishes the batch in hand and stops.
+    """
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    err.print(f"[bold]provenance process[/bold]: {ctx.settings.bus.type} bus → {ctx.settings.store.type} store "
+              f"(search: {ctx.settings.search.type})", highlight=False)
+    total = ProcessStats()
+    last = [time.monotonic()]
+
+    def report(stats: ProcessStats) -> None:
+        total.add(stats)
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            err.print(f"applied {total.records} record(s), {total.events} event(s), "
+                      f"{total.dead_lettered} dead-lettered", highlight=False)
+
+    run_processor(ctx.settings, stop, until_caught_up=until_caught_up, on_batch=report)
+    err.print(f"stopped: applied {total.records} record(s), {total.dead_lettered} dead-lettered", highlight=False)
 
 
 @cli.group()
@@ -532,13 +572,9 @@ def token_revoke(ctx: Ctx, token_id: str) -> None:
 @click.pass_obj
 def dead_letters(ctx: Ctx, limit: int, as_json: bool) -> None:
     """Records the processor could not use, with the reason and where they came from."""
-    from provenance.bus.embedded import EmbeddedLog
-
     with ctx.stack() as stack:
         catch_up(stack, quiet=as_json)
-        if not isinstance(stack.bus, EmbeddedLog):
-            _fail("dead-letters reads the embedded log; use your Kafka tools for the Kafka bus")
-        msgs = stack.bus.read(DEAD_LETTER_TOPIC, 0, limit)
+        msgs = read_topic(stack.bus, DEAD_LETTER_TOPIC, limit)
     items: list[dict[str, str]] = [{"offset": str(m.offset), **m.headers, "value": m.value.decode("utf-8", "replace")}
                                    for m in msgs]
     if as_json:
@@ -555,19 +591,26 @@ def dead_letters(ctx: Ctx, limit: int, as_json: bool) -> None:
 @click.option("--from-offset", type=click.IntRange(min=0), default=0, show_default=True)
 @click.pass_obj
 def replay(ctx: Ctx, from_offset: int) -> None:
-    """Re-apply the raw topics from an offset (idempotent: rebuilds what the store holds)."""
+    """Re-apply the raw topics from an offset (idempotent: rebuilds what the store holds).
+
+    On Kafka this rewinds the store's offsets, where processors start from when they get partitions:
+    restart the processors afterwards."""
     from provenance.bus.embedded import EmbeddedLog
 
     with ctx.stack() as stack:
-        if not isinstance(stack.bus, EmbeddedLog):
-            _fail("replay resets the embedded log's group; for Kafka use kafka-consumer-groups --reset-offsets")
         proc = stack.processor
         topics = stack.bus.raw_topics()
-        for topic in topics:
-            stack.bus.reset_group(proc.group, topic, from_offset)
-        stack.store.record_offsets(proc.group, {t: from_offset for t in topics})
+        if isinstance(stack.bus, EmbeddedLog):
+            for topic in topics:
+                stack.bus.reset_group(proc.group, topic, from_offset)
+        stack.store.record_offsets(proc.group, {offset_key(t, p): from_offset for t in topics
+                                                for p in stack.bus.end_offsets(t)})
         stats = catch_up(stack)
-    out.print(f"replayed {stats.records} record(s)", highlight=False)
+    if stack.bus.group_managed:
+        out.print(f"the store's offsets are at {from_offset} on {len(topics)} topic(s); restart the processors",
+                  highlight=False)
+    else:
+        out.print(f"replayed {stats.records} record(s)", highlight=False)
 
 
 @cli.command()
@@ -576,7 +619,7 @@ def replay(ctx: Ctx, from_offset: int) -> None:
 def status(ctx: Ctx, as_json: bool) -> None:
     """Where the state lives, what the log and store hold, and the processor's lag."""
     with ctx.stack() as stack:
-        topics = {t: stack.bus.end_offsets(t)[0] for t in stack.bus.topics()}
+        topics = {t: sum(stack.bus.end_offsets(t).values()) for t in stack.bus.topics()}
         r = {"home": str(stack.settings.home), "topics": topics, "pending": stack.processor.pending(),
              "store": stack.store.stats()}
     if as_json:

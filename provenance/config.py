@@ -20,20 +20,35 @@ from provenance.yamlfile import line_of, load_mapping, strip_lines
 
 class BusConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    type: str = "embedded"
+    type: str = Field(default="embedded", description="embedded (SQLite log) or kafka")
     path: Path | None = Field(default=None, description="embedded log file (default: HOME/log.db)")
+    bootstrap_servers: str = Field(default="localhost:9092", description="kafka: the brokers")
+    partitions: int = Field(default=6, ge=1, le=10_000, description="kafka: partitions of the topics it creates")
+    replication_factor: int = Field(default=1, ge=1, le=16, description="kafka: of the topics it creates")
+    session_timeout_ms: int = Field(default=10_000, ge=1000, le=600_000,
+                                    description="kafka: a processor silent this long loses its partitions")
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="kafka: more librdkafka settings (security.protocol, sasl.*, …)")
 
 
 class StoreConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    type: str = "embedded"
+    type: str = Field(default="embedded", description="embedded (SQLite) or neo4j")
     path: Path | None = Field(default=None, description="embedded store file (default: HOME/graph.db)")
+    uri: str = Field(default="bolt://localhost:7687", description="neo4j: the Bolt address")
+    user: str = Field(default="neo4j", description="neo4j: user")
+    password: str = Field(default="", description="neo4j: password (better: PROVENANCE_STORE__PASSWORD)")
+    database: str | None = Field(default=None, description="neo4j: database (default: the server's)")
 
 
 class SearchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    type: str = Field(default="embedded", description="embedded (tantivy), or none to keep no search index")
+    type: str = Field(default="embedded",
+                      description="embedded (tantivy), elasticsearch, or none to keep no search index")
     path: Path | None = Field(default=None, description="embedded index directory (default: HOME/search)")
+    url: str = Field(default="http://localhost:9200", description="elasticsearch: the cluster")
+    index: str = Field(default="provenance", description="elasticsearch: the index name")
+    api_key: str | None = Field(default=None, description="elasticsearch: API key (better: from the environment)")
 
 
 class CaptureConfig(BaseModel):

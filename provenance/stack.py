@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,15 +11,25 @@ from pathlib import Path
 from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.port import Bus
 from provenance.config import Settings
-from provenance.errors import ConfigError
+from provenance.errors import ConfigError, ProvenanceError
 from provenance.graph.embedded import EmbeddedStore
 from provenance.graph.port import LineageStore
 from provenance.processor.rules import Rules, load_rules
-from provenance.processor.runner import Processor
+from provenance.processor.runner import Processor, ProcessStats, processor_lock
 from provenance.search.port import SearchIndex
 from provenance.search.projection import SearchProjection
 
-BUS_TYPES: dict[str, Callable[[Settings], Bus]] = {"embedded": lambda s: EmbeddedLog(s.log_path)}
+log = logging.getLogger(__name__)
+
+def _kafka_bus(settings: Settings) -> Bus:
+    from provenance.bus.kafka import KafkaBus  # confluent-kafka loads only when Kafka is configured
+
+    c = settings.bus
+    return KafkaBus(c.bootstrap_servers, partitions=c.partitions, replication_factor=c.replication_factor,
+                    session_timeout_ms=c.session_timeout_ms, options=dict(c.options))
+
+
+BUS_TYPES: dict[str, Callable[[Settings], Bus]] = {"embedded": lambda s: EmbeddedLog(s.log_path), "kafka": _kafka_bus}
 STORE_TYPES: dict[str, Callable[[Settings], LineageStore]] = {
     "embedded": lambda s: EmbeddedStore(s.store_path)
 }
@@ -115,3 +127,45 @@ def open_stack(settings: Settings) -> Stack:
         bus.close()
         raise
     return Stack(settings, bus, store, rules)
+
+
+def apply_pending(proc: Processor, settings: Settings,
+                  on_batch: Callable[[ProcessStats], None] | None = None) -> None:
+    """Under the home's processor lock: apply what the log holds, or make sure the projections (the
+    search index) reflect the store."""
+    with processor_lock(settings.home):
+        if proc.pending():
+            proc.catch_up(on_batch)
+        else:
+            proc.prepare()
+
+
+def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 0.2,
+                  until_caught_up: bool = False,
+                  on_batch: Callable[[ProcessStats], None] | None = None,
+                  on_error: Callable[[ProvenanceError], None] | None = None) -> None:
+    """Apply the log until ``stop`` is set (or, with ``until_caught_up``, until it is all applied),
+    with a stack of its own (its own store connection).
+
+    On the embedded log it takes the home's processor lock for each catch-up only, so that CLI
+    commands on the same home interleave with it. On Kafka it stays a member of the processors' group.
+    A store or bus failure is reported, waited out and retried: nothing was committed, so nothing is lost.
+    """
+    with open_stack(settings) as stack:
+        proc = stack.processor
+        while True:
+            try:
+                if until_caught_up and stack.bus.group_managed:
+                    proc.catch_up(on_batch)
+                elif stack.bus.group_managed:
+                    proc.run(stop, on_batch)
+                else:
+                    apply_pending(proc, settings, on_batch)
+                if until_caught_up:
+                    return
+            except ProvenanceError as exc:
+                log.warning("processor: %s", exc)
+                if on_error is not None:
+                    on_error(exc)
+            if stop.wait(idle_s):
+                return

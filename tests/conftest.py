@@ -45,3 +45,14 @@ def ingest_lines(stack: Stack, lines: list[str]) -> Processor:
 def loan(stack: Stack) -> LineageQueries:
     ingest_lines(stack, example_lines())
     return LineageQueries(stack.store, stack.rules)
+
+
+# -- real servers for the adapters (tests/servers.py), started once per session on first use --------
+@pytest.fixture(scope="session")
+def tansu() -> Iterator[str]:
+    """bootstrap.servers of a Tansu broker (Kafka protocol)."""
+    from tests.servers import start_tansu
+
+    server = start_tansu()
+    yield server.address
+    server.stop()

@@ -24,8 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from provenance.access import ANONYMOUS_ADMIN, AccessStore, AuthError, Forbidden, Principal
 from provenance.config import Settings
 from provenance.errors import EventError, NotFoundError, ProvenanceError, QueryError
-from provenance.processor.runner import Processor, processor_lock
-from provenance.stack import Stack, open_stack
+from provenance.stack import Stack, apply_pending, open_stack, run_processor
 
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -98,10 +97,11 @@ class Service:
         return self.access.authenticate(token or None)
 
     def catch_up(self) -> None:
-        """When no processor runs in the background, apply what is pending before answering."""
-        if self.processor_thread is not None:
+        """When no processor runs in the background, apply what is pending before answering (not on
+        Kafka: there the processors of the group apply the log, and a request must not join it)."""
+        if self.processor_thread is not None or self.stack.bus.group_managed:
             return
-        _apply_pending(self.stack.processor, self.settings)
+        apply_pending(self.stack.processor, self.settings)
 
     def timed(self, name: str, fn: Callable[[], Any]) -> Any:
         start = time.perf_counter()
@@ -196,24 +196,10 @@ def create_app(settings: Settings, *, auth: bool = True, run_processor: bool = F
     return app
 
 
-def _process_forever(service: Service, idle_s: float = 0.2) -> None:
-    """The processor of ``serve``: a stack of its own (its own store connection). It takes the home's
-    processor lock for each catch-up only, so that CLI commands on the same home interleave with it."""
-    with open_stack(service.settings) as stack:
-        proc = stack.processor
-        while not service.stop.is_set():
-            try:
-                _apply_pending(proc, service.settings)
-            except ProvenanceError as exc:  # a store hiccup: retried on the next turn
-                service.last_processor_error = str(exc)
-            service.stop.wait(idle_s)
+def _process_forever(service: Service) -> None:
+    """The processor of ``serve``; errors are kept for /healthz, and it goes on."""
 
+    def failed(exc: ProvenanceError) -> None:
+        service.last_processor_error = str(exc)
 
-def _apply_pending(proc: Processor, settings: Settings) -> None:
-    """Under the home's processor lock: apply what the log holds, or make sure the projections (the
-    search index) reflect the store."""
-    with processor_lock(settings.home):
-        if proc.pending():
-            proc.catch_up()
-        else:
-            proc.prepare()
+    run_processor(service.settings, service.stop, on_error=failed)

@@ -9,7 +9,9 @@ from provenance.bus.port import (
     Consumer,
     Message,
     Record,
+    offset_key,
     raw_topic,
+    read_topic,
 )
 
 __all__ = [
@@ -21,5 +23,7 @@ __all__ = [
     "EmbeddedLog",
     "Message",
     "Record",
+    "offset_key",
     "raw_topic",
+    "read_topic",
 ]

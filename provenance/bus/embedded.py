@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from provenance.bus.port import Bus, Consumer, Message, Record
+from provenance.bus.port import Bus, Consumer, Message, Record, StartPosition
 from provenance.errors import BusError
 
 _SCHEMA = """
@@ -88,10 +88,12 @@ class EmbeddedLog(Bus):
         return list(range(first, first + len(records)))
 
     # -- reading -----------------------------------------------------------------------------
-    def consumer(self, group: str, topics: Sequence[str]) -> EmbeddedConsumer:
+    def consumer(self, group: str, topics: Sequence[str], start: StartPosition | None = None) -> EmbeddedConsumer:
         if not group:
             raise BusError("consumer group name is empty")
-        return EmbeddedConsumer(self, group, list(topics))
+        if any(t.startswith("^") for t in topics):
+            raise BusError("the embedded log takes topic names, not patterns")
+        return EmbeddedConsumer(self, group, list(topics), start)
 
     def topics(self) -> list[str]:
         return [r[0] for r in self._query("SELECT name FROM topics ORDER BY name", ())]
@@ -162,13 +164,14 @@ class EmbeddedLog(Bus):
 
 
 class EmbeddedConsumer(Consumer):
-    def __init__(self, log: EmbeddedLog, group: str, topics: list[str]) -> None:
+    def __init__(self, log: EmbeddedLog, group: str, topics: list[str], start: StartPosition | None) -> None:
         self._log = log
         self.group = group
         self._topics = topics
         self._positions: dict[str, int] = {}
         for t in topics:
-            self._positions[t] = log.committed(group, t).get(0, 0)
+            first = start(t, 0) if start is not None else None
+            self._positions[t] = first if first is not None else log.committed(group, t).get(0, 0)
         self._next = 0  # round-robin start, so one busy topic cannot starve the others
 
     def poll(self, max_records: int = 1000, timeout_s: float = 0.0) -> list[Message]:
@@ -205,6 +208,9 @@ class EmbeddedConsumer(Consumer):
 
     def position(self, topic: str, partition: int = 0) -> int:
         return self._positions[topic]
+
+    def at_end(self) -> bool:
+        return all(self._positions[t] >= self._log.end_offsets(t)[0] for t in self._topics)
 
     def lag(self) -> dict[tuple[str, int], int]:
         out = {}

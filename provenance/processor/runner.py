@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance.bus.port import DEAD_LETTER_TOPIC, Bus, Consumer, Message, Record
+from provenance.bus.port import DEAD_LETTER_TOPIC, RAW_TOPIC_PREFIX, Bus, Consumer, Message, Record, offset_key
 from provenance.errors import EventError, StoreError
 from provenance.events.model import Event
 from provenance.graph.model import DerivedLineage, FactBatch, Touch
@@ -149,10 +150,18 @@ class Processor:
         self.store_retries = store_retries
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._consumer: Consumer | None = None  # the group member, when the bus is group-managed
+        self._active: Consumer | None = None
+        self._inflight: deque[tuple[list[Message], Future[tuple[FactBatch, list[tuple[int, str]], int]]]] = deque()
+        self._total = ProcessStats()
+        self._on_batch: Callable[[ProcessStats], None] | None = None
         # called after each batch is in the store, with its facts and offsets (the search projection)
         self.listeners: list[Callable[[FactBatch, dict[str, int]], None]] = []
 
     def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -179,7 +188,8 @@ class Processor:
         dead = [self._dead(messages[i], error) for i, error in failed]
         offsets: dict[str, int] = {}
         for m in messages:
-            offsets[m.topic] = max(offsets.get(m.topic, 0), m.offset + 1)
+            key = offset_key(m.topic, m.partition)
+            offsets[key] = max(offsets.get(key, 0), m.offset + 1)
         self._with_retries(lambda: self._apply(facts, offsets))
         for listener in self.listeners:
             listener(facts, offsets)
@@ -256,15 +266,24 @@ class Processor:
     def pending(self) -> int:
         """Records on raw topics the store has not applied yet."""
         applied = self.store.applied_offsets(self.group)
-        return sum(max(0, self.bus.end_offsets(t)[0] - applied.get(t, 0)) for t in self.bus.raw_topics())
+        return sum(max(0, end - applied.get(offset_key(t, p), 0))
+                   for t in self.bus.raw_topics() for p, end in self.bus.end_offsets(t).items())
 
-    def _consumer(self, topics: list[str]) -> Consumer:
-        """A consumer positioned where the store says it stopped (the store is the truth)."""
-        consumer = self.bus.consumer(self.group, topics)
-        applied = self.store.applied_offsets(self.group)
-        for t in topics:
-            consumer.seek(t, applied.get(t, 0))
-        return consumer
+    def _start_position(self, topic: str, partition: int) -> int | None:
+        """Where a partition starts: where the store says this group stopped (the store is the truth)."""
+        return self.store.applied_offsets(self.group).get(offset_key(topic, partition), 0)
+
+    def _open_consumer(self) -> Consumer | None:
+        """The embedded log gets a fresh consumer per catch-up (other processes may have applied records
+        in between); a group-managed bus (Kafka) keeps one member for the processor's life."""
+        if self.bus.group_managed:
+            if self._consumer is None:
+                self._consumer = self.bus.consumer(self.group, ["^" + re.escape(RAW_TOPIC_PREFIX) + ".*"],
+                                                   self._start_position)
+                self._consumer.before_revoke = lambda _partitions: self._drain()
+            return self._consumer
+        topics = self.bus.raw_topics()
+        return self.bus.consumer(self.group, topics, self._start_position) if topics else None
 
     def prepare(self) -> None:
         """A listener that keeps a projection (the search index) may need to catch up with the store."""
@@ -282,30 +301,70 @@ class Processor:
 
     def catch_up(self, on_batch: Callable[[ProcessStats], None] | None = None) -> ProcessStats:
         """Process everything on the raw topics now, then return."""
+        return self._loop(on_batch, until_caught_up=True, stop=None)
+
+    def run(self, stop: threading.Event, on_batch: Callable[[ProcessStats], None] | None = None) -> ProcessStats:
+        """Process records as they arrive until ``stop`` is set (``provenance process``, ``serve``)."""
+        return self._loop(on_batch, until_caught_up=False, stop=stop)
+
+    def _loop(self, on_batch: Callable[[ProcessStats], None] | None, until_caught_up: bool,
+              stop: threading.Event | None) -> ProcessStats:
         self.prepare()
-        total = ProcessStats()
-        topics = self.bus.raw_topics()
-        if not topics:
-            return total
-        parallel = self.workers > 0 and self.pending() > 2 * self.batch_size
-        inflight: deque[tuple[list[Message], Future[tuple[FactBatch, list[tuple[int, str]], int]]]] = deque()
-        with self._consumer(topics) as consumer:
+        self._total = ProcessStats()
+        self._on_batch = on_batch
+        consumer = self._open_consumer()
+        if consumer is None:
+            return self._total
+        self._active = consumer
+        parallel = self.workers > 0 and (not until_caught_up or self.pending() > 2 * self.batch_size)
+        ok = False
+        try:
+            flushed = True
             while True:
                 # keep the workers one batch ahead of the store
-                while len(inflight) < (self.workers + 1 if parallel else 1):
-                    messages = consumer.poll(self.batch_size, timeout_s=0)
+                while len(self._inflight) < (self.workers + 1 if parallel else 1):
+                    wait = 0.0 if self._inflight or (until_caught_up and not self.bus.group_managed) else 0.2
+                    messages = consumer.poll(self.batch_size, timeout_s=wait)
                     if not messages:
                         break
-                    inflight.append((messages, self._submit(messages, parallel)))
-                if not inflight:
-                    self.flush_listeners()
-                    return total
-                messages, future = inflight.popleft()
-                stats = self._finish(messages, future.result())
-                consumer.commit(messages)
-                total.add(stats)
-                if on_batch:
-                    on_batch(stats)
+                    self._inflight.append((messages, self._submit(messages, parallel)))
+                if self._inflight:
+                    self._finish_next()
+                    flushed = False
+                    continue
+                if not flushed:
+                    self.flush_listeners()  # idle: the index catches up with the store
+                    flushed = True
+                if (until_caught_up and consumer.at_end()) or (stop is not None and stop.is_set()):
+                    ok = True
+                    return self._total
+        finally:
+            if ok:
+                self._drain()
+            else:
+                # a batch failed (the store is down): nothing after it was applied or committed. The
+                # consumer's position is past it, so it goes; the next member starts from the store.
+                self._inflight.clear()
+                if self._consumer is not None:
+                    self._consumer.close()
+                    self._consumer = None
+            self._active = None
+            if not self.bus.group_managed:
+                consumer.close()
+
+    def _finish_next(self) -> None:
+        messages, future = self._inflight.popleft()
+        stats = self._finish(messages, future.result())
+        assert self._active is not None
+        self._active.commit(messages)
+        self._total.add(stats)
+        if self._on_batch:
+            self._on_batch(stats)
+
+    def _drain(self) -> None:
+        """Finish every batch in flight (before a rebalance takes partitions away, and at the end)."""
+        while self._inflight:
+            self._finish_next()
 
 
 @contextmanager

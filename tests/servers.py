@@ -57,12 +57,15 @@ class Server:
     log: Path
     extra: dict[str, object] = field(default_factory=dict)
     on_stop: Callable[[], None] | None = None
+    kill: bool = False  # nothing to keep (memory-only servers): no graceful shutdown to wait for
 
     def stop(self) -> None:
         if self.on_stop is not None:
             with contextlib.suppress(Exception):
                 self.on_stop()
         if self.proc is not None and self.proc.poll() is None:
+            if self.kill:
+                self.proc.kill()
             self.proc.terminate()
             try:
                 self.proc.wait(10)
@@ -91,4 +94,4 @@ def start_tansu() -> Server:
     proc, workdir, log = _spawn([str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url],
                                 "tansu")
     wait_for_port(port, proc, 30, "tansu", log)
-    return Server(f"127.0.0.1:{port}", proc, workdir, log)
+    return Server(f"127.0.0.1:{port}", proc, workdir, log, kill=True)

@@ -258,9 +258,12 @@ class KafkaConsumer(Consumer):
             self._assigned.add(key)
         c.assign(partitions)
         self._joined = True
+        log.info("group %s: assigned %s", self.group,
+                 ", ".join(f"{tp.topic}[{tp.partition}]@{tp.offset}" for tp in partitions) or "nothing")
 
     def _on_revoke(self, c: Any, partitions: list[Any]) -> None:
         keys = [(tp.topic, tp.partition) for tp in partitions]
+        log.info("group %s: revoked %s", self.group, ", ".join(f"{t}[{p}]" for t, p in keys) or "nothing")
         if self.before_revoke is not None:
             self.before_revoke(keys)
         self._commit_now([k for k in keys if k in self._uncommitted])
@@ -270,6 +273,7 @@ class KafkaConsumer(Consumer):
         c.unassign()
 
     def _on_lost(self, c: Any, partitions: list[Any]) -> None:  # session expired: another member owns them now
+        log.warning("group %s: lost %s", self.group, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions))
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._assigned.discard(key)

@@ -151,6 +151,7 @@ class Processor:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._consumer: Consumer | None = None  # the group member, when the bus is group-managed
+        self._subscribed: list[str] = []
         self._active: Consumer | None = None
         self._inflight: deque[tuple[list[Message], Future[tuple[FactBatch, list[tuple[int, str]], int]]]] = deque()
         self._total = ProcessStats()
@@ -275,15 +276,22 @@ class Processor:
 
     def _open_consumer(self) -> Consumer | None:
         """The embedded log gets a fresh consumer per catch-up (other processes may have applied records
-        in between); a group-managed bus (Kafka) keeps one member for the processor's life."""
-        if self.bus.group_managed:
-            if self._consumer is None:
-                self._consumer = self.bus.consumer(self.group, ["^" + re.escape(RAW_TOPIC_PREFIX) + ".*"],
-                                                   self._start_position)
-                self._consumer.before_revoke = lambda _partitions: self._drain()
-            return self._consumer
+        in between); a group-managed bus (Kafka) keeps one member for the processor's life, renewed when
+        a new raw topic (a new source) appears."""
         topics = self.bus.raw_topics()
-        return self.bus.consumer(self.group, topics, self._start_position) if topics else None
+        if not topics:
+            return None
+        if not self.bus.group_managed:
+            return self.bus.consumer(self.group, topics, self._start_position)
+        if self._consumer is not None and self._subscribed != topics:
+            self._drain()
+            self._consumer.close()
+            self._consumer = None
+        if self._consumer is None:
+            self._consumer = self.bus.consumer(self.group, topics, self._start_position)
+            self._consumer.before_revoke = lambda _partitions: self._drain()
+            self._subscribed = topics
+        return self._consumer
 
     def prepare(self) -> None:
         """A listener that keeps a projection (the search index) may need to catch up with the store."""
@@ -318,6 +326,7 @@ class Processor:
         self._active = consumer
         parallel = self.workers > 0 and (not until_caught_up or self.pending() > 2 * self.batch_size)
         ok = False
+        next_topic_check = time.monotonic() + 5.0
         try:
             flushed = True
             while True:
@@ -335,6 +344,11 @@ class Processor:
                 if not flushed:
                     self.flush_listeners()  # idle: the index catches up with the store
                     flushed = True
+                if stop is not None and self.bus.group_managed and time.monotonic() >= next_topic_check:
+                    next_topic_check = time.monotonic() + 5.0
+                    renewed = self._open_consumer()  # a new source's topic: join with it
+                    if renewed is not None and renewed is not consumer:
+                        consumer = self._active = renewed
                 if (until_caught_up and consumer.at_end()) or (stop is not None and stop.is_set()):
                     ok = True
                     return self._total

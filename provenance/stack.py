@@ -30,8 +30,16 @@ def _kafka_bus(settings: Settings) -> Bus:
 
 
 BUS_TYPES: dict[str, Callable[[Settings], Bus]] = {"embedded": lambda s: EmbeddedLog(s.log_path), "kafka": _kafka_bus}
+def _neo4j_store(settings: Settings) -> LineageStore:
+    from provenance.graph.neo4j import Neo4jStore  # the driver loads only when Neo4j is configured
+
+    c = settings.store
+    return Neo4jStore(c.uri, c.user, c.password, c.database)
+
+
 STORE_TYPES: dict[str, Callable[[Settings], LineageStore]] = {
-    "embedded": lambda s: EmbeddedStore(s.store_path)
+    "embedded": lambda s: EmbeddedStore(s.store_path),
+    "neo4j": _neo4j_store,
 }
 
 

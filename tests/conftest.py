@@ -41,8 +41,12 @@ def ingest_lines(stack: Stack, lines: list[str]) -> Processor:
     return proc
 
 
-@pytest.fixture
-def loan(stack: Stack) -> LineageQueries:
+@pytest.fixture(params=["embedded", "neo4j"])
+def loan(request: pytest.FixtureRequest, stack: Stack) -> LineageQueries:
+    """The loan pipeline's graph, in the embedded store and in the Neo4j adapter (on ArcadeDB)."""
+    if request.param == "neo4j":
+        stack.store.close()
+        stack.store = request.getfixturevalue("neo4j_store")
     ingest_lines(stack, example_lines())
     return LineageQueries(stack.store, stack.rules)
 
@@ -56,3 +60,29 @@ def tansu() -> Iterator[str]:
     server = start_tansu()
     yield server.address
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def arcadedb() -> Iterator[object]:
+    """ArcadeDB's Bolt server (the Neo4j stand-in); make a database per test with `neo4j_database`."""
+    from tests.servers import start_arcadedb
+
+    server = start_arcadedb()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def neo4j_store(arcadedb: object) -> Iterator[object]:
+    """A Neo4jStore on a fresh database of the session's ArcadeDB server."""
+    import uuid
+
+    from provenance.graph.neo4j import Neo4jStore
+    from tests.servers import ARCADEDB_PASSWORD, Server, arcadedb_create_database
+
+    assert isinstance(arcadedb, Server)
+    name = f"t{uuid.uuid4().hex[:10]}"
+    arcadedb_create_database(arcadedb, name)
+    store = Neo4jStore(arcadedb.address, "root", ARCADEDB_PASSWORD, name)
+    yield store
+    store.close()

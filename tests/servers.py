@@ -95,3 +95,46 @@ def start_tansu() -> Server:
                                 "tansu")
     wait_for_port(port, proc, 30, "tansu", log)
     return Server(f"127.0.0.1:{port}", proc, workdir, log, kill=True)
+
+
+ARCADEDB_PASSWORD = "prov-test-pass"
+
+_ARCADEDB_MAIN = """
+import sys, time
+from arcadedb.server import create_server
+bolt, http, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+server = create_server(root_path=root, root_password=sys.argv[4], config={
+    "http_port": http, "host": "127.0.0.1", "bolt_port": bolt,
+    "server_plugins": "Bolt:com.arcadedb.bolt.BoltProtocolPlugin"})
+server.start()
+print("arcadedb ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def start_arcadedb() -> Server:
+    """ArcadeDB's server with its Bolt plugin (the Neo4j stand-in): ``bolt://…``; databases by HTTP."""
+    import sys
+
+    bolt, http = free_port(), free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="prov-arcadedb-"))
+    proc, _, log = _spawn([sys.executable, "-c", _ARCADEDB_MAIN, str(bolt), str(http), str(workdir / "databases"),
+                           ARCADEDB_PASSWORD], "arcadedb")
+    wait_for_port(bolt, proc, 120, "arcadedb (bolt)", log)
+    wait_for_port(http, proc, 30, "arcadedb (http)", log)
+    return Server(f"bolt://127.0.0.1:{bolt}", proc, workdir, log, extra={"http": f"http://127.0.0.1:{http}"},
+                  kill=True)
+
+
+def arcadedb_create_database(server: Server, name: str) -> None:
+    import base64
+    import json
+    import urllib.request
+
+    auth = base64.b64encode(f"root:{ARCADEDB_PASSWORD}".encode()).decode()
+    req = urllib.request.Request(f"{server.extra['http']}/api/v1/server",
+                                 data=json.dumps({"command": f"create database {name}"}).encode(),
+                                 headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        assert json.loads(resp.read()).get("result") == "ok"

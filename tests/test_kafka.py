@@ -25,8 +25,8 @@ from provenance.bus.kafka import KafkaBus
 from provenance.bus.port import Record, offset_key, raw_topic
 from provenance.config import load_settings
 from provenance.graph.embedded import EmbeddedStore
-from provenance.processor.runner import PROCESSOR_GROUP, Processor
 from provenance.processor.rules import load_rules
+from provenance.processor.runner import PROCESSOR_GROUP, Processor
 from provenance.stack import open_stack
 from tests.conftest import example_lines
 from tests.servers import start_tansu

@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import multiprocessing
 import os
-import re
 import signal
 import threading
 import time
@@ -22,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance.bus.port import DEAD_LETTER_TOPIC, RAW_TOPIC_PREFIX, Bus, Consumer, Message, Record, offset_key
+from provenance.bus.port import DEAD_LETTER_TOPIC, Bus, Consumer, Message, Record, offset_key
 from provenance.errors import EventError, StoreError
 from provenance.events.model import Event
 from provenance.graph.model import DerivedLineage, FactBatch, Touch

@@ -21,10 +21,12 @@ from provenance.graph.model import (
 from provenance.graph.port import LineageStore
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(params=["embedded", "neo4j"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LineageStore]:
-    if request.param == "embedded":
-        s = EmbeddedStore(tmp_path / "graph.db")
+    if request.param == "neo4j":  # ArcadeDB's Bolt server, a database per test (conftest.neo4j_store)
+        yield request.getfixturevalue("neo4j_store")
+        return
+    s = EmbeddedStore(tmp_path / "graph.db")
     yield s
     s.close()
 

@@ -40,6 +40,10 @@ class StoreError(ProvenanceError):
     """The lineage store failed."""
 
 
+class SearchError(ProvenanceError):
+    """The search index failed (a server down, a refused document)."""
+
+
 class QueryError(ProvenanceError):
     """A query was asked in a way that cannot be answered."""
 

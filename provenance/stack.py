@@ -49,8 +49,16 @@ def _embedded_search(settings: Settings) -> SearchIndex:
     return EmbeddedSearch(settings.search_path)
 
 
+def _elasticsearch(settings: Settings) -> SearchIndex:
+    from provenance.search.elasticsearch import ElasticsearchSearch  # the client loads only when configured
+
+    c = settings.search
+    return ElasticsearchSearch(c.url, c.index, api_key=c.api_key)
+
+
 SEARCH_TYPES: dict[str, Callable[[Settings], SearchIndex | None]] = {
     "embedded": _embedded_search,
+    "elasticsearch": _elasticsearch,
     "none": lambda s: None,
 }
 

@@ -86,3 +86,25 @@ def neo4j_store(arcadedb: object) -> Iterator[object]:
     store = Neo4jStore(arcadedb.address, "root", ARCADEDB_PASSWORD, name)
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def noida() -> Iterator[str]:
+    """URL of noida-db's Elasticsearch API (the Elasticsearch stand-in)."""
+    from tests.servers import start_noida_elasticsearch
+
+    server = start_noida_elasticsearch()
+    yield server.address
+    server.stop()
+
+
+@pytest.fixture
+def es_index(noida: str) -> Iterator[object]:
+    """An ElasticsearchSearch on a fresh index of the session's noida-db."""
+    import uuid
+
+    from provenance.search.elasticsearch import ElasticsearchSearch
+
+    index = ElasticsearchSearch(noida, f"prov-{uuid.uuid4().hex[:10]}")
+    yield index
+    index.close()

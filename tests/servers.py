@@ -138,3 +138,13 @@ def arcadedb_create_database(server: Server, name: str) -> None:
                                  headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=60) as resp:
         assert json.loads(resp.read()).get("result") == "ok"
+
+
+def start_noida_elasticsearch() -> Server:
+    """noida-db with only its Elasticsearch-8 API (the Elasticsearch stand-in): ``http://…``."""
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="prov-noida-"))
+    proc, _, log = _spawn(["noida-db", "start", "--only", "elasticsearch", "--elasticsearch-port", str(port),
+                           "--data-dir", str(workdir / "data")], "noida")
+    wait_for_port(port, proc, 60, "noida-db (elasticsearch)", log)
+    return Server(f"http://127.0.0.1:{port}", proc, workdir, log, kill=True)

@@ -12,10 +12,12 @@ from provenance.search.embedded import EmbeddedSearch
 from provenance.search.port import SearchDoc, SearchIndex, SearchQuery
 
 
-@pytest.fixture(params=["embedded"])
+@pytest.fixture(params=["embedded", "elasticsearch"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchIndex]:
-    if request.param == "embedded":
-        i = EmbeddedSearch(tmp_path / "search")
+    if request.param == "elasticsearch":  # noida-db's Elasticsearch API, an index per test (conftest.es_index)
+        yield request.getfixturevalue("es_index")
+        return
+    i = EmbeddedSearch(tmp_path / "search")
     yield i
     i.close()
 

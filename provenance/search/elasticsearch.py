@@ -81,6 +81,7 @@ class ElasticsearchSearch(SearchIndex):
                 last = i + _BULK >= len(actions)
                 _, errors = self._helpers.bulk(self._es, actions[i : i + _BULK], raise_on_error=False,
                                                refresh="wait_for" if last else False)
+                assert isinstance(errors, list)
                 bad = [e for e in errors if not (isinstance(e, dict) and e.get("delete", {}).get("status") == 404)]
                 if bad:
                     raise SearchError(f"Elasticsearch refused {len(bad)} document(s); first: {bad[0]}")
@@ -142,7 +143,7 @@ class ElasticsearchSearch(SearchIndex):
         sort: list[Any] = [{order: "desc"}, {"id": "asc"}] if order else ["_score", {"id": "asc"}]
         try:
             r = self._es.search(index=self.index, query=self._query(query), sort=sort, size=query.limit,
-                                from_=query.offset, track_total_hits=True, source=["doc"],
+                                from_=query.offset, track_total_hits=True, source_includes=["doc"],
                                 aggs={f: {"terms": {"field": f, "size": 50}} for f in FACETS})
         except self._api_error as exc:
             raise SearchError(f"Elasticsearch search failed: {exc}") from exc
@@ -158,7 +159,7 @@ class ElasticsearchSearch(SearchIndex):
 
     def get(self, doc_id: str) -> dict[str, Any] | None:
         try:
-            r = self._es.options(ignore_status=404).get(index=self.index, id=doc_id, source=["doc"])
+            r = self._es.options(ignore_status=404).get(index=self.index, id=doc_id, source_includes=["doc"])
         except self._api_error as exc:
             raise SearchError(f"Elasticsearch get failed: {exc}") from exc
         return dict(r["_source"]["doc"]) if r.get("found") else None
@@ -179,7 +180,8 @@ class ElasticsearchSearch(SearchIndex):
 
     def set_marker(self, offsets: dict[str, int]) -> None:
         try:
-            self._es.index(index=self.meta_index, id="marker", document={"offsets": sorted([k, v] for k, v in offsets.items())}, refresh="wait_for")
+            pairs = sorted([k, v] for k, v in offsets.items())
+            self._es.index(index=self.meta_index, id="marker", document={"offsets": pairs}, refresh="wait_for")
         except self._api_error as exc:
             raise SearchError(f"Elasticsearch write of the marker failed: {exc}") from exc
 

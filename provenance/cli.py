@@ -659,6 +659,52 @@ def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bo
     raise SystemExit(result.exit_code)
 
 
+@cli.command()
+@click.option("--source", "only", multiple=True, help="Only this configured source (cdc.sources[].name).")
+@click.pass_obj
+def cdc(ctx: Ctx, only: tuple[str, ...]) -> None:
+    """Capture the configured metadata databases with the Debezium engine, onto the bus.
+
+    Every change goes to prov.raw.debezium; the processor maps it with the table mappings
+    (cdc.mapping_files, then the defaults). Runs until SIGTERM or Ctrl-C; the engine's source offsets
+    live in HOME/cdc, so a restart goes on where it stopped.
+    """
+    import logging
+    import signal
+    import threading
+
+    from provenance.connectors.cdc import DebeziumSource, run_debezium, unmapped_tables
+
+    settings = ctx.settings
+    sources = [s for s in settings.cdc.sources if not only or s.name in only]
+    unknown = set(only) - {s.name for s in settings.cdc.sources}
+    if unknown:
+        raise click.UsageError(f"no cdc source named {', '.join(sorted(unknown))} in the configuration")
+    if not sources:
+        raise click.UsageError("no cdc.sources configured (see README, 'Change-data-capture')")
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    with ctx.stack() as stack:
+        missing = unmapped_tables([t for s in sources for t in s.tables], stack.rules.tables)
+        if missing:
+            _fail(f"no table mapping for {', '.join(missing)}: add one to a file in cdc.mapping_files", 2)
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        topic = raw_topic("debezium")
+        count = [0]
+
+        def produce(records: list[Record]) -> None:
+            stack.bus.produce(topic, records)
+            count[0] += len(records)
+
+        err.print(f"[bold]provenance cdc[/bold]: {', '.join(s.name for s in sources)} → {topic}", highlight=False)
+        try:
+            run_debezium([DebeziumSource(**s.model_dump()) for s in sources], produce, settings.home / "cdc", stop)
+        except ProvenanceError as exc:
+            _fail(str(exc))
+    err.print(f"stopped: {count[0]} change(s) published", highlight=False)
+
+
 @cli.command("tail-delta")
 @click.argument("tables", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @json_option

@@ -58,6 +58,28 @@ class CaptureConfig(BaseModel):
     ignore: list[str] = Field(default_factory=list, description="more path prefixes to drop, on top of the noise")
 
 
+class CdcSource(BaseModel):
+    """A database the embedded Debezium engine captures (`provenance cdc`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_\-]+$")
+    connector: Literal["postgresql", "mysql"] = "postgresql"
+    host: str = "localhost"
+    port: int = Field(default=5432, ge=1, le=65535)
+    user: str = "postgres"
+    password: str = ""
+    database: str = "postgres"
+    tables: list[str] = Field(min_length=1, description="schema.table (PostgreSQL) or database.table (MySQL)")
+    properties: dict[str, str] = Field(default_factory=dict, description="more Debezium connector properties")
+
+
+class CdcConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    mapping_files: list[Path] = Field(default_factory=list,
+                                      description="table mappings tried before the defaults (YAML)")
+    sources: list[CdcSource] = Field(default_factory=list, description="databases `provenance cdc` captures")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROVENANCE_", env_nested_delimiter="__", extra="forbid",
                                       frozen=True)
@@ -74,6 +96,7 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    cdc: CdcConfig = Field(default_factory=CdcConfig)
 
     @property
     def log_path(self) -> Path:
@@ -139,3 +162,4 @@ class _FileSettings(BaseModel):
     store: StoreConfig | None = None
     capture: CaptureConfig | None = None
     search: SearchConfig | None = None
+    cdc: CdcConfig | None = None

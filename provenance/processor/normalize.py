@@ -11,8 +11,10 @@ from collections.abc import Callable
 from provenance.bus.port import RAW_TOPIC_PREFIX
 from provenance.errors import EventError
 from provenance.events import Event, event_from_json
+from provenance.processor.rules import Rules
 
-Normalizer = Callable[[bytes], list[Event]]
+#: raw record value, and the rules (whose CDC table mappings the ``debezium`` format reads) → events
+Normalizer = Callable[[bytes, Rules], list[Event]]
 
 _NORMALIZERS: dict[str, Normalizer] = {}
 
@@ -25,18 +27,21 @@ def formats() -> list[str]:
     return sorted(_NORMALIZERS)
 
 
-def normalize_record(topic: str, value: bytes) -> list[Event]:
+def normalize_record(topic: str, value: bytes, rules: Rules) -> list[Event]:
     fmt = topic.removeprefix(RAW_TOPIC_PREFIX)
     fn = _NORMALIZERS.get(fmt)
     if fn is None:
         raise EventError(f"no normalizer for raw format {fmt!r} (known: {', '.join(formats())})")
-    return fn(value)
+    return fn(value, rules)
 
 
-def _canonical(value: bytes) -> list[Event]:
+def _canonical(value: bytes, rules: Rules) -> list[Event]:
     return [event_from_json(value)]
 
 
 register("canonical", _canonical)
 
+from provenance.connectors import cdc as _cdc  # noqa: E402
 from provenance.connectors import openlineage as _openlineage  # noqa: E402, F401 - registers its format
+
+register(_cdc.FORMAT, _cdc.normalize)

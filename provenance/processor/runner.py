@@ -65,7 +65,7 @@ def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> tuple[FactB
     decoded: list[tuple[int, list[Event]]] = []
     for i, (topic, value) in enumerate(records):
         try:
-            decoded.append((i, normalize_record(topic, value)))
+            decoded.append((i, normalize_record(topic, value, rules)))
         except EventError as exc:
             dead.append((i, str(exc)))
     try:

@@ -1,0 +1,284 @@
+"""CDC of metadata databases: table mappings, and PostgreSQL → Debezium engine → bus → graph."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+from provenance.bus.embedded import EmbeddedLog
+from provenance.bus.port import Record, raw_topic
+from provenance.config import load_settings
+from provenance.connectors.cdc import MappingError, load_table_mappings, normalize
+from provenance.errors import EventError
+from provenance.graph.queries import LineageQueries
+from provenance.processor.rules import load_rules
+from provenance.stack import Stack, open_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+DDL = ROOT / "connectors" / "sql" / "postgres-metadata.sql"
+RULES = load_rules()
+
+
+def change(table: str, op: str, after: dict[str, Any] | None, before: dict[str, Any] | None = None,
+           schema: str = "public", envelope: bool = False, lsn: int = 100) -> bytes:
+    payload = {"before": before, "after": after, "op": op, "ts_ms": 1,
+               "source": {"connector": "postgresql", "db": "meta", "schema": schema, "table": table, "lsn": lsn}}
+    if envelope:
+        return json.dumps({"schema": {"type": "struct", "optional": False}, "payload": payload}).encode()
+    return json.dumps(payload).encode()
+
+
+FILE_ROW = {"id": 1, "inode_id": 7, "operation": "CREATE", "io_timestamp": 1_772_442_000_000, "io_logical_time": 3,
+            "io_app_id": "application_1_0001", "io_user_name": "alice", "path": "/Projects/loan/Raw/apps/a.csv",
+            "target_path": None, "xattr_name": None, "xattr_value": None, "project_name": "loan"}
+
+
+def test_a_file_log_row_becomes_a_file_event_with_or_without_the_schema_envelope() -> None:
+    for envelope in (False, True):
+        [ev] = normalize(change("hops_file_provenance_log", "c", FILE_ROW, envelope=envelope), RULES)
+        assert (ev.kind, ev.op, ev.source) == ("file", "create", "hopsfs")
+        assert ev.uri == "hopsfs:///Projects/loan/Raw/apps/a.csv" and ev.app_id == "application_1_0001"
+        assert ev.user == "alice" and ev.ts == 1_772_442_000_000 and ev.attrs == {"inode": 7, "logical_time": 3}
+    # the same change twice is the same event (replays collapse); a snapshot read of it makes one too
+    a = normalize(change("hops_file_provenance_log", "c", FILE_ROW), RULES)
+    assert a == normalize(change("hops_file_provenance_log", "c", FILE_ROW), RULES)
+    assert normalize(change("hops_file_provenance_log", "r", FILE_ROW, lsn=5), RULES)[0].op == "create"
+
+
+def test_changes_a_mapping_does_not_count_tombstones_and_truncates_make_nothing() -> None:
+    # the log is append-only: its updates and deletes are housekeeping
+    assert normalize(change("hops_file_provenance_log", "u", FILE_ROW), RULES) == []
+    assert normalize(change("hops_file_provenance_log", "d", None, before=FILE_ROW), RULES) == []
+    assert normalize(b"", RULES) == [] and normalize(b"null", RULES) == []  # tombstones
+    assert normalize(json.dumps({"schema": {}, "payload": None}).encode(), RULES) == []
+    assert normalize(change("hops_file_provenance_log", "t", None), RULES) == []
+
+
+def test_updates_follow_states_and_rename_keeps_its_target() -> None:
+    run = {"run_uuid": "r1", "name": "train", "source_name": "train.py", "entry_point_name": "main", "user_id": "bob",
+           "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "abc123",
+           "lifecycle_stage": "active", "artifact_uri": "s3://mlflow/1/r1/artifacts", "experiment_id": 1}
+    [started] = normalize(change("runs", "c", run), RULES)
+    assert (started.kind, started.op, started.app_id, started.ts) == ("app", "started", "mlflow:r1", 1000)
+    assert started.attrs["git_commit"] == "abc123" and started.attrs["project"] == "mlflow-experiment-1"
+    [finished] = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}), RULES)
+    assert (finished.op, finished.ts) == ("finished", 5000)
+    # a state the mapping does not track makes no event
+    task = {"task_id": "fit", "dag_id": "loan", "run_id": "m1", "map_index": -1, "state": "deferred",
+            "try_number": 1, "start_date": "2026-03-02T09:00:00Z", "end_date": None, "queued_dttm": None,
+            "hostname": "h", "unixname": "airflow", "operator": "PythonOperator", "pid": 1}
+    assert normalize(change("task_instance", "u", task), RULES) == []
+    [ti] = normalize(change("task_instance", "u", {**task, "state": "running"}), RULES)
+    assert ti.app_id == "airflow:loan/m1/fit/-1/1" and ti.attrs["name"] == "loan.fit" and ti.ts == 1_772_442_000_000
+    moved = {**FILE_ROW, "operation": "RENAME", "target_path": "/Projects/loan/Raw/apps/b.csv"}
+    [ren] = normalize(change("hops_file_provenance_log", "c", moved), RULES)
+    assert ren.op == "rename" and ren.dst == "hopsfs:///Projects/loan/Raw/apps/b.csv"
+
+
+def test_unmapped_tables_and_broken_rows_are_errors_for_the_dead_letter_topic() -> None:
+    with pytest.raises(EventError, match=r"no table mapping for public\.orders"):
+        normalize(change("orders", "c", {"id": 1}), RULES)
+    with pytest.raises(EventError, match="not JSON"):
+        normalize(b"{nope", RULES)
+    with pytest.raises(EventError, match="ts came out null"):
+        normalize(change("hops_file_provenance_log", "c", {**FILE_ROW, "io_timestamp": None}), RULES)
+    with pytest.raises(EventError, match="needs 'source' and 'op'"):
+        normalize(b'{"after": {}}', RULES)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tables: [{table: orders, source: s, events: [{kind: app, op: started, ts: {field: t}, app_id: x}]}]",
+     r"line 1: table mapping #1: 'table' must be 'schema.table'"),
+    ("tables:\n  - table: public.orders\n    source: s\n    events:\n      - kind: app\n        op: started\n"
+     "        ts: {field: t}\n", r"line 5: table public.orders: event #1 \(app\): needs field 'app_id'"),
+    ("tables:\n  - table: public.orders\n    source: s\n    events:\n      - kind: file\n        uri: {field: p}\n"
+     "        ts: {field: t}\n        op: {field: o, map: {X: explode}}\n",
+     r"line 8: table public.orders: event #1 \(file\): field 'op' gives 'explode'"),
+    ("tables:\n  - table: public.orders\n    source: s\n    changes: [create, upsert]\n    events: []\n",
+     r"line 4: table public.orders: 'changes' must list"),
+    ("tables:\n  - table: public.orders\n    source: s\n    events:\n      - kind: file\n        op: read\n"
+     "        uri: {field: p, tempate: x}\n        ts: {field: t}\n",
+     r"line 7: table public.orders: event #1 \(file\): field 'uri': unknown key\(s\) tempate"),
+    ("tables:\n  - table: public.orders\n    source: s\n    events:\n      - kind: file\n        op: read\n"
+     "        uri: {template: 'x://{bad-name}'}\n        ts: {field: t}\n",
+     r"line 7: .*template placeholders must be column names"),
+])
+def test_a_bad_mapping_file_fails_at_start_naming_line_table_and_field(tmp_path: Path, text: str,
+                                                                        message: str) -> None:
+    path = tmp_path / "mappings.yaml"
+    path.write_text(text)
+    with pytest.raises(MappingError, match=f"{path}, {message}"):
+        load_table_mappings([path])
+
+
+def test_a_users_mapping_replaces_the_default_for_its_table(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"tables": [{
+        "table": "public.runs", "source": "my-mlflow",
+        "events": [{"kind": "app", "op": "started", "ts": {"field": "start_time"},
+                    "app_id": {"template": "run-{run_uuid}"}}]}]}))
+    rules = load_rules(mapping_files=[path])
+    [ev] = normalize(change("runs", "c", {"run_uuid": "x", "start_time": 7}), rules)
+    assert (ev.source, ev.app_id, ev.op) == ("my-mlflow", "run-x", "started")
+    # other schemas keep the default ("*.runs"), and the other default tables too
+    assert normalize(change("runs", "c", {"run_uuid": "x", "start_time": 7, "status": "RUNNING", "experiment_id": 1},
+                            schema="other"), rules)[0].source == "mlflow"
+
+
+# -- PostgreSQL → Debezium engine → the bus → the processor ------------------------------------
+PIPELINE_SQL = """
+INSERT INTO yarn_app_provenance_log (app_id, app_name, app_user, app_state, state_timestamp, project_name,
+                                     app_command, git_commit)
+VALUES ('application_1_0001', 'ingest', 'alice', 'RUNNING', 1772442000000, 'loan', 'python ingest.py', 'c0ffee'),
+       ('application_1_0001', 'ingest', 'alice', 'FINISHED', 1772442060000, 'loan', 'python ingest.py', 'c0ffee');
+INSERT INTO hops_file_provenance_log (inode_id, operation, io_timestamp, io_logical_time, io_app_id, io_user_name,
+                                      path, project_name)
+VALUES (1, 'ACCESS_DATA', 1772442010000, 1, 'application_1_0001', 'alice', '/Projects/loan/Raw/applications.csv',
+        'loan'),
+       (2, 'CREATE', 1772442020000, 2, 'application_1_0001', 'alice',
+        '/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet', 'loan'),
+       (2, 'ACCESS_DATA', 1772442110000, 3, 'mlflow:r1', 'bob',
+        '/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet', 'loan');
+INSERT INTO runs (run_uuid, name, source_name, user_id, status, start_time, end_time, source_version, artifact_uri,
+                  experiment_id)
+VALUES ('r1', 'train', 'train.py', 'bob', 'RUNNING', 1772442100000, NULL, 'c0ffee', 's3://mlflow/1/r1/artifacts', 1);
+INSERT INTO registered_models (name, creation_time, last_updated_time, description)
+VALUES ('scoring', 1772442200000, 1772442200000, 'loan scoring');
+INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, current_stage, source, run_id,
+                            status)
+VALUES ('scoring', 1, 1772442200000, 1772442200000, 'bob', 'None',
+        's3://mlflow/1/r1/artifacts/model', 'r1', 'READY');
+"""
+
+
+def _cdc_config(home: Path, postgres: Any, database: str) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    tables = ["yarn_app_provenance_log", "hops_file_provenance_log", "runs", "registered_models", "model_versions"]
+    cfg = {"search": {"type": "none"}, "cdc": {"sources": [{
+        "name": "meta", "connector": "postgresql", "host": "127.0.0.1", "port": postgres.extra["port"],
+        "user": "postgres", "database": database, "tables": [f"public.{t}" for t in tables]}]}}
+    path = home / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _wait_for_records(log_path: Path, n: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    have = 0
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()[-3000:]
+        if log_path.exists():
+            bus = EmbeddedLog(log_path)
+            have = bus.end_offsets(raw_topic("debezium"))[0]
+            bus.close()
+            if have >= n:
+                return have
+        time.sleep(0.3)
+    raise AssertionError(f"{have} of {n} change(s) after {timeout} s: {log.read_text()[-3000:]}")
+
+
+def _start_cdc(config: Path, home: Path, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PROVENANCE_CONFIG": str(config), "PROVENANCE_HOME": str(home)}
+    with out.open("ab") as f:
+        return subprocess.Popen([sys.executable, "-m", "provenance.cli", "cdc"], cwd=ROOT, env=env, stdout=f,
+                                stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen[bytes], log: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def test_postgres_changes_reach_the_graph_through_the_debezium_engine(postgres: Any, tmp_path: Path) -> None:
+    database = "meta_e2e"
+    with psycopg.connect(f"host=127.0.0.1 port={postgres.extra['port']} user=postgres dbname=postgres",
+                         autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {database}")
+    dsn = f"host=127.0.0.1 port={postgres.extra['port']} user=postgres dbname={database}"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(DDL.read_text())
+        c.execute(PIPELINE_SQL)  # before capture starts: the snapshot reads these
+    home = tmp_path / "home"
+    config = _cdc_config(home, postgres, database)
+    out = tmp_path / "cdc.log"
+    proc = _start_cdc(config, home, out)
+    try:
+        _wait_for_records(home / "log.db", 8, proc, out)
+        with psycopg.connect(dsn, autocommit=True) as c:  # live changes: an update and a new row
+            c.execute("UPDATE runs SET status = 'FINISHED', end_time = 1772442150000 WHERE run_uuid = 'r1'")
+            c.execute("INSERT INTO hops_file_provenance_log (inode_id, operation, io_timestamp, io_app_id, "
+                      "io_user_name, path) VALUES (3, 'ACCESS_DATA', 1772442120000, 'application_1_0002', 'bob', "
+                      "'/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet')")
+        _wait_for_records(home / "log.db", 10, proc, out)
+    finally:
+        _stop(proc, out)
+
+    settings = load_settings(config, home=home)
+    with open_stack(settings) as stack:
+        stats = stack.processor.catch_up()
+        assert stats.dead_lettered == 0, stats.errors
+        q = LineageQueries(stack.store, stack.rules)
+        _check_graph(stack, q)
+
+    # a restart goes on from the engine's offsets: nothing is published twice, new changes are
+    proc = _start_cdc(config, home, out)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("UPDATE model_versions SET current_stage = 'Production', last_updated_time = 1772442300000")
+        have = _wait_for_records(home / "log.db", 11, proc, out)
+        time.sleep(2)  # anything re-published would arrive by now
+    finally:
+        _stop(proc, out)
+    bus = EmbeddedLog(home / "log.db")
+    assert bus.end_offsets(raw_topic("debezium"))[0] == have == 11
+    bus.close()
+    with open_stack(settings) as stack:
+        assert stack.processor.catch_up().records == 1
+        model_id = "artifact:mlflow://registry/models/scoring"
+        assert stack.store.nodes([model_id])[model_id].tags.get("stage") == "Production"
+
+
+def _check_graph(stack: Stack, q: LineageQueries) -> None:
+    fp = q.footprint("application_1_0001")
+    assert fp["app"]["state"] == "finished" and fp["app"]["users"] == ["alice"]
+    files = {(f["uri"], tuple(f["types"])) for f in fp["files"]}
+    assert files == {("hopsfs:///Projects/loan/Raw/applications.csv", ("INPUT",)),
+                     ("hopsfs:///Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet", ("OUTPUT_ADDED",))}
+    run = stack.store.nodes(["app:mlflow:r1"])["app:mlflow:r1"]
+    assert run.props["state"] == "finished" and run.props["git_commit"] == "c0ffee"
+    # the registered model version came from run r1 (what it logged), and r1 read the training dataset
+    # the ingest app wrote from the raw applications: the audit walks it back
+    r = q.upstream("mlflow://registry/models/scoring@1")
+    assert (r["target"]["type"], r["target"]["version"]) == ("model", "1")
+    ups = {a["uri"] for a in r["artifacts"]}
+    assert {"hopsfs:///Projects/loan/loan_Training_Datasets/loans", "hopsfs:///Projects/loan/Raw/applications.csv"} \
+        <= ups, ups
+    assert {a["app_id"] for a in r["apps"]} >= {"mlflow:r1", "application_1_0001"}
+    # and the other way: the raw file reaches the model (GDPR)
+    g = q.gdpr(["hopsfs:///Projects/loan/Raw/applications.csv"])
+    assert "mlflow://registry/models/scoring" in json.dumps(g)
+
+
+def test_a_record_that_maps_to_nothing_known_goes_to_the_dead_letter_topic_and_the_rest_is_applied(
+        tmp_path: Path) -> None:
+    with open_stack(load_settings(home=tmp_path / "home", search={"type": "none"})) as stack:
+        stack.bus.produce(raw_topic("debezium"), [
+            Record(value=change("orders", "c", {"id": 1})),
+            Record(value=change("hops_file_provenance_log", "c", FILE_ROW)),
+            Record(value=b""),  # tombstone
+        ])
+        stats = stack.processor.catch_up()
+        assert (stats.records, stats.dead_lettered, stats.events) == (3, 1, 1)
+        assert "no table mapping for public.orders" in stats.errors[0]
+        assert stack.store.nodes(["app:application_1_0001"])

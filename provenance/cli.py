@@ -705,6 +705,78 @@ def cdc(ctx: Ctx, only: tuple[str, ...]) -> None:
     err.print(f"stopped: {count[0]} change(s) published", highlight=False)
 
 
+@cli.command("tail-hdfs-audit")
+@click.argument("logs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--fs", "fs", default="hdfs://", show_default=True,
+              help="URI prefix of the file system the log is of, e.g. hdfs://namenode:8020.")
+@click.option("--follow", is_flag=True, help="Keep reading as the log grows (until Ctrl-C or SIGTERM).")
+@json_option
+@click.pass_obj
+def tail_hdfs_audit(ctx: Ctx, logs: tuple[Path, ...], fs: str, follow: bool, as_json: bool) -> None:
+    """Publish new lines of HDFS NameNode audit logs (hdfs-audit.log) as file events."""
+    import signal
+    import threading
+
+    from provenance.connectors.hdfs import AuditLogTailer, TailResult
+
+    if "://" not in fs:
+        raise click.BadParameter(f"{fs!r} is not a URI prefix (like hdfs://namenode:8020)", param_hint="--fs")
+    stop = threading.Event()
+    if follow:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    total = TailResult()
+    with ctx.stack() as stack:
+        tailer = AuditLogTailer(stack.bus, stack.settings.home / "hdfs_audit_state.json", fs)
+        while True:
+            for log in logs:
+                r = tailer.tail(log)
+                total.lines += r.lines
+                total.published += r.published
+                total.skipped += r.skipped
+            if not follow or stop.wait(1.0):
+                break
+        stats = catch_up(stack, quiet=as_json)
+    data = {"lines": total.lines, "published": total.published, "skipped": total.skipped,
+            "processed": stats.records, "dead_lettered": stats.dead_lettered}
+    if as_json:
+        return _emit_json(data)
+    out.print(f"{total.published} audit record(s) published from {total.lines} new line(s) "
+              f"({total.skipped} not audit records)", highlight=False)
+
+
+@cli.command("s3-events")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path, allow_dash=True))
+@json_option
+@click.pass_obj
+def s3_events(ctx: Ctx, files: tuple[Path, ...], as_json: bool) -> None:
+    """Publish saved S3 / MinIO bucket notifications (JSON documents or JSON lines)."""
+    from provenance.connectors.s3 import documents
+
+    records: list[Record] = []
+    for path in files:
+        try:
+            text = sys.stdin.read() if str(path) == "-" else path.read_text()
+            docs = list(documents(text))
+        except OSError as exc:
+            _fail(f"cannot read {path}: {exc}", 2)
+        except ProvenanceError as exc:
+            _fail(f"{path}: {exc}", 2)
+        for doc in docs:
+            first = (doc.get("Records") or [{}])[0] if isinstance(doc, dict) else {}
+            key = ((first.get("s3") or {}).get("bucket") or {}).get("name") if isinstance(first, dict) else None
+            records.append(Record(value=json.dumps(doc).encode(), key=key))
+    with ctx.stack() as stack:
+        stack.bus.produce(raw_topic("s3"), records)
+        stats = catch_up(stack, quiet=as_json)
+    data = {"notifications": len(records), "processed": stats.records, "events": stats.events,
+            "dead_lettered": stats.dead_lettered}
+    if as_json:
+        return _emit_json(data)
+    out.print(f"{len(records)} notification(s) published; {stats.events} event(s), "
+              f"{stats.dead_lettered} dead-lettered", highlight=False)
+
+
 @cli.command("tail-delta")
 @click.argument("tables", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @json_option

@@ -42,6 +42,10 @@ def _canonical(value: bytes, rules: Rules) -> list[Event]:
 register("canonical", _canonical)
 
 from provenance.connectors import cdc as _cdc  # noqa: E402
+from provenance.connectors import hdfs as _hdfs  # noqa: E402
 from provenance.connectors import openlineage as _openlineage  # noqa: E402, F401 - registers its format
+from provenance.connectors import s3 as _s3  # noqa: E402
 
 register(_cdc.FORMAT, _cdc.normalize)
+register(_hdfs.FORMAT, _hdfs.normalize)
+register(_s3.FORMAT, _s3.normalize)

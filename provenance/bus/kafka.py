@@ -237,6 +237,9 @@ class KafkaConsumer(Consumer):
             "session.timeout.ms": bus.session_timeout_ms,
             "heartbeat.interval.ms": max(100, bus.session_timeout_ms // 4),
             "topic.metadata.refresh.interval.ms": 2000,
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 8 * 1024 * 1024,
+            "queued.max.messages.kbytes": 256 * 1024,
         })
         self._assigned: set[tuple[str, int]] = set()
         self._joined = False
@@ -287,8 +290,10 @@ class KafkaConsumer(Consumer):
         out: list[Message] = []
         while True:
             left = max(0.0, deadline - time.monotonic())
+            # wait only for the first records; then take what is already fetched, up to max_records
+            wait = 0.0 if out or not timeout_s else min(left, 0.1)
             try:
-                msgs = self._c.consume(max_records - len(out), min(left, 0.1) if timeout_s else 0)
+                msgs = self._c.consume(max_records - len(out), wait)
             except self._ck.KafkaException as exc:
                 raise BusError(f"consume failed: {exc}") from exc
             for m in msgs:
@@ -306,7 +311,7 @@ class KafkaConsumer(Consumer):
                                    {k: (v or b"").decode("utf-8", "replace") for k, v in (m.headers() or [])},
                                    m.timestamp()[1]))
                 self._pos[(m.topic(), m.partition())] = m.offset() + 1
-            if out or time.monotonic() >= deadline:
+            if len(out) >= max_records or (out and not msgs) or (not out and time.monotonic() >= deadline):
                 return out
 
     def commit(self, messages: Iterable[Message]) -> None:
@@ -362,7 +367,11 @@ class KafkaConsumer(Consumer):
         if not self._joined:
             return False
         for t, p in self._assigned:
-            lo, hi = self._c.get_watermark_offsets(self._ck.TopicPartition(t, p), timeout=self._bus.timeout_s)
+            tp = self._ck.TopicPartition(t, p)
+            # the high watermark the last fetch brought (no round trip); ask the broker when there is none
+            lo, hi = self._c.get_watermark_offsets(tp, cached=True) or (-1, -1)
+            if hi < 0:
+                lo, hi = self._c.get_watermark_offsets(tp, timeout=self._bus.timeout_s)
             pos = self._pos.get((t, p))
             if pos is None:
                 got = self._c.position([self._ck.TopicPartition(t, p)])[0].offset

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from provenance.errors import ConfigError, EventError
-from provenance.events import Event
+from provenance.events import Event, event_from_dict
 from provenance.events.model import OPS, Kind, event_id_for, to_ms
 from provenance.yamlfile import load_mapping
 
@@ -375,10 +375,11 @@ def _event(spec: EventSpec, row: dict[str, Any], mapping: TableMapping, native_i
     attrs = {k: v for k, vs in spec.attrs if (v := vs.resolve(row)) is not None}
     if op != "rename" and spec.kind is not Kind.LINK:
         values.pop("dst", None)
+    data = {"event_id": event_id_for(mapping.source, native_id), "source": mapping.source, "kind": spec.kind.value,
+            "op": str(op), "ts": ts, "attrs": attrs, **{k: v for k, v in values.items() if v is not None}}
     try:
-        return Event(event_id=event_id_for(mapping.source, native_id), source=mapping.source, kind=spec.kind,
-                     op=str(op), ts=ts, attrs=attrs, **values)
-    except ValueError as exc:
+        return event_from_dict(data)  # the fast path for well-formed events; pydantic words the errors
+    except EventError as exc:
         raise EventError(f"{where}: {exc}") from None
 
 

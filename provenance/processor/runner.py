@@ -323,7 +323,9 @@ class Processor:
         if consumer is None:
             return self._total
         self._active = consumer
-        parallel = self.workers > 0 and (not until_caught_up or self.pending() > 2 * self.batch_size)
+        # a group-managed bus is for streams of any size (and asking it for its end offsets costs round trips)
+        parallel = self.workers > 0 and (not until_caught_up or self.bus.group_managed
+                                         or self.pending() > 2 * self.batch_size)
         ok = False
         next_topic_check = time.monotonic() + 5.0
         try:

@@ -107,7 +107,7 @@ def test_bad_config_file_fails_at_start_naming_the_line(tmp_path: Path) -> None:
     assert r.returncode == 2 and "line 2" in r.stderr and "not valid YAML" in r.stderr
     cfg.write_text("store:\n  type: cassandra\n")
     r = run(tmp_path, "--config", str(cfg), "apps")
-    assert r.returncode == 2 and "unknown store type 'cassandra' (known: embedded)" in r.stderr
+    assert r.returncode == 2 and "unknown store type 'cassandra' (known: embedded, neo4j)" in r.stderr
 
 
 def test_unknown_bus_type_from_the_environment(tmp_path: Path) -> None:

@@ -437,7 +437,8 @@ class DebeziumSource:
                 "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
                 "database.dbname": self.database,
                 "plugin.name": "pgoutput",
-                "slot.name": f"prov_{re.sub(r'[^a-z0-9_]', '_', self.name.lower())}",
+                # replication slots are per server, not per database: the slot names both
+                "slot.name": re.sub(r"[^a-z0-9_]", "_", f"prov_{self.name}_{self.database}".lower())[:63],
                 "publication.name": f"prov_{re.sub(r'[^a-z0-9_]', '_', self.name.lower())}",
                 "publication.autocreate.mode": "filtered",
             }

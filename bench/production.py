@@ -231,34 +231,26 @@ def main() -> None:
     ap.add_argument("--parts", default="kafka,cdc,neo4j")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
-    if "kafka" in parts:
-        with console.status("Kafka → store"):
-            rows = part_kafka(args.events, args.batch, args.workers)
-        t = Table(title=f"Kafka → store, one processor ({args.workers} worker(s), batch {args.batch})")
-        for col in ("path", "records", "seconds", "records/s", "records/s after join", "Kafka / log"):
-            t.add_column(col, justify="right" if col != "path" else "left")
+    for part, run, title, cols in (
+        ("kafka", lambda: part_kafka(args.events, args.batch, args.workers),
+         f"Kafka → store, one processor ({args.workers} worker(s), batch {args.batch})",
+         ("path", "records", "seconds", "records/s", "records/s after join", "Kafka / log")),
+        ("cdc", lambda: part_cdc(args.rows), "PostgreSQL snapshot → Debezium engine: bare vs into the graph",
+         ("path", "rows", "seconds", "rows/s", "ratio to bare")),
+        ("neo4j", lambda: part_neo4j(args.neo4j_events, args.batch, args.workers),
+         "The same history into each store (embedded log, one processor)",
+         ("store", "records", "seconds", "records/s", "ratio to embedded")),
+    ):
+        if part not in parts:
+            continue
+        with console.status(title):
+            rows = run()
+        t = Table(title=title)
+        for i, col in enumerate(cols):
+            t.add_column(col, justify="left" if i == 0 else "right")
         for r in rows:
             t.add_row(*r)
         console.print(t)
-    if "cdc" in parts:
-        with console.status("Debezium → graph"):
-            rows = part_cdc(args.rows)
-        t = Table(title="PostgreSQL snapshot → Debezium engine: bare vs into the graph")
-        for col in ("path", "rows", "seconds", "rows/s", "ratio to bare"):
-            t.add_column(col, justify="right" if col != "path" else "left")
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
-    if "neo4j" in parts:
-        with console.status("Neo4j adapter"):
-            rows = part_neo4j(args.neo4j_events, args.batch, args.workers)
-        t = Table(title="The same history into each store (embedded log, one processor)")
-        for col in ("store", "records", "seconds", "records/s", "ratio to embedded"):
-            t.add_column(col, justify="right" if col != "store" else "left")
-        for r in rows:
-            t.add_row(*r)
-        console.print(t)
-
 
 if __name__ == "__main__":
     main()

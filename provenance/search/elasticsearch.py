@@ -12,17 +12,22 @@ Writes use ``refresh=wait_for``: documents are searchable when ``upsert`` return
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from provenance.errors import QueryError, SearchError
-from provenance.search.port import SearchDoc, SearchIndex, SearchQuery, SearchResult
+from provenance.search.port import (
+    FACETS,
+    TEXT_FIELDS,
+    SearchDoc,
+    SearchIndex,
+    SearchQuery,
+    SearchResult,
+    query_filters,
+    query_words,
+)
+from provenance.search.port import NO_PROJECT as _NONE
 
-_NONE = "_none_"  # the keyword of an absent project (so it is a facet bucket and a filter value)
-_WORD = re.compile(r"[0-9A-Za-z\u00c0-\uffff]+\*?")
-TEXT_FIELDS = ("name", "uri", "tags", "description")
-FACETS = ("kind", "type", "project")
 _BULK = 2000
 
 SETTINGS = {
@@ -111,25 +116,16 @@ class ElasticsearchSearch(SearchIndex):
     def _query(q: SearchQuery) -> dict[str, Any]:
         must: list[dict[str, Any]] = []
         filters: list[dict[str, Any]] = []
-        for word in _WORD.findall(q.text):
-            prefix = word.endswith("*")
-            token = word.rstrip("*").lower()
-            if not token:
-                continue
+        for token, prefix in query_words(q.text):
             if prefix:
                 must.append({"bool": {"should": [{"prefix": {f: token}} for f in TEXT_FIELDS],
                                       "minimum_should_match": 1}})
             else:
                 must.append({"multi_match": {"query": token, "fields": list(TEXT_FIELDS)}})
-        for field, values in (("kind", q.kinds), ("type", q.types), ("project", q.projects), ("user", q.users),
-                              ("tag", [f"{k}={v}" for k, v in q.tags])):
-            if values:
-                filters.append({"terms": {field: list(values)}})
+        filters.extend({"terms": {field: values}} for field, values in query_filters(q))
         if q.time_from is not None or q.time_to is not None:
             bounds = {k: v for k, v in (("gte", q.time_from), ("lte", q.time_to)) if v is not None}
             filters.append({"range": {"last_ts": bounds}})
-        if q.visible_projects is not None:  # access control: documents of no project are everyone's
-            filters.append({"terms": {"project": [*sorted(q.visible_projects), _NONE]}})
         if not must and not filters:
             return {"match_all": {}}
         return {"bool": {"must": must, "filter": filters}}

@@ -17,12 +17,17 @@ from typing import Any
 import tantivy
 
 from provenance.errors import QueryError
-from provenance.search.port import SearchDoc, SearchIndex, SearchQuery, SearchResult
-
-_NONE = "_none_"  # the raw value of an absent project
-_WORD = re.compile(r"[0-9A-Za-z\u00c0-\uffff]+\*?")
-TEXT_FIELDS = ("name", "uri", "tags", "description")
-FACETS = ("kind", "type", "project")
+from provenance.search.port import (
+    FACETS,
+    TEXT_FIELDS,
+    SearchDoc,
+    SearchIndex,
+    SearchQuery,
+    SearchResult,
+    query_filters,
+    query_words,
+)
+from provenance.search.port import NO_PROJECT as _NONE
 
 
 def _schema() -> tantivy.Schema:
@@ -121,23 +126,14 @@ class EmbeddedSearch(SearchIndex):
         Q, Must, Should = tantivy.Query, tantivy.Occur.Must, tantivy.Occur.Should
         s = self.schema
         must: list[tuple[Any, Any]] = []
-        for word in _WORD.findall(q.text):
-            prefix = word.endswith("*")
-            token = word.rstrip("*").lower()
-            if not token:
-                continue
+        for token, prefix in query_words(q.text):
             alts = [Q.regex_query(s, f, re.escape(token) + ".*") if prefix else Q.term_query(s, f, token)
                     for f in TEXT_FIELDS]
             must.append((Must, Q.boolean_query([(Should, a) for a in alts])))
-        for field, values in (("kind", q.kinds), ("type", q.types), ("project", q.projects), ("user", q.users),
-                              ("tag", [f"{k}={v}" for k, v in q.tags])):
-            if values:
-                must.append((Must, Q.boolean_query([(Should, Q.term_query(s, field, v)) for v in values])))
+        for field, values in query_filters(q):
+            must.append((Must, Q.boolean_query([(Should, Q.term_query(s, field, v)) for v in values])))
         if q.time_from is not None or q.time_to is not None:
             must.append((Must, Q.range_query(s, "last_ts", tantivy.FieldType.Integer, q.time_from, q.time_to)))
-        if q.visible_projects is not None:  # access control: documents of no project are everyone's
-            allowed = [*sorted(q.visible_projects), _NONE]
-            must.append((Must, Q.boolean_query([(Should, Q.term_query(s, "project", p)) for p in allowed])))
         return Q.boolean_query(must) if must else Q.all_query()
 
     def search(self, query: SearchQuery) -> SearchResult:

@@ -7,6 +7,7 @@ the same node twice changes nothing: the index is a projection of the lineage st
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,10 @@ from typing import Any, Literal
 
 KINDS = ("artifact", "app", "user")
 SORTS = ("relevance", "usage", "recent")
+TEXT_FIELDS = ("name", "uri", "tags", "description")  # what free text searches
+FACETS = ("kind", "type", "project")
+NO_PROJECT = "_none_"  # the indexed value of an absent project (a facet bucket and a filter value)
+_WORD = re.compile(r"[0-9A-Za-z\u00c0-\uffff]+\*?")
 
 
 @dataclass(frozen=True)
@@ -98,3 +103,26 @@ class SearchIndex(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def query_words(text: str) -> list[tuple[str, bool]]:
+    """The words of a free-text query, lower-cased, each with whether it is a prefix (a trailing ``*``).
+
+    Words are runs of letters and digits, as both indexes split text, so no input is a syntax error.
+    """
+    out = []
+    for word in _WORD.findall(text):
+        token = word.rstrip("*").lower()
+        if token:
+            out.append((token, word.endswith("*")))
+    return out
+
+
+def query_filters(q: SearchQuery) -> list[tuple[str, list[str]]]:
+    """The exact-term filters of a query (each: the field, and values of which one must match)."""
+    out = [(field, list(values)) for field, values in (
+        ("kind", q.kinds), ("type", q.types), ("project", q.projects), ("user", q.users),
+        ("tag", [f"{k}={v}" for k, v in q.tags])) if values]
+    if q.visible_projects is not None:  # access control: documents of no project are everyone's
+        out.append(("project", [*sorted(q.visible_projects), NO_PROJECT]))
+    return out

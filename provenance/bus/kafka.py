@@ -65,8 +65,7 @@ class KafkaBus(Bus):
         self.replication_factor = replication_factor
         self.session_timeout_ms = session_timeout_ms
         self.timeout_s = timeout_s
-        self._options = dict(options or {})
-        self._base = {"bootstrap.servers": bootstrap_servers, **self._options}
+        self._base = {"bootstrap.servers": bootstrap_servers, **(options or {})}
         self._admin = ck.admin.AdminClient(self._base)
         self._producer: Any = None
         self._known: set[str] = set()
@@ -358,9 +357,6 @@ class KafkaConsumer(Consumer):
         if key in self._pos:
             return self._pos[key]
         return self._bus.committed(self.group, topic).get(partition, 0)
-
-    def assignment(self) -> list[tuple[str, int]]:
-        return sorted(self._assigned)
 
     def at_end(self) -> bool:
         """Joined the group, and read every record its partitions held when asked."""

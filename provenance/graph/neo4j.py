@@ -442,11 +442,6 @@ class Neo4jStore(LineageStore):
         }
         return {name: int(self._read(q)[0][0]) for name, q in counts.items()}
 
-    def clear(self) -> None:
-        """Delete everything this store wrote (tests, and rebuilding from the log)."""
-        for label in ("ProvNode", "ProvTouch", "ProvProp", "ProvTag", "ProvOffset"):
-            self._run_statement(f"MATCH (n:{label}) DETACH DELETE n")
-
     def close(self) -> None:
         with self._lock:
             self._close_tx()

@@ -357,8 +357,9 @@ class Processor:
             if ok:
                 self._drain()
             else:
-                # a batch failed (the store is down): nothing after it was applied or committed. The
-                # consumer's position is past it, so it goes; the next member starts from the store.
+                # a batch failed (the store is down): nothing from it on was applied or committed, but
+                # the consumer has read past it; so the member is dropped, and the next one starts
+                # from the offsets the store recorded.
                 self._inflight.clear()
                 if self._consumer is not None:
                     self._consumer.close()

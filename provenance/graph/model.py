@@ -151,9 +151,6 @@ class FactBatch:
         self.props |= other.props
         self.tags |= other.tags
 
-    def touch_list(self) -> list[Touch]:
-        return [Touch(a, u, o, art, v, f, la) for (a, u, o, v), (art, f, la) in self.touches.items()]
-
     def __len__(self) -> int:
         return len(self.nodes) + len(self.edges) + len(self.touches) + len(self.props) + len(self.tags)
 

@@ -205,34 +205,46 @@ class Processor:
 
         Most touches of a popular input are reads that cannot change its versions: those are
         resolved against the stored versions alone (`resolve_new_reads`). Anything else re-resolves
-        the artifact from all its touches (`resolve_artifact`). Both give the same graph.
+        the artifact from all its touches (`resolve_artifact`): the stored ones, read before the
+        batch's are written (none for an artifact seen for the first time, the common case of an
+        output), merged with the batch's. Both give the same graph.
         """
         by_art: dict[str, list[Touch]] = {}
-        for t in facts.touch_list():
-            by_art.setdefault(t.artifact, []).append(t)
-        reads_only = sorted(a for a, ts in by_art.items() if all(t.op == "read" and not t.version for t in ts))
-        fast = set(reads_only)
-        full = sorted(a for a in by_art if a not in fast)
+        for (app, uri, op, version), (art, first, last) in facts.touches.items():
+            t = Touch(app, uri, op, art, version, first, last)
+            ts = by_art.get(art)
+            if ts is None:
+                by_art[art] = [t]
+            else:
+                ts.append(t)
+        reads_only: list[str] = []
+        full: list[str] = []
+        for a, ts in by_art.items():
+            (full if any(t.op != "read" or t.version for t in ts) else reads_only).append(a)
+        reads_only.sort()
+        full.sort()
         with self.store.batch():
-            stored = self.store.stored_touches([k for a in reads_only for t in by_art[a]
-                                                for k in [(t.app, t.uri, t.op, t.version)]])
+            before = self.store.artifact_touches(full)
+            stored = self.store.stored_touches([(t.app, t.uri, t.op, t.version) for a in reads_only for t in by_art[a]])
             self.store.apply_facts(facts)
             versions = self.store.versions(reads_only)
             added: list[DerivedLineage] = []
+            again: list[str] = []
             for a in reads_only:
                 now = []
                 for t in by_art[a]:
                     s = stored.get((t.app, t.uri, t.op, t.version))
-                    now.append(t if s is None else Touch(t.app, t.uri, t.op, a, t.version, min(s.first_ts, t.first_ts),
-                                                         max(s.last_ts, t.last_ts)))
+                    now.append(t if s is None else t._replace(first_ts=min(s.first_ts, t.first_ts),
+                                                              last_ts=max(s.last_ts, t.last_ts)))
                 lin = resolve_new_reads(a, versions[a], now, stored)
                 if lin is None:
-                    full.append(a)
+                    again.append(a)
                 else:
                     added.append(lin)
             self.store.add_lineage(added)
-            for i in range(0, len(full), 500):
-                chunk = full[i : i + 500]
+            self.store.replace_lineage(resolve_artifact(a, _merged(before[a], by_art[a])) for a in full)
+            for i in range(0, len(again), 500):
+                chunk = again[i : i + 500]
                 touches = self.store.artifact_touches(chunk)
                 self.store.replace_lineage(resolve_artifact(a, touches[a]) for a in chunk)
             if offsets:
@@ -381,6 +393,18 @@ class Processor:
         """Finish every batch in flight (before a rebalance takes partitions away, and at the end)."""
         while self._inflight:
             self._finish_next()
+
+
+def _merged(stored: list[Touch], batch: list[Touch]) -> list[Touch]:
+    """An artifact's stored touches with a batch's merged in (min first, max last time per key)."""
+    if not stored:
+        return batch
+    out = {(t.app, t.uri, t.op, t.version): t for t in stored}
+    for t in batch:
+        key = (t.app, t.uri, t.op, t.version)
+        s = out.get(key)
+        out[key] = t if s is None else s._replace(first_ts=min(s.first_ts, t.first_ts), last_ts=max(s.last_ts, t.last_ts))
+    return list(out.values())
 
 
 @contextmanager

@@ -3,7 +3,9 @@
     python -m bench.breakdown [--events 300000] [--batch 20000]
 
 Runs the two sides of the pipelined processor one after the other on the same synthetic history
-(so neither waits for the other) and times every SQL statement the store writer issues.
+(so neither waits for the other) and times every SQL statement the store writer issues. Then it
+replays the writer's writes alone (every INSERT, DELETE and COMMIT with the same parameters, into an
+empty store): the floor of the store side with this schema, whatever the Python around it costs.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ class TimedConnection:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         self.times: dict[str, float] = {}
+        self.writes: list[tuple[Any, str, tuple[Any, ...]]] = []  # (execute or executemany, sql, args)
 
     def _timed(self, fn: Any, sql: str, *args: Any) -> Any:
+        if sql.lstrip().split(None, 1)[0].upper() in ("INSERT", "DELETE", "BEGIN", "COMMIT"):
+            args = tuple(list(a) if fn == self.conn.executemany else a for a in args)  # rows may be a generator
+            self.writes.append((fn.__name__, sql, args))
         t0 = time.perf_counter()
         try:
             return fn(sql, *args)
@@ -78,6 +84,13 @@ def main() -> None:
         writer = time.perf_counter() - t0
         stack.store._conn = timed.conn
     sql = sum(timed.times.values())
+    with tempfile.TemporaryDirectory(prefix="prov-breakdown-") as d:
+        empty = EmbeddedStore(Path(d) / "graph.db")
+        t0 = time.perf_counter()
+        for method, statement, params in timed.writes:
+            getattr(empty._conn, method)(statement, *params)
+        floor = time.perf_counter() - t0
+        empty.close()
     table = Table(title=f"Processor cost per event ({n:,} synthetic events, batch {args.batch})")
     table.add_column("part")
     table.add_column("µs/event", justify="right")
@@ -85,11 +98,14 @@ def main() -> None:
                            ("hand-over: pickle + unpickle of the batch", handover),
                            ("store writer: total", writer),
                            ("  of which SQLite", sql),
-                           ("  of which Python (resolution, ids, rows)", writer - sql)]:
+                           ("  of which Python (resolution, ids, rows)", writer - sql),
+                           ("the same writes replayed alone (the store side's floor)", floor)]:
         table.add_row(label, f"{seconds / n * 1e6:.1f}")
     for stmt, seconds in sorted(timed.times.items(), key=lambda kv: -kv[1])[:8]:
         table.add_row(f"    {stmt}", f"{seconds / n * 1e6:.1f}")
     console.print(table)
+    console.print(f"Store side's floor: {n / floor:,.0f} events/s at most with this schema on this machine "
+                  f"({floor / n * 1e6:.1f} µs/event of SQLite writes, nothing else).")
 
 
 if __name__ == "__main__":

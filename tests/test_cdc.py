@@ -18,7 +18,7 @@ import yaml
 from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.port import Record, raw_topic
 from provenance.config import load_settings
-from provenance.connectors.cdc import MappingError, load_table_mappings, normalize
+from provenance.connectors.cdc import MappingError, ValueSpec, load_table_mappings, normalize
 from provenance.errors import EventError
 from provenance.graph.queries import LineageQueries
 from provenance.processor.rules import load_rules
@@ -119,6 +119,38 @@ def test_a_bad_mapping_file_fails_at_start_naming_line_table_and_field(tmp_path:
     path.write_text(text)
     with pytest.raises(MappingError, match=f"{path}, {message}"):
         load_table_mappings([path])
+
+
+@pytest.mark.parametrize(("spec", "row", "want"), [
+    (ValueSpec(field="a"), {"a": "x"}, "x"),
+    (ValueSpec(field="a"), {}, None),
+    (ValueSpec(field="a", default="d"), {"a": None}, "d"),
+    (ValueSpec(field="a", lower=True), {"a": "MiXed"}, "mixed"),
+    (ValueSpec(field="a", lower=True), {"a": 12}, "12"),
+    (ValueSpec(field="a", map={"A": 1, "true": "yes", "7": "seven"}, default="other"), {"a": "A"}, 1),
+    (ValueSpec(field="a", map={"A": 1, "true": "yes", "7": "seven"}, default="other"), {"a": True}, "yes"),
+    (ValueSpec(field="a", map={"A": 1, "true": "yes", "7": "seven"}, default="other"), {"a": 7}, "seven"),
+    (ValueSpec(field="a", map={"A": 1}, default="other"), {"a": "B"}, "other"),
+    (ValueSpec(field="a", map={"A": 1}, default="other"), {"a": None}, "other"),
+    (ValueSpec(field="a", map={"a": 1}, lower=True), {"a": "A"}, 1),
+    (ValueSpec(first=("a", "b")), {"a": None, "b": 0}, 0),
+    (ValueSpec(first=("a", "b")), {"a": None}, None),
+    (ValueSpec(first=("a", "b"), default=5), {}, 5),
+    (ValueSpec(first=("a", "b"), lower=True), {"b": "Q"}, "q"),
+    (ValueSpec(template="s3://{b}/k", template_fields=("b",)), {"b": "bk"}, "s3://bk/k"),
+    (ValueSpec(template="s3://{b}/k", template_fields=("b",)), {"b": False}, "s3://false/k"),
+    (ValueSpec(template="s3://{b}/k", template_fields=("b",), default="d"), {"b": None}, None),  # null in, null out
+    (ValueSpec(template="{a}-{b}", template_fields=("a", "b")), {"a": 1, "b": "z"}, "1-z"),
+    (ValueSpec(template="{a}-{b}", template_fields=("a", "b")), {"a": 1}, None),
+    (ValueSpec(template="{a}:{a}", template_fields=("a",)), {"a": "r"}, "r:r"),
+    (ValueSpec(template="{{lit}}{a}", template_fields=("a",)), {"a": "r"}, "{lit}r"),
+    (ValueSpec(template="x{a!r}", template_fields=("a",)), {"a": "r"}, "x'r'"),
+    (ValueSpec(template="P/{a}", template_fields=("a",), lower=True, map={"p/x": "hit"}), {"a": "X"}, "hit"),
+    (ValueSpec(const="fixed"), {"a": 1}, "fixed"),
+])
+def test_a_value_comes_from_a_row_as_the_mapping_reference_says(spec: ValueSpec, row: dict[str, Any],
+                                                                 want: Any) -> None:
+    assert spec.resolve(row) == want
 
 
 def test_a_users_mapping_replaces_the_default_for_its_table(tmp_path: Path) -> None:

@@ -15,10 +15,11 @@ the file, the line, the table and the field.
 
 from __future__ import annotations
 
+import dataclasses  # dataclasses.field where a class has a field named `field`
 import hashlib
 import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,28 +68,70 @@ class ValueSpec:
     unit: str | None = None
     lower: bool = False
 
+    resolve: Callable[[dict[str, Any]], Any] = dataclasses.field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resolve", self._compile())
+
     def columns(self) -> tuple[str, ...]:
         return ((self.field,) if self.field else ()) + self.first + self.template_fields
 
-    def resolve(self, row: dict[str, Any]) -> Any:
+    def _compile(self) -> Callable[[dict[str, Any]], Any]:
+        """``resolve(row)``: this value from a row, as one closure built once per mapping (the
+        per-record path of CDC). A template with a null column gives null, whatever the default."""
+        lower, table, default = self.lower, self.map, self.default
+
+        def post(value: Any) -> Any:
+            if value is not None and lower:
+                value = str(value).lower()
+            if value is None:
+                return default
+            if table is not None:
+                return table.get(value if type(value) is str else _text(value), default)
+            return value
+
+        plain = not lower and table is None and default is None
         if self.field is not None:
-            value = row.get(self.field)
-        elif self.first:
-            value = next((row[c] for c in self.first if row.get(c) is not None), None)
-        elif self.template is not None:
-            parts = {c: row.get(c) for c in self.template_fields}
-            if any(v is None for v in parts.values()):
-                return None
-            value = self.template.format(**{k: _text(v) for k, v in parts.items()})
-        else:
-            return self.const
-        if value is not None and self.lower:
-            value = str(value).lower()
-        if self.map is not None:
-            value = self.map.get(_text(value), self.default) if value is not None else self.default
-        elif value is None:
-            value = self.default
-        return value
+            col = self.field
+            if plain:
+                return lambda row: row.get(col)
+            return lambda row: post(row.get(col))
+        if self.first:
+            cols = self.first
+
+            def first(row: dict[str, Any]) -> Any:
+                for c in cols:
+                    value = row.get(c)
+                    if value is not None:
+                        return value if plain else post(value)
+                return None if plain else post(None)
+
+            return first
+        if self.template is not None:
+            template, names = self.template, self.template_fields
+            prefix, _, rest = template.partition("{")
+            name, _, suffix = rest.partition("}")
+            if names == (name,) and "{" not in suffix and "}" not in suffix and "{{" not in template:
+                # "prefix{column}suffix", the usual shape: concatenation instead of str.format
+                def fill(row: dict[str, Any]) -> Any:
+                    value = row.get(name)
+                    if value is None:
+                        return None
+                    text = prefix + (value if type(value) is str else _text(value)) + suffix
+                    return text if plain else post(text)
+
+                return fill
+
+            def fill_many(row: dict[str, Any]) -> Any:
+                parts = {c: row.get(c) for c in names}
+                if any(v is None for v in parts.values()):
+                    return None
+                text = template.format(**{k: _text(v) for k, v in parts.items()})
+                return text if plain else post(text)
+
+            return fill_many
+        const = self.const
+        return lambda row: const
 
 
 def _text(value: Any) -> str:
@@ -107,6 +150,12 @@ class EventSpec:
     uri: ValueSpec | None = None
     dst: ValueSpec | None = None
     attrs: tuple[tuple[str, ValueSpec], ...] = ()
+    #: (name, spec) of the optional string fields this mapping fills
+    values: tuple[tuple[str, ValueSpec], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple((name, vs) for name in ("app_id", "user", "uri", "dst")
+                                                 if (vs := getattr(self, name)) is not None))
 
 
 @dataclass(frozen=True)
@@ -352,35 +401,40 @@ def change_events(change: dict[str, Any], mappings: TableMappings) -> list[Event
     return out
 
 
+def _where(mapping: TableMapping) -> str:
+    return f"{mapping.table} (mapping at {mapping.origin}, line {mapping.line})"
+
+
 def _event(spec: EventSpec, row: dict[str, Any], mapping: TableMapping, native_id: str) -> Event | None:
-    where = f"{mapping.table} (mapping at {mapping.origin}, line {mapping.line})"
     op = spec.op.resolve(row)
     if op is None:
         return None  # a state this mapping does not track
-    values: dict[str, Any] = {}
-    for name in ("app_id", "user", "uri", "dst"):
-        vs = getattr(spec, name)
-        if vs is not None:
-            v = vs.resolve(row)
-            values[name] = None if v is None else str(v)
-    if (spec.kind is Kind.APP and not values.get("app_id")) or (spec.kind is not Kind.APP and not values.get("uri")):
+    data: dict[str, Any] = {"source": mapping.source, "kind": spec.kind.value, "op": str(op)}
+    for name, vs in spec.values:
+        v = vs.resolve(row)
+        if v is not None:
+            data[name] = v if type(v) is str else str(v)
+    if not data.get("app_id" if spec.kind is Kind.APP else "uri"):
         return None
     raw_ts = spec.ts.resolve(row)
     if raw_ts is None:
-        raise EventError(f"{where}: ts came out null (columns {', '.join(spec.ts.columns()) or 'none'})")
-    try:
-        ts = _time(raw_ts, spec.ts.unit)
-    except ValueError as exc:
-        raise EventError(f"{where}: ts: {exc}") from None
-    attrs = {k: v for k, vs in spec.attrs if (v := vs.resolve(row)) is not None}
+        raise EventError(f"{_where(mapping)}: ts came out null (columns {', '.join(spec.ts.columns()) or 'none'})")
+    if type(raw_ts) is int and spec.ts.unit == "ms":
+        ts = raw_ts
+    else:
+        try:
+            ts = _time(raw_ts, spec.ts.unit)
+        except ValueError as exc:
+            raise EventError(f"{_where(mapping)}: ts: {exc}") from None
+    data["ts"] = ts
+    data["attrs"] = {k: v for k, vs in spec.attrs if (v := vs.resolve(row)) is not None}
     if op != "rename" and spec.kind is not Kind.LINK:
-        values.pop("dst", None)
-    data = {"event_id": event_id_for(mapping.source, native_id), "source": mapping.source, "kind": spec.kind.value,
-            "op": str(op), "ts": ts, "attrs": attrs, **{k: v for k, v in values.items() if v is not None}}
+        data.pop("dst", None)
+    data["event_id"] = event_id_for(mapping.source, native_id)
     try:
         return event_from_dict(data)  # the fast path for well-formed events; pydantic words the errors
     except EventError as exc:
-        raise EventError(f"{where}: {exc}") from None
+        raise EventError(f"{_where(mapping)}: {exc}") from None
 
 
 def normalize(value: bytes, rules: Rules) -> list[Event]:

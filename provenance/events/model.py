@@ -92,11 +92,24 @@ def _plain(path: str) -> bool:
     return not any(seg in (".", "..") for seg in path.split("/"))
 
 
+_NORMAL: dict[str, str] = {}  # value → its normal form: paths repeat (popular inputs, outputs read back)
+
+
 def normalize_uri(value: str) -> str:
     """``file:///abs/path`` for local files (a bare absolute path is accepted); other schemes kept.
 
     Paths are normalised (``a/../b`` → ``b``, no trailing slash) so that one file has one URI.
     """
+    hit = _NORMAL.get(value)
+    if hit is None:
+        hit = _normalize_uri(value)
+        if len(_NORMAL) >= 100_000:
+            _NORMAL.clear()
+        _NORMAL[value] = hit
+    return hit
+
+
+def _normalize_uri(value: str) -> str:
     if value.startswith("file:///") and _plain(value[7:]):
         return value
     if value.startswith("/") and _plain(value):

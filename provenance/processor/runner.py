@@ -403,7 +403,8 @@ def _merged(stored: list[Touch], batch: list[Touch]) -> list[Touch]:
     for t in batch:
         key = (t.app, t.uri, t.op, t.version)
         s = out.get(key)
-        out[key] = t if s is None else s._replace(first_ts=min(s.first_ts, t.first_ts), last_ts=max(s.last_ts, t.last_ts))
+        out[key] = t if s is None else s._replace(first_ts=min(s.first_ts, t.first_ts),
+                                                  last_ts=max(s.last_ts, t.last_ts))
     return list(out.values())
 
 

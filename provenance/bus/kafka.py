@@ -213,6 +213,9 @@ class KafkaBus(Bus):
         with self._lock:
             if self._producer is not None:
                 self._producer.flush(self.timeout_s)
+                close = getattr(self._producer, "close", None)  # newer confluent-kafka; older: destroyed when collected
+                if close is not None:
+                    close()  # or its threads go on reconnecting for as long as something holds it
                 self._producer = None
             if self._probe is not None:
                 self._probe.close()

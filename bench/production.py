@@ -176,10 +176,9 @@ def part_cdc(rows_n: int) -> list[tuple[str, ...]]:
             env = {**os.environ, "PROVENANCE_CONFIG": str(cfg), "PROVENANCE_HOME": str(home)}
             cpu0 = children_cpu()
             t0 = time.perf_counter()
-            procs = [subprocess.Popen([sys.executable, "-m", "provenance.cli", "cdc"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-                     subprocess.Popen([sys.executable, "-m", "provenance.cli", "process"], cwd=ROOT, env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+            logs = {name: (Path(d) / f"{name}.log").open("wb") for name in ("cdc", "process")}
+            procs = [subprocess.Popen([sys.executable, "-m", "provenance.cli", name], cwd=ROOT, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=logs[name]) for name in ("cdc", "process")]
             applied = 0
             try:
                 while applied < rows_n and time.perf_counter() - t0 < 1800:
@@ -189,13 +188,21 @@ def part_cdc(rows_n: int) -> list[tuple[str, ...]]:
                         applied = sum(st.applied_offsets(PROCESSOR_GROUP).values())
                         st.close()
                     if any(p.poll() is not None for p in procs):
-                        raise RuntimeError("provenance cdc or process stopped early")
+                        said = {n: (Path(d) / f"{n}.log").read_text(errors="replace")[-1500:] for n in logs}
+                        raise RuntimeError(f"provenance cdc or process stopped early (exit codes "
+                                           f"{[p.poll() for p in procs]}); their last words: {said}")
                 seconds = time.perf_counter() - t0
             finally:
                 for p in procs:
                     p.terminate()
                 for p in procs:
-                    p.wait(60)
+                    try:
+                        p.wait(60)
+                    except subprocess.TimeoutExpired:  # a stop must not hide what went wrong before it
+                        p.kill()
+                        p.wait()
+                for f in logs.values():
+                    f.close()
             cpu = children_cpu() - cpu0
             rate = applied / seconds
             cores = os.cpu_count() or 1

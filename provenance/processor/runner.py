@@ -231,11 +231,7 @@ class Processor:
             added: list[DerivedLineage] = []
             again: list[str] = []
             for a in reads_only:
-                now = []
-                for t in by_art[a]:
-                    s = stored.get((t.app, t.uri, t.op, t.version))
-                    now.append(t if s is None else t._replace(first_ts=min(s.first_ts, t.first_ts),
-                                                              last_ts=max(s.last_ts, t.last_ts)))
+                now = [_widened(t, stored.get((t.app, t.uri, t.op, t.version))) for t in by_art[a]]
                 lin = resolve_new_reads(a, versions[a], now, stored)
                 if lin is None:
                     again.append(a)
@@ -402,10 +398,15 @@ def _merged(stored: list[Touch], batch: list[Touch]) -> list[Touch]:
     out = {(t.app, t.uri, t.op, t.version): t for t in stored}
     for t in batch:
         key = (t.app, t.uri, t.op, t.version)
-        s = out.get(key)
-        out[key] = t if s is None else s._replace(first_ts=min(s.first_ts, t.first_ts),
-                                                  last_ts=max(s.last_ts, t.last_ts))
+        out[key] = _widened(t, out.get(key))
     return list(out.values())
+
+
+def _widened(t: Touch, stored: Touch | None) -> Touch:
+    """A batch's touch merged with the stored one of the same key, if any (min first, max last time)."""
+    if stored is None:
+        return t
+    return t._replace(first_ts=min(stored.first_ts, t.first_ts), last_ts=max(stored.last_ts, t.last_ts))
 
 
 @contextmanager

@@ -43,7 +43,7 @@ from provenance.graph.model import (
 )
 from provenance.graph.port import LineageStore
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,6 +75,15 @@ CREATE TABLE IF NOT EXISTS props (
     node INTEGER NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, rank INTEGER NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (node, key, ts, rank, value)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS propsets (      -- several props of one node set at one instant, one row:
+    node INTEGER NOT NULL, ts INTEGER NOT NULL, rank INTEGER NOT NULL,
+    value TEXT NOT NULL,                 -- a JSON object, key → encoded value
+    PRIMARY KEY (node, ts, rank, value)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS prop_facts AS  -- every property fact, one per row, whichever table holds it
+    SELECT node, key, ts, rank, value FROM props
+    UNION ALL
+    SELECT s.node, j.key, s.ts, s.rank, j.value FROM propsets s, json_each(s.value) j;
 CREATE TABLE IF NOT EXISTS tags (
     node INTEGER NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, removed INTEGER NOT NULL,
     value TEXT NOT NULL, uri INTEGER NOT NULL,
@@ -89,7 +98,12 @@ _LATEST_PROPS = """
 SELECT node, key, value FROM (
   SELECT node, key, value, row_number() OVER (
       PARTITION BY node, key ORDER BY ts DESC, rank DESC, value DESC) AS rn
-  FROM props WHERE node IN (SELECT value FROM json_each(?)) AND ts <= ?
+  FROM (  -- both arms filtered here: SQLite does not push an IN (subquery) term into a view
+    SELECT node, key, ts, rank, value FROM props WHERE node IN (SELECT value FROM json_each(?1)) AND ts <= ?2
+    UNION ALL
+    SELECT s.node, j.key, s.ts, s.rank, j.value FROM propsets s, json_each(s.value) j
+    WHERE s.node IN (SELECT value FROM json_each(?1)) AND s.ts <= ?2
+  )
 ) WHERE rn = 1
 """
 
@@ -102,6 +116,19 @@ SELECT node, key, value, removed FROM (
 """
 
 _CACHE_LIMIT = 2_000_000
+
+
+def _prop_rows(batch: FactBatch, ids: dict[str, int]) -> tuple[list[Any], list[Any]]:
+    """Rows of ``props`` (a group of one, and clashes) and of ``propsets`` (a group of several, one row)."""
+    single = [(ids[n], k, ts, r, v) for n, k, ts, r, v in batch.clashes]
+    packed = []
+    for (n, ts, r), group in batch.props.items():
+        if len(group) == 1:
+            for k, v in group.items():
+                single.append((ids[n], k, ts, r, v))
+        else:
+            packed.append((ids[n], ts, r, orjson.dumps(group, option=orjson.OPT_SORT_KEYS).decode()))
+    return single, packed
 
 
 def _j(values: Iterable[Any]) -> str:
@@ -203,6 +230,7 @@ class EmbeddedStore(LineageStore):
                 names.add(u)
             names.update(art for art, _, _ in batch.touches.values())
             names.update(p[0] for p in batch.props)
+            names.update(p[0] for p in batch.clashes)
             for t in batch.tags:
                 names.add(t[0])
                 names.add(t[5])
@@ -225,8 +253,9 @@ class EmbeddedStore(LineageStore):
                 [(ids[app_node(a)], ids[u], o, v, ids[art], f, la)
                  for (a, u, o, v), (art, f, la) in batch.touches.items()],
             )
-            c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)",
-                          [(ids[n], k, ts, r, v) for n, k, ts, r, v in batch.props])
+            single, packed = _prop_rows(batch, ids)
+            c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)", single)
+            c.executemany("INSERT OR IGNORE INTO propsets VALUES (?,?,?,?)", packed)
             c.executemany("INSERT OR IGNORE INTO tags VALUES (?,?,?,?,?,?)",
                           [(ids[n], k, ts, rm, v, ids[u]) for n, k, ts, rm, v, u in batch.tags])
 
@@ -429,10 +458,12 @@ class EmbeddedStore(LineageStore):
             params += [lo, lo + "\U0010ffff"]
         for key, value in (where or {}).items():
             sql.append(
-                "AND (SELECT p.value FROM props p WHERE p.node = n.nid AND p.key = ? AND p.ts <= ? "
-                "ORDER BY p.ts DESC, p.rank DESC, p.value DESC LIMIT 1) = ?"
+                "AND (SELECT value FROM (SELECT p.ts, p.rank, p.value FROM props p "
+                "WHERE p.node = n.nid AND p.key = ? AND p.ts <= ? UNION ALL SELECT s.ts, s.rank, j.value "
+                "FROM propsets s, json_each(s.value) j WHERE s.node = n.nid AND s.ts <= ? AND j.key = ?) "
+                "ORDER BY ts DESC, rank DESC, value DESC LIMIT 1) = ?"
             )
-            params += [key, as_of, encode_value(value)]
+            params += [key, as_of, as_of, key, encode_value(value)]
         body = " ".join(sql)
         total = self._rows(f"SELECT count(*) {body}", tuple(params))[0][0]
         ids = [r[0] for r in self._rows(
@@ -448,7 +479,7 @@ class EmbeddedStore(LineageStore):
             "nodes": sorted(q("SELECT nm.name, n.kind, a.name, n.label, n.creator, n.first_ts, n.last_ts FROM nodes n "
                               "JOIN names nm ON nm.id = n.nid LEFT JOIN names a ON a.id = n.art"),
                             key=lambda r: r[0]),
-            "props": sorted(q("SELECT nm.name, p.key, p.ts, p.rank, p.value FROM props p "
+            "props": sorted(q("SELECT DISTINCT nm.name, p.key, p.ts, p.rank, p.value FROM prop_facts p "
                               "JOIN names nm ON nm.id = p.node")),
             "edges": sorted(q("SELECT s.name, e.rel, d.name, e.first_ts, e.last_ts FROM edges e "
                               "JOIN names s ON s.id = e.src JOIN names d ON d.id = e.dst")),
@@ -462,7 +493,9 @@ class EmbeddedStore(LineageStore):
     def stats(self) -> dict[str, int]:
         out = {}
         for table in ("nodes", "edges", "touches", "props", "tags"):  # names and offsets are bookkeeping
-            out[table] = int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
+            # property facts, each once (a fact can sit in a group and in a row of its own)
+            source = "(SELECT DISTINCT * FROM prop_facts)" if table == "props" else table
+            out[table] = int(self._rows(f"SELECT count(*) FROM {source}")[0][0])
         return out
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ this makes any order and any duplication of one history produce the same graph.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -92,17 +93,22 @@ class FactBatch:
     - nodes:   id → [kind, first_ts, last_ts]
     - edges:   (src, rel, dst) → [first_ts, last_ts]
     - touches: (app, uri, op, version) → [artifact, first_ts, last_ts]
-    - props:   {(node, key, ts, rank, encoded value)}: a value that holds from ts on
+    - props:   (node, ts, rank) → {key: encoded value}: values that hold from ts on, grouped by the
+               instant they were set at (an app's attributes of one event, an artifact's path-derived
+               properties), so a store can keep a group as one row
+    - clashes: {(node, key, ts, rank, encoded value)}: a second value for a key already in its group
+               (two events at one instant that disagree); both are facts, a read picks one as it always does
     - tags:    {(node, key, ts, removed, value, uri)}: a tag set (removed 0) or removed (1) at ts
     """
 
-    __slots__ = ("edges", "nodes", "props", "tags", "touches")
+    __slots__ = ("clashes", "edges", "nodes", "props", "tags", "touches")
 
     def __init__(self) -> None:
         self.nodes: dict[str, list[Any]] = {}
         self.edges: dict[tuple[str, str, str], list[int]] = {}
         self.touches: dict[tuple[str, str, str, str], list[Any]] = {}
-        self.props: set[tuple[str, str, int, int, str]] = set()
+        self.props: dict[tuple[str, int, int], dict[str, str]] = {}
+        self.clashes: set[tuple[str, str, int, int, str]] = set()
         self.tags: set[tuple[str, str, int, int, str, str]] = set()
 
     def node(self, node_id: str, kind: str, ts: int) -> None:
@@ -134,7 +140,25 @@ class FactBatch:
             cur[2] = max(cur[2], last)
 
     def prop(self, node: str, key: str, ts: int, value: Any, rank: int = 0) -> None:
-        self.props.add((node, key, ts, rank, encode_value(value)))
+        self.encoded_props(node, ts, rank, {key: encode_value(value)})
+
+    def encoded_props(self, node: str, ts: int, rank: int, values: dict[str, str]) -> None:
+        """Add properties whose values are already encoded (`encode_value`); ``values`` is not kept."""
+        group = self.props.get((node, ts, rank))
+        if group is None:
+            self.props[(node, ts, rank)] = dict(values)
+            return
+        for key, enc in values.items():
+            old = group.setdefault(key, enc)
+            if old != enc:
+                self.clashes.add((node, key, ts, rank, enc))
+
+    def prop_facts(self) -> Iterator[tuple[str, str, int, int, str]]:
+        """Every property fact as (node, key, ts, rank, encoded value), for stores that keep one per row."""
+        for (node, ts, rank), group in self.props.items():
+            for key, enc in group.items():
+                yield node, key, ts, rank, enc
+        yield from self.clashes
 
     def tag(self, node: str, key: str, ts: int, value: str | None, uri: str) -> None:
         self.tags.add((node, key, ts, int(value is None), value or "", uri))
@@ -148,11 +172,14 @@ class FactBatch:
             self.edge(src, rel, dst, last)
         for (app, uri, op, version), (artifact, first, last) in other.touches.items():
             self.touch(app, uri, op, artifact, version, first, last)
-        self.props |= other.props
+        for (node, ts, rank), group in other.props.items():
+            self.encoded_props(node, ts, rank, group)
+        self.clashes |= other.clashes
         self.tags |= other.tags
 
     def __len__(self) -> int:
-        return len(self.nodes) + len(self.edges) + len(self.touches) + len(self.props) + len(self.tags)
+        return (len(self.nodes) + len(self.edges) + len(self.touches) + sum(map(len, self.props.values()))
+                + len(self.clashes) + len(self.tags))
 
 
 class VersionInfo(NamedTuple):

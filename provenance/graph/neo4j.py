@@ -248,7 +248,7 @@ class Neo4jStore(LineageStore):
              "first": f, "last": la} for (a, u, o, v), (art, f, la) in sorted(batch.touches.items())])
         self._write(_MERGE_PROPS, [
             {"key": _key(n, k, ts, r, v), "node": n, "kind": kinds.get(n) or n.split(":", 1)[0], "name": k, "ts": ts,
-             "rank": r, "value": v} for n, k, ts, r, v in sorted(batch.props)])
+             "rank": r, "value": v} for n, k, ts, r, v in sorted(batch.prop_facts())])
         self._write(_MERGE_TAGS, [
             {"key": _key(n, k, ts, rm, v, u), "node": n, "name": k, "ts": ts, "removed": rm, "value": v, "uri": u}
             for n, k, ts, rm, v, u in sorted(batch.tags)])

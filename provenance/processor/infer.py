@@ -83,11 +83,11 @@ def _app(event: Event, rules: Rules, out: FactBatch) -> None:
     node = _who(event.app_id, event.user, event.ts, out)
     ts = event.ts
     out.prop(node, "state", ts, event.op, APP_STATE_RANK[event.op])
-    out.prop(node, _TS_OF_STATE[event.op], ts, ts)
+    known = {_TS_OF_STATE[event.op]: str(ts)}  # encode_value of an int
     if event.user:
-        out.prop(node, "user", ts, event.user)
-    for key, value in event.attrs.items():
-        out.prop(node, key, ts, value)
+        known["user"] = encode_value(event.user)
+    out.encoded_props(node, ts, 0, known)
+    out.encoded_props(node, ts, 0, {key: encode_value(value) for key, value in event.attrs.items()})
     job = rules.jobs.job_name(event.attrs)
     if job:
         project = event.attrs.get("project")
@@ -102,18 +102,18 @@ def _app(event: Event, rules: Rules, out: FactBatch) -> None:
 def _artifact(ref: ArtifactRef, ts: int, out: FactBatch) -> None:
     node, static = _static(ref)
     out.node(node, "artifact", ts)
-    out.props.update(static)
+    out.encoded_props(node, 0, 0, static)
 
 
 @lru_cache(maxsize=65536)
-def _static(ref: ArtifactRef) -> tuple[str, tuple[tuple[str, str, int, int, str], ...]]:
+def _static(ref: ArtifactRef) -> tuple[str, dict[str, str]]:
     """The artifact's node id and the properties that follow from its path alone (facts at ts 0)."""
     node = artifact_node(ref.uri)
     pairs = [("type", ref.type), ("name", ref.name), ("rule", ref.rule)]
     if ref.project:
         pairs.append(("project", ref.project))
     pairs.extend(ref.props)
-    return node, tuple((node, k, 0, 0, encode_value(v)) for k, v in pairs)
+    return node, {k: encode_value(v) for k, v in pairs}
 
 
 def _touch(app: str, uri: str, op: str, event: Event, rules: Rules, out: FactBatch,

@@ -87,6 +87,46 @@ def test_properties_and_tags_travel_in_time(store: LineageStore) -> None:
     assert store.edges_to(["app:a1"], ["RAN"], as_of=39) == []
 
 
+def _grouped_props(parts: int, reverse: bool) -> list[FactBatch]:
+    """Properties set together at one instant (as an app's start sets its attributes), a value that
+    clashes with one of them at the same instant, and one set later, spread over ``parts`` batches."""
+    facts = [("app:a2", "name", 10, "train"), ("app:a2", "project", 10, "p1"), ("app:a2", "cmd", 10, ["python"]),
+             ("app:a2", "name", 10, "zeta"), ("app:a2", "project", 30, "p2"), ("app:a3", "project", 10, "p1")]
+    if reverse:
+        facts.reverse()
+    batches = [FactBatch() for _ in range(parts)]
+    for i, (node, key, ts, value) in enumerate(facts):
+        b = batches[i % parts]
+        b.node(node, "app", ts)
+        b.prop(node, key, ts, value)
+    return batches
+
+
+@pytest.mark.parametrize(("parts", "reverse"), [(1, False), (1, True), (3, False), (6, True)])
+def test_properties_set_together_are_read_one_by_one(store: LineageStore, parts: int, reverse: bool) -> None:
+    for b in _grouped_props(parts, reverse):
+        store.apply_facts(b)
+    # two values of one key at one instant are both facts; the read picks the greater, however they came
+    assert store.nodes(["app:a2"], as_of=20)["app:a2"].props == {"name": "zeta", "project": "p1", "cmd": ["python"]}
+    assert store.nodes(["app:a2"])["app:a2"].props["project"] == "p2"
+    assert store.nodes(["app:a2"], as_of=9) == {}
+    assert [n.id for n in store.find_nodes("app", where={"project": "p1"}, as_of=20)[0]] == ["app:a2", "app:a3"]
+    assert [n.id for n in store.find_nodes("app", where={"project": "p1"})[0]] == ["app:a3"]
+    assert store.find_nodes("app", where={"name": "zeta"})[1] == 1
+    assert store.find_nodes("app", where={"name": "train"})[1] == 0
+    assert len(store.dump()["props"]) == 6  # every fact once, whichever batch brought it
+
+
+def test_property_facts_do_not_depend_on_how_they_were_batched(store: LineageStore) -> None:
+    for b in _grouped_props(1, False):
+        store.apply_facts(b)
+    together = store.dump()
+    for b in _grouped_props(6, True):  # the same facts again, one per batch
+        store.apply_facts(b)
+    assert store.dump() == together
+    assert store.stats()["props"] == 6
+
+
 def test_replace_lineage_swaps_one_artifact_atomically(store: LineageStore) -> None:
     x, y = "file:///d/x.csv", "file:///d/y.csv"
     old = DerivedLineage(x, [VersionInfo("~0", 10, None, "initial")], [DerivedEdge("a1", READ, "~0", 20, 20)])

@@ -24,7 +24,7 @@ from rich.table import Table
 from bench.synth import pipeline_events
 from provenance.config import load_settings
 from provenance.graph.embedded import EmbeddedStore
-from provenance.processor.runner import infer_records
+from provenance.processor.runner import batch_gc, infer_records
 from provenance.stack import open_stack
 
 console = Console(width=160)
@@ -67,7 +67,8 @@ def main() -> None:
     records = [("prov.raw.canonical", ln.encode()) for ln in pipeline_events(args.events)]
     n = len(records)
     with tempfile.TemporaryDirectory(prefix="prov-breakdown-") as d, \
-            open_stack(load_settings(home=Path(d), batch_size=args.batch, processor_workers=0)) as stack:
+            open_stack(load_settings(home=Path(d), batch_size=args.batch, processor_workers=0)) as stack, \
+            batch_gc():  # as the processor's loop and its workers collect garbage
         t0 = time.perf_counter()
         chunks = [infer_records(records[i : i + args.batch], stack.rules) for i in range(0, n, args.batch)]
         worker = time.perf_counter() - t0

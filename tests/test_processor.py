@@ -110,3 +110,34 @@ def test_a_record_whose_inference_fails_half_way_contributes_nothing(stack: Stac
     assert [(d["offset"], d["error"]) for d in letters] == [("1", "inference failed: RuntimeError: rule bug")]
     files = {f["uri"] for f in LineageQueries(stack.store, stack.rules).footprint("a1")["files"]}
     assert files == {"file:///d/a.csv", "file:///d/b.csv"}
+
+
+def test_garbage_is_collected_less_often_while_processing_and_as_before_after(stack: Stack) -> None:
+    import gc
+    import threading
+
+    from provenance.processor.runner import batch_gc
+
+    before = gc.get_threshold()
+    seen: list[tuple[int, ...]] = []
+    stack.processor.listeners.append(lambda facts, offsets: seen.append(gc.get_threshold()))
+    ingest_lines(stack, [json.dumps(GOOD)])
+    assert seen and seen[0][0] > before[0]  # raised while the batch was applied
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    # two threads processing at once: the thresholds come back only when the last one leaves
+    inside, leave = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with batch_gc():
+            inside.set()
+            leave.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    inside.wait(10)
+    with batch_gc():
+        pass
+    assert gc.get_threshold() != before
+    leave.set()
+    t.join()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from provenance.errors import RulesError
-from provenance.processor.rules import default_rules, load_rules
+from provenance.processor.rules import Rules, default_rules, load_rules
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,40 @@ def test_invalid_rules_fail_naming_the_rule(tmp_path: Path, text: str, message: 
         load_rules(extra=[f])
     assert message in str(info.value)
     assert "bad.yaml" in str(info.value)
+
+
+def _one_by_one(rules: Rules) -> Rules:
+    """The same rules, tried in turn instead of as one alternation."""
+    plain = dataclasses.replace(rules)
+    object.__setattr__(plain, "_rule_any", None)
+    return plain
+
+
+PATHS = [
+    "file:///Projects/loan/Models/m/3/model.pkl", "file:///Projects/loan/Models/m",
+    "file:///Projects/loan/loan_Training_Datasets/td_2/a.csv", "file:///Projects/loan/other_Training_Datasets/td_2/a",
+    "file:///Projects/loan/loan_featurestore.db/fg_1/part-0.parquet", "file:///Projects/p/Raw/d/x.csv",
+    "file:///Projects/p/Models", "file:///Projects/p/Resources/r/a/b.py", "file:///home/u/serving/clf/model.onnx",
+    "file:///home/u/models/clf/v3/w.pt", "file:///home/u/models/clf/latest/w.pt", "file:///a/reports/x/y/eval.json",
+    "file:///home/u/data/raw/people.csv", "file:///lake/t/_delta_log/0001.json", "file:///models/bert",
+    "file:///tmp/m.safetensors", "file:///tmp/x.csv.gz", "file:///tmp/notes.txt", "file:///tmp/a b/c%d.csv",
+    "delta:///lake/t@4", "s3://bucket/Projects/p/Models/m/1/w.h5", "hdfs://nn:8020/x/feature_store/fg/p.parquet",
+    "file:///x/training-datasets/td/v2/p.tfrecord", "file:///", "file:///run.sh",
+]
+
+
+@pytest.mark.parametrize("uri", PATHS)
+def test_one_alternation_classifies_as_the_rules_one_by_one(uri: str) -> None:
+    rules = default_rules()
+    assert rules._rule_any is not None
+    assert rules.classify(uri) == _one_by_one(rules).classify(uri)
+
+
+def test_a_field_regex_that_refers_to_groups_makes_the_rules_go_one_by_one(tmp_path: Path) -> None:
+    extra = tmp_path / "mine.yaml"
+    extra.write_text('rules:\n  - name: twice\n    match: "/lab/{name:(\\\\w)\\\\2\\\\w*}/**"\n    type: model\n')
+    r = load_rules(extra=[extra])
+    assert r._rule_any is None  # \2 would name another group inside one alternation
+    assert r.classify("file:///lab/aab/w.bin").rule == "twice"
+    assert r.classify("file:///lab/abb/w.bin").rule != "twice"
+    assert r.classify("file:///tmp/a.csv").type == "dataset"

@@ -49,33 +49,60 @@ class PathRule:
     version: str | None  # template
     fields: tuple[str, ...]
     line: int
+    match: str = ""  # the pattern as written (what `_pattern` compiles)
 
-    def apply(self, path: str) -> dict[str, str] | None:
-        m = self.regex.fullmatch(path)
-        return None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+
+def _pattern(pattern: str, group_prefix: str = "") -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """A match pattern as regex text, its fields, and the regexes its fields were given."""
+    out, seen, given, pos = [], [], [], 0
+    for m in _TOKEN.finditer(pattern):
+        out.append(_glob_to_re(pattern[pos : m.start()]))
+        fld, rx = m.group("field"), m.group("rx")
+        if fld in seen:
+            out.append(f"(?P={group_prefix}{fld})")
+        else:
+            seen.append(fld)
+            if rx:
+                given.append(rx)
+            out.append(f"(?P<{group_prefix}{fld}>{rx or _FIELD_DEFAULT_RE.get(fld, r'[^/]+')})")
+        pos = m.end()
+    out.append(_glob_to_re(pattern[pos:]))
+    return "".join(out), tuple(seen), tuple(given)
 
 
 def _compile(pattern: str, rule: str, line: int) -> tuple[re.Pattern[str], tuple[str, ...]]:
     if not pattern.startswith(("/", "**")):
         raise RulesError(f"rule {rule!r} (line {line}): match must start with '/' or '**': {pattern!r}")
-    out, seen, pos = [], [], 0
-    body = pattern
-    for m in _TOKEN.finditer(body):
-        out.append(_glob_to_re(body[pos : m.start()]))
-        fld, rx = m.group("field"), m.group("rx")
-        if fld in seen:
-            out.append(f"(?P={fld})")
-        else:
-            seen.append(fld)
-            out.append(f"(?P<{fld}>{rx or _FIELD_DEFAULT_RE.get(fld, r'[^/]+')})")
-        pos = m.end()
-    out.append(_glob_to_re(body[pos:]))
-    if "{" in "".join(_TOKEN.sub("", body)):
+    if "{" in "".join(_TOKEN.sub("", pattern)):
         raise RulesError(f"rule {rule!r} (line {line}): unbalanced '{{' in match {pattern!r}")
+    text, fields, _ = _pattern(pattern)
     try:
-        return re.compile("".join(out)), tuple(seen)
+        return re.compile(text), fields
     except re.error as exc:
         raise RulesError(f"rule {rule!r} (line {line}): bad regex in match {pattern!r}: {exc}") from exc
+
+
+#: what, in a field's own regex, depends on group names or numbers (which one combined regex changes)
+_GROUP_REFERENCE = re.compile(r"\\[1-9]|\(\?P[<=]|\(\?\(")
+
+
+def _any_rule(rules: tuple[PathRule, ...]) -> re.Pattern[str] | None:
+    """All path rules as one alternation, tried in order (the first that matches the whole path wins,
+    as when each is tried in turn): one regex call for a new path instead of one per rule. Rule i's
+    groups are named ``r{i}_{field}`` inside a group ``_r{i}``. None when a field's own regex refers
+    to groups, or the rules were not loaded from patterns: then the rules are tried one by one."""
+    parts = []
+    for i, rule in enumerate(rules):
+        if not rule.match:
+            return None
+        text, _, given = _pattern(rule.match, f"r{i}_")
+        if any(_GROUP_REFERENCE.search(rx) for rx in given):
+            return None
+        parts.append(f"(?P<_r{i}>{text})")
+    try:
+        return re.compile("|".join(parts)) if parts else None
+    except re.error:  # each compiled alone; the combination should too, but the one-by-one path is right
+        return None
 
 
 def _glob_to_re(text: str) -> str:
@@ -149,11 +176,17 @@ class Rules:
     tables: TableMappings = field(default_factory=TableMappings)  # CDC table mappings (connectors/cdc.py)
     _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False, hash=False)
     _ignore_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
+    _rule_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
+    _rule_groups: dict[str, tuple[PathRule, tuple[str, ...]]] = field(
+        default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         # one alternation instead of a regex per pattern: this runs for every new path
         joined = "|".join(f"(?:{rx.pattern})" for rx in self.ignore)
         object.__setattr__(self, "_ignore_any", re.compile(joined) if joined else None)
+        object.__setattr__(self, "_rule_any", _any_rule(self.path_rules))
+        self._rule_groups.update({f"_r{i}": (rule, tuple(f"r{i}_{f}" for f in rule.fields))
+                                  for i, rule in enumerate(self.path_rules)})
 
     def ignored(self, uri: str) -> bool:
         return self.lookup(uri) is None
@@ -174,17 +207,41 @@ class Rules:
             self._cache[uri] = hit
         return hit  # type: ignore[return-value]
 
+    def _first_rule(self, path: str) -> tuple[PathRule, dict[str, str], int] | None:
+        """The first rule that matches ``path``, its fields, and where its last field ended (the
+        whole path if it has none), or None."""
+        combined = self._rule_any
+        if combined is None:
+            for rule in self.path_rules:
+                one = rule.regex.fullmatch(path)
+                if one is not None:
+                    fields = {k: v for k, v in one.groupdict().items() if v is not None}
+                    return rule, fields, max((one.end(f) for f in fields), default=len(path))
+            return None
+        m = combined.fullmatch(path)
+        if m is None or m.lastgroup is None:
+            return None
+        rule, groups = self._rule_groups[m.lastgroup]  # the rule's outer group closes last
+        if not groups:
+            return rule, {}, len(path)
+        values = m.group(*groups) if len(groups) > 1 else (m.group(groups[0]),)
+        fields = {f: v for f, v in zip(rule.fields, values, strict=True) if v is not None}
+        if rule.artifact:
+            return rule, fields, len(path)  # not used: the template names the artifact
+        ends = [m.end(g) for f, g in zip(rule.fields, groups, strict=True) if f in fields]
+        last = max(ends, default=len(path))
+        return rule, fields, last
+
     def _classify(self, uri: str) -> ArtifactRef:
         scheme, netloc, path = split_uri(uri)
         version: str | None = None
         if scheme == "delta":  # delta:///table@N names a table version
             path, _, version = path.partition("@")
             scheme = "file"
-        for rule in self.path_rules:
-            fields = rule.apply(path)
-            if fields is None:
-                continue
-            root = _render(rule.artifact, fields, path) if rule.artifact else _matched_prefix(rule, path)
+        hit = self._first_rule(path)
+        if hit is not None:
+            rule, fields, last = hit
+            root = _render(rule.artifact, fields, path) if rule.artifact else _prefix_to(path, last)
             v = version or (_render(rule.version, fields, path) if rule.version else None)
             props = tuple(sorted((k, fields[k]) for k in rule.fields if k not in ("project", "name", "version")))
             return ArtifactRef(
@@ -200,17 +257,25 @@ class Rules:
                            version, "file")
 
 
-def _matched_prefix(rule: PathRule, path: str) -> str:
+def _prefix_to(path: str, last: int) -> str:
     # The artifact is what the pattern matched before its trailing '/**': strip the rest.
-    m = rule.regex.fullmatch(path)
-    assert m is not None
-    last = max((m.end(g) for g in rule.fields if m.group(g) is not None), default=len(path))
     end = path.find("/", last)
     return path if end < 0 else path[:end]
 
 
+@lru_cache(maxsize=256)
+def _template(template: str) -> str:
+    """A template as a `str.format` string (its literal braces doubled)."""
+    parts, pos = [], 0
+    for m in _TOKEN.finditer(template):
+        parts += [template[pos : m.start()].replace("{", "{{").replace("}", "}}"), "{" + m.group("field") + "}"]
+        pos = m.end()
+    parts.append(template[pos:].replace("{", "{{").replace("}", "}}"))
+    return "".join(parts)
+
+
 def _render(template: str, fields: dict[str, str], path: str) -> str:
-    text = _TOKEN.sub(lambda m: fields[m.group("field")], template)
+    text = _template(template).format_map(fields)
     if text.startswith("**"):
         # '**/models/{name}': keep the part of the actual path that precedes the rendered tail
         tail = text[2:]
@@ -231,9 +296,12 @@ def uri_path(uri: str) -> str:
     return split_uri(uri)[2]
 
 
+_QUOTED = re.compile(r"[^A-Za-z0-9_.\-~" + re.escape(_URI_SAFE) + "]")  # what `quote` would change
+
+
 def join_uri(scheme: str, netloc: str, path: str) -> str:
     # paths here come from normalised URIs; quoting is all that can differ
-    return f"{scheme}://{netloc}{quote(path, safe=_URI_SAFE)}"
+    return f"{scheme}://{netloc}{quote(path, safe=_URI_SAFE) if _QUOTED.search(path) else path}"
 
 
 def _parse(text: str, origin: str) -> dict[str, Any]:
@@ -298,7 +366,7 @@ def load_rules(
             missing = _template_fields(tpl) - set(fields)
             if missing:
                 raise RulesError(f"{where}: '{label}' uses {sorted(missing)}, which 'match' does not capture")
-        compiled.append(PathRule(name, r["type"], regex, artifact, version, fields, line))
+        compiled.append(PathRule(name, r["type"], regex, artifact, version, fields, line, r["match"]))
     ignore = []
     for _origin, layer in [("base", base), *layers]:
         for pattern in layer.get("ignore") or []:

@@ -15,7 +15,7 @@ import networkx as nx
 
 from provenance.access import Principal
 from provenance.events.model import ms_to_iso
-from provenance.graph.model import CREATED, DELETED, MODIFIED, NEVER, READ
+from provenance.graph.model import CREATED, DELETED, LINEAGE_RELS, MODIFIED, NEVER, READ
 from provenance.graph.queries import Limits, LineageQueries
 
 DIRECTIONS = ("up", "down", "both")
@@ -65,7 +65,7 @@ def subgraph(q: LineageQueries, ref: str, direction: str = "both", as_of: int = 
                    uri=run["app_id"] if visible else "redacted", type="app" if visible else "redacted",
                    state=run["state"] if visible else "", users=", ".join(run["users"]) if visible else "",
                    depth=reached[a], start=False, redacted=not visible)
-    for e in q.store.edges_from(apps, [READ, CREATED, MODIFIED, DELETED], as_of):
+    for e in q.store.edges_from(apps, list(LINEAGE_RELS), as_of):
         if e.dst not in reached:
             continue
         if e.rel == READ:

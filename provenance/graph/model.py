@@ -29,6 +29,7 @@ DELETED = "DELETED"  # app -> version
 VERSION_OF = "VERSION_OF"  # version -> artifact
 
 WRITE_RELS = (CREATED, MODIFIED)
+LINEAGE_RELS = (READ, CREATED, MODIFIED, DELETED)  # app -> version
 
 INITIAL_VERSION = "~0"
 NEVER = 2**62  # "as of the end of time"

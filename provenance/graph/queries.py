@@ -23,6 +23,7 @@ from provenance.events.model import ms_to_iso, normalize_uri
 from provenance.graph.model import (
     CREATED,
     DELETED,
+    LINEAGE_RELS,
     MODIFIED,
     NEVER,
     READ,
@@ -278,7 +279,7 @@ class LineageQueries:
         node = self.resolve_app(app, as_of)
         key = node_key(node.id)
         files = classify_files(self.store.touches_of_apps([key], as_of))
-        edges = self.store.edges_from([node.id], [READ, CREATED, MODIFIED, DELETED], as_of)
+        edges = self.store.edges_from([node.id], list(LINEAGE_RELS), as_of)
         artifacts = self._typed_versions(edges, as_of)
         return {
             "query": "footprint",
@@ -325,7 +326,7 @@ class LineageQueries:
         # the union of the reached apps' footprints, ordered without reading a single node
         rels: dict[str, set[str]] = {}
         times: dict[str, list[int]] = {}
-        for e in self.store.edges_from(reached_apps, [READ, CREATED, MODIFIED, DELETED], as_of):
+        for e in self.store.edges_from(reached_apps, list(LINEAGE_RELS), as_of):
             rels.setdefault(e.dst, set()).add(e.rel)
             t = times.setdefault(e.dst, [e.first_ts, e.last_ts])
             t[0], t[1] = min(t[0], e.first_ts), max(t[1], e.last_ts)

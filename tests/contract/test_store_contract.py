@@ -138,6 +138,8 @@ def test_replace_lineage_swaps_one_artifact_atomically(store: LineageStore) -> N
     assert {e.dst for e in store.edges_from(["app:a1"], [READ, CREATED])} == {f"version:{x}@~w", f"version:{y}@~a1"}
     assert store.versions([x]) == {x: [VersionInfo("~w", 5, "w", "v1")]}
     assert store.nodes([f"version:{x}@~0"]) == {}
+    assert store.edges_from([f"version:{x}@~0"], [VERSION_OF]) == []
+    assert store.edges_to([f"version:{x}@~0"], [READ, CREATED]) == []
     assert [e.dst for e in store.edges_from([f"version:{x}@~w"], [VERSION_OF])] == [f"artifact:{x}"]
     assert store.versions([x], as_of=4) == {x: []}
 

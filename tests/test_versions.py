@@ -50,3 +50,13 @@ def test_table_commits_own_the_writers_unversioned_files() -> None:
 def test_rename_moves_content() -> None:
     assert edges([t("p", "create", 1), t("m", "rename_from", 2)]) == {
         ("p", CREATED, "~p"), ("m", READ, "~p"), ("m", DELETED, "~p")}
+
+
+def test_a_single_touch_resolves_as_the_general_path_does() -> None:
+    """The shortcut for an artifact touched once gives exactly the general resolution, for every op."""
+    from provenance.processor.versions import _resolve
+
+    for op in ("create", "read", "write", "delete", "rename_from", "rename_to", "commit"):
+        for version in ("", "3"):
+            touch = [Touch("app-1", A, op, A, version, 10, 40)]
+            assert resolve_artifact(A, touch) == _resolve(A, touch), (op, version)

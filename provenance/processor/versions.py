@@ -52,6 +52,20 @@ def _vkey_sort(key: str) -> tuple[int, str]:
 
 
 def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
+    if len(touches) == 1 and not touches[0].version and touches[0].op in _SOLE_WRITE_REL:
+        # the commonest artifact: a new output, written once by one app (what the general path gives)
+        t = touches[0]
+        key = "~" + t.app
+        return DerivedLineage(artifact, [VersionInfo(key, t.first_ts, t.app, "v1")],
+                              [DerivedEdge(t.app, _SOLE_WRITE_REL[t.op], key, t.first_ts, t.last_ts)])
+    return _resolve(artifact, touches)
+
+
+#: an unversioned write that is an artifact's only touch: the relation to the version it makes
+_SOLE_WRITE_REL = {"create": CREATED, "rename_to": CREATED, "write": MODIFIED}
+
+
+def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
     explicit_writes: dict[str, list[tuple[int, str]]] = defaultdict(list)  # app -> [(ts, version)]
     born: dict[str, tuple[int, str | None]] = {}  # version -> (ts, creator)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
+
+import tantivy
 
 from provenance.config import load_settings
 from provenance.search.port import SearchQuery
@@ -32,6 +35,34 @@ def test_the_processor_keeps_the_index_current_and_a_lost_index_is_rebuilt(stack
     with open_stack(load_settings(home=home)) as again:
         again.processor.prepare()
         assert snapshot(again) == full
+
+
+def test_an_index_of_an_earlier_layout_is_rebuilt_from_the_store(stack: Stack) -> None:
+    """The first layout indexed the stored JSON document as a term; an index written so is replaced."""
+    ingest_lines(stack, example_lines())
+    full = snapshot(stack)
+    home = stack.settings.home
+    stack.close()
+    shutil.rmtree(home / "search")
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("id", stored=True, tokenizer_name="raw")
+    sb.add_text_field("doc", stored=True, index_option="basic", tokenizer_name="raw")
+    old = tantivy.Index(sb.build(), path=str(_made(home / "search")))
+    writer = old.writer(15_000_000, 1)
+    doc = tantivy.Document()
+    doc.add_text("id", "artifact:file:///old")
+    doc.add_text("doc", '{"id": "artifact:file:///old"}')
+    writer.add_document(doc)
+    writer.commit()
+    del writer, old
+    with open_stack(load_settings(home=home)) as again:
+        again.processor.prepare()
+        assert snapshot(again) == full
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
 
 
 def test_replaying_the_same_history_changes_nothing(stack: Stack) -> None:

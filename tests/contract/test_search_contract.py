@@ -52,6 +52,15 @@ def test_upsert_is_idempotent_and_replaces(index: SearchIndex) -> None:
     assert index.count() == 4 and index.get(DOCS[1].id) is None
 
 
+def test_a_document_comes_back_as_it_went_in(index: SearchIndex) -> None:
+    odd = SearchDoc("artifact:file:///p/x%FF.csv", "artifact", "caf\u00e9 \u00ff.csv", "file:///p/x%FF.csv",
+                    "dataset", None, ("z\u00fc",), (("note", "\u2603"),),
+                    "text beyond ASCII: \u00fc \u4e2d\u6587 \U0001f600", created_ts=5)
+    index.upsert([*DOCS, odd])
+    assert index.get(odd.id) == odd.as_dict()
+    assert index.get(DOCS[0].id) == DOCS[0].as_dict()
+
+
 def test_full_text_prefix_and_filters(index: SearchIndex) -> None:
     index.upsert(DOCS)
     assert ids(index, text="applications") == [DOCS[0].id]

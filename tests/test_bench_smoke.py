@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
     [
         (["bench.ingest", "--events", "3000", "--batch", "500"], "pipelined / inline end-to-end rate"),
         (["bench.queries", "--edges", "20000", "--samples", "5"], "gdpr(raw data)"),
+        (["bench.compare_queries", "--against", "HEAD", "--edges", "20000", "--targets", "10"], "p95 this tree"),
         (["bench.breakdown", "--events", "3000", "--batch", "1000"], "of which SQLite"),
         (["bench.api", "--edges", "20000", "--samples", "5"], "API / direct"),
         (["bench.capture_overhead", "--repeats", "1", "--parts", "2", "--rows", "1000", "--files", "5",

@@ -61,7 +61,7 @@ CREATE INDEX IF NOT EXISTS nodes_art ON nodes (art) WHERE art IS NOT NULL;
 CREATE TABLE IF NOT EXISTS edges (
     src INTEGER NOT NULL, rel TEXT NOT NULL, dst INTEGER NOT NULL,
     first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
-    art INTEGER,                         -- app→version and version→artifact edges: the artifact's URI id
+    art INTEGER,                         -- lineage edges: the artifact's URI id (written; no longer indexed or read)
     PRIMARY KEY (src, rel, dst)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst, rel);

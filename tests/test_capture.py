@@ -203,7 +203,7 @@ def test_signals_are_forwarded_to_the_job(env: dict[str, Any]) -> None:
             sys.exit(0)
         signal.signal(signal.SIGTERM, stop)
         print("ready", flush=True)
-        time.sleep(60)
+        time.sleep(300)  # a SIGTERM that is not passed on would leave it sleeping past the wait below
     """))
     p = subprocess.Popen([sys.executable, "-m", "provenance.cli", "--home", str(env["home"]), "run", "--",
                           sys.executable, "job.py"], cwd=env["work"], stdout=subprocess.PIPE, text=True,

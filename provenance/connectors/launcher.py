@@ -245,7 +245,7 @@ class Launcher:
                                               (proc.stderr, sys.stderr.buffer if self.echo else None))]
                 for p in pumps:
                     p.start()
-                _, status, usage = os.wait4(proc.pid, 0)
+                status, usage = _wait(proc.pid)
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 for p in pumps:
                     p.join()
@@ -307,6 +307,18 @@ class Launcher:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def _wait(pid: int) -> tuple[int, Any]:
+    """Wait for the job, waking every 50 ms. A signal sent to the launcher may be delivered to any of its
+    threads (the output pumps, a capture reader); Python runs the handler in the main thread, and only
+    once that thread runs again: a main thread blocked in ``wait4`` would pass a SIGTERM on only after
+    the job had ended by itself."""
+    while True:
+        done, status, usage = os.wait4(pid, os.WNOHANG)
+        if done:
+            return status, usage
+        time.sleep(0.05)
 
 
 def _pump(stream: IO[bytes] | None, sink: IO[bytes] | None, log: IO[bytes], lock: threading.Lock) -> None:

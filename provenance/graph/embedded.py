@@ -125,6 +125,19 @@ def _prop_rows(batch: FactBatch, ids: dict[str, int]) -> tuple[list[Any], list[A
     return single, packed
 
 
+def _newest(rows: Iterable[Any], second: int) -> list[tuple[tuple[int, str], tuple[int, int, str]]]:
+    """Per (node, key) of (node, key, ts, middle, value) rows, the largest (ts, second * middle, value),
+    sorted by (node, key): for props the higher rank wins (``second`` 1), for tags a set wins over a
+    removal at the same instant (``second`` -1 on ``removed``)."""
+    best: dict[tuple[int, str], tuple[int, int, str]] = {}
+    for node, key, ts, middle, value in rows:
+        fact = (ts, second * middle, value)
+        cur = best.setdefault((node, key), fact)
+        if fact > cur:
+            best[(node, key)] = fact
+    return sorted(best.items())
+
+
 def _j(values: Iterable[Any]) -> str:
     return orjson.dumps(list(values)).decode()
 
@@ -352,7 +365,9 @@ class EmbeddedStore(LineageStore):
             out[(a, u, op, version)] = Touch(a, u, op, art_ids[art], version, f, la)
         return out
 
-    def _names(self, ids: Iterable[int]) -> dict[int, str]:
+    def _names(self, ids: Collection[int]) -> dict[int, str]:
+        if not ids:
+            return {}
         return dict(self._rows("SELECT id, name FROM names WHERE id IN (SELECT value FROM json_each(?))", (_j(ids),)))
 
     def artifact_touches(self, artifacts: Collection[str]) -> dict[str, list[Touch]]:
@@ -400,21 +415,9 @@ class EmbeddedStore(LineageStore):
         }
         if by_nid:
             present = _j(by_nid)
-            props: dict[tuple[int, str], tuple[int, int, str]] = {}
-            for node, key, ts, rank, value in self._rows(_PROP_FACTS_OF, (present, as_of)):
-                fact = (ts, rank, value)
-                cur = props.setdefault((node, key), fact)
-                if fact > cur:
-                    props[(node, key)] = fact
-            for (node, key), (_, _, value) in sorted(props.items()):  # keys in order, as before
+            for (node, key), (_, _, value) in _newest(self._rows(_PROP_FACTS_OF, (present, as_of)), 1):
                 by_nid[node].props[key] = orjson.loads(value)
-            tags: dict[tuple[int, str], tuple[int, int, str]] = {}
-            for node, key, ts, removed, value in self._rows(_TAG_FACTS_OF, (present, as_of)):
-                fact = (ts, -removed, value)
-                cur = tags.setdefault((node, key), fact)
-                if fact > cur:
-                    tags[(node, key)] = fact
-            for (node, key), (_, removed, value) in sorted(tags.items()):
+            for (node, key), (_, removed, value) in _newest(self._rows(_TAG_FACTS_OF, (present, as_of)), -1):
                 if not removed:
                     by_nid[node].tags[key] = value
         return {n.id: n for n in by_nid.values()}

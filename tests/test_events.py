@@ -93,3 +93,14 @@ def test_fast_path_builds_exactly_what_the_model_validates(record: dict[str, obj
     fast = event_from_json(json.dumps(record))
     full = Event.model_validate(record)
     assert fast == full and fast.event_id == full.event_id
+
+
+@pytest.mark.parametrize("given", ["", "e-1"])
+def test_an_event_read_without_deriving_its_id_differs_only_in_the_id_it_did_not_bring(given: str) -> None:
+    record = {"source": "fs", "kind": "file", "op": "read", "ts": 5, "uri": "/a/b.csv", "app_id": "x",
+              "event_id": given}
+    full = Event.model_validate(record)
+    lazy = event_from_json(json.dumps(record), derive_id=False)
+    assert lazy.event_id == given  # empty stays empty; a given id is kept
+    assert lazy.model_copy(update={"event_id": full.event_id}) == full
+    assert lazy.content_id() == full.content_id() and (given or full.content_id()) == full.event_id

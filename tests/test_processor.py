@@ -91,6 +91,17 @@ def test_link_events_draw_lineage(stack: Stack) -> None:
     assert [a["uri"] for a in r["artifacts"]] == ["file:///d/train.csv"]
 
 
+def test_a_link_without_an_app_is_drawn_by_an_app_named_after_the_event(stack: Stack) -> None:
+    from provenance.events import Event
+
+    ev = {"source": "openlineage", "kind": "link", "op": "derived_from", "ts": 9, "uri": "/m/model.onnx",
+          "dst": "/d/train.csv"}
+    ingest_lines(stack, [json.dumps(ev), json.dumps(ev)])  # the canonical format leaves the id to inference
+    r = LineageQueries(stack.store, stack.rules).upstream("/m/model.onnx")
+    assert [a["uri"] for a in r["artifacts"]] == ["file:///d/train.csv"]
+    assert [a["app_id"] for a in r["apps"]] == [f"link:{Event.model_validate(ev).event_id}"]
+
+
 def test_a_record_whose_inference_fails_half_way_contributes_nothing(stack: Stack, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from provenance.processor import runner
 

@@ -53,7 +53,7 @@ def infer(event: Event, rules: Rules, out: FactBatch | None = None) -> FactBatch
         out.tag(artifact_node(ref.uri), str(event.attrs["key"]), event.ts, value, event.uri)
     elif kind is Kind.LINK:
         assert event.uri is not None and event.dst is not None
-        app = event.app_id or f"link:{event.event_id}"
+        app = event.app_id or f"link:{event.event_id or event.content_id()}"  # normalizers may leave it empty
         _who(app, event.user, event.ts, out)
         _touch(app, event.dst, "read", event, rules, out)
         _touch(app, event.uri, "write", event, rules, out)

@@ -13,7 +13,8 @@ from provenance.errors import EventError
 from provenance.events import Event, event_from_json
 from provenance.processor.rules import Rules
 
-#: raw record value, and the rules (whose CDC table mappings the ``debezium`` format reads) → events
+#: raw record value, and the rules (whose CDC table mappings the ``debezium`` format reads) → events;
+#: an event's ``event_id`` may be left empty, since inference derives it when it needs one
 Normalizer = Callable[[bytes, Rules], list[Event]]
 
 _NORMALIZERS: dict[str, Normalizer] = {}
@@ -36,7 +37,8 @@ def normalize_record(topic: str, value: bytes, rules: Rules) -> list[Event]:
 
 
 def _canonical(value: bytes, rules: Rules) -> list[Event]:
-    return [event_from_json(value)]
+    # inference reads an event's id only for an app-less link (`infer`), so it is not derived here
+    return [event_from_json(value, derive_id=False)]
 
 
 register("canonical", _canonical)

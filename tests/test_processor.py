@@ -152,3 +152,23 @@ def test_garbage_is_collected_less_often_while_processing_and_as_before_after(st
     leave.set()
     t.join()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_workers_facts_reach_the_processor_unchanged(stack: Stack) -> None:
+    from provenance.graph.model import FactBatch
+    from provenance.processor.runner import infer_records
+
+    facts, dead, _ = infer_records([(raw_topic("canonical"), ln.encode()) for ln in example_lines()], stack.rules)
+    assert not dead and facts.touches and facts.props and facts.tags
+    parts = ("nodes", "edges", "touches", "props", "clashes", "tags")
+    data = facts.to_bytes()
+    assert data[:1] == b"M"  # plain values: marshal
+    back = FactBatch.from_bytes(data)
+    assert all(getattr(back, p) == getattr(facts, p) for p in parts)
+    from provenance.events import Kind
+
+    facts.tag("artifact:file:///x", "k", 1, Kind.FILE, "file:///x")  # a str subclass: marshal cannot write it
+    data = facts.to_bytes()
+    assert data[:1] == b"P"
+    back = FactBatch.from_bytes(data)
+    assert all(getattr(back, p) == getattr(facts, p) for p in parts)

@@ -13,6 +13,8 @@ this makes any order and any duplication of one history produce the same graph.
 
 from __future__ import annotations
 
+import marshal
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -177,6 +179,27 @@ class FactBatch:
             self.encoded_props(node, ts, rank, group)
         self.clashes |= other.clashes
         self.tags |= other.tags
+
+    def to_bytes(self) -> bytes:
+        """The batch for another process running this interpreter (a worker's answer to the processor).
+
+        `marshal` writes these plain containers in half the time `pickle` takes and reads them faster;
+        a value of a type it does not write (a str subclass, say, from a connector's normalizer) sends
+        the batch by pickle instead.
+        """
+        parts = (self.nodes, self.edges, self.touches, self.props, self.clashes, self.tags)
+        try:
+            return b"M" + marshal.dumps(parts)
+        except ValueError:
+            return b"P" + pickle.dumps(parts, pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FactBatch:
+        body = memoryview(data)[1:]
+        batch = cls.__new__(cls)
+        (batch.nodes, batch.edges, batch.touches, batch.props, batch.clashes,
+         batch.tags) = marshal.loads(body) if data[:1] == b"M" else pickle.loads(body)
+        return batch
 
     def __len__(self) -> int:
         return (len(self.nodes) + len(self.edges) + len(self.touches) + sum(map(len, self.props.values()))

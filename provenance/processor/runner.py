@@ -53,7 +53,13 @@ class ProcessStats:
         self.errors.extend(other.errors[-10:])
 
 
-def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> tuple[FactBatch, list[tuple[int, str]], int]:
+#: what inference of a chunk gives: its facts, the records that failed as (index, error), and its events
+Inferred = tuple[FactBatch, list[tuple[int, str]], int]
+#: the same from a worker process, the facts as `FactBatch.to_bytes`
+Packed = tuple[bytes, list[tuple[int, str]], int]
+
+
+def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> Inferred:
     """normalize + infer over raw records: (facts, [(index, error)] of the records that failed, events).
 
     Pure, so it runs in worker processes as well as inline. A failing record contributes nothing.
@@ -157,9 +163,10 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _infer_in_worker(records: list[tuple[str, bytes]]) -> tuple[FactBatch, list[tuple[int, str]], int]:
+def _infer_in_worker(records: list[tuple[str, bytes]]) -> Packed:
     assert _worker_rules is not None
-    return infer_records(records, _worker_rules)
+    facts, dead, n_events = infer_records(records, _worker_rules)
+    return facts.to_bytes(), dead, n_events  # see FactBatch.to_bytes
 
 
 class Processor:
@@ -189,7 +196,7 @@ class Processor:
         self._consumer: Consumer | None = None  # the group member, when the bus is group-managed
         self._subscribed: list[str] = []
         self._active: Consumer | None = None
-        self._inflight: deque[tuple[list[Message], Future[tuple[FactBatch, list[tuple[int, str]], int]]]] = deque()
+        self._inflight: deque[tuple[list[Message], Future[Inferred] | Future[Packed]]] = deque()
         self._total = ProcessStats()
         self._on_batch: Callable[[ProcessStats], None] | None = None
         # called after each batch is in the store, with its facts and offsets (the search projection)
@@ -207,18 +214,18 @@ class Processor:
     def process(self, messages: list[Message]) -> ProcessStats:
         return self._finish(messages, infer_records([(m.topic, m.value) for m in messages], self.rules))
 
-    def _submit(self, messages: list[Message], parallel: bool) -> Future[tuple[FactBatch, list[tuple[int, str]], int]]:
+    def _submit(self, messages: list[Message], parallel: bool) -> Future[Inferred] | Future[Packed]:
         records = [(m.topic, m.value) for m in messages]
         if parallel and self.workers > 0:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
                                                  initializer=_init_worker, initargs=(self.rules, os.getpid()))
             return self._pool.submit(_infer_in_worker, records)
-        done: Future[tuple[FactBatch, list[tuple[int, str]], int]] = Future()
+        done: Future[Inferred] = Future()
         done.set_result(infer_records(records, self.rules))
         return done
 
-    def _finish(self, messages: list[Message], inferred: tuple[FactBatch, list[tuple[int, str]], int]) -> ProcessStats:
+    def _finish(self, messages: list[Message], inferred: Inferred) -> ProcessStats:
         start = time.perf_counter()
         facts, failed, n_events = inferred
         stats = ProcessStats(records=len(messages), events=n_events, batches=1)
@@ -420,7 +427,10 @@ class Processor:
 
     def _finish_next(self) -> None:
         messages, future = self._inflight.popleft()
-        stats = self._finish(messages, future.result())
+        facts, dead, n_events = future.result()
+        if isinstance(facts, bytes):  # from a worker
+            facts = FactBatch.from_bytes(facts)
+        stats = self._finish(messages, (facts, dead, n_events))
         assert self._active is not None
         self._active.commit(messages)
         self._total.add(stats)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from provenance.graph.model import CREATED, DELETED, MODIFIED, READ, Touch
 from provenance.processor.versions import resolve_artifact
 
@@ -60,3 +63,42 @@ def test_a_single_touch_resolves_as_the_general_path_does() -> None:
         for version in ("", "3"):
             touch = [Touch("app-1", A, op, A, version, 10, 40)]
             assert resolve_artifact(A, touch) == _resolve(A, touch), (op, version)
+
+
+_APPS = st.sampled_from(["a", "b", "c"])
+_TIMES = st.integers(0, 6)
+
+
+@st.composite
+def _touch(draw: st.DrawFn, ops: list[str], versions: list[str]) -> Touch:
+    first = draw(_TIMES)
+    return Touch(draw(_APPS), A, draw(st.sampled_from(ops)), A, draw(st.sampled_from(versions)), first,
+                 first + draw(st.integers(0, 3)))
+
+
+_ANY = _touch(["create", "read", "write", "delete", "rename_from", "rename_to", "commit"], ["", "", "1", "2"])
+
+
+@st.composite
+def _one_writer_history(draw: st.DrawFn) -> list[Touch]:
+    """Unversioned writes by one app, anything read-like by any: the shape `_one_writer` takes."""
+    writes = draw(st.lists(_touch(["create", "write", "rename_to"], [""]), min_size=1, max_size=3))
+    writer = writes[0].app
+    reads = draw(st.lists(_touch(["read", "delete", "rename_from"], [""]), max_size=5))
+    return [w._replace(app=writer) for w in writes] + reads
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.lists(_ANY, min_size=1, max_size=6), _one_writer_history()))
+def test_every_shortcut_resolves_as_the_general_path_does(touches: list[Touch]) -> None:
+    from provenance.processor.versions import _resolve
+
+    assert resolve_artifact(A, touches) == _resolve(A, touches)
+
+
+@settings(max_examples=50, deadline=None)
+@given(_one_writer_history())
+def test_the_one_writer_shortcut_takes_its_shape(touches: list[Touch]) -> None:
+    from provenance.processor.versions import _one_writer
+
+    assert _one_writer(A, touches) is not None  # so the property above exercises it

@@ -58,11 +58,62 @@ def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
         key = "~" + t.app
         return DerivedLineage(artifact, [VersionInfo(key, t.first_ts, t.app, "v1")],
                               [DerivedEdge(t.app, _SOLE_WRITE_REL[t.op], key, t.first_ts, t.last_ts)])
-    return _resolve(artifact, touches)
+    return _one_writer(artifact, touches) or _resolve(artifact, touches)
 
 
 #: an unversioned write that is an artifact's only touch: the relation to the version it makes
 _SOLE_WRITE_REL = {"create": CREATED, "rename_to": CREATED, "write": MODIFIED}
+
+#: what an unversioned read-like touch draws to the version it finds
+_READ_LIKE_RELS = {"read": (READ,), "delete": (DELETED,), "rename_from": (READ, DELETED)}
+
+
+def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
+    """`_resolve` in one pass for the next commonest artifact: written by one app only, read, deleted
+    or moved away by any, no touch naming a version or committing (an output and the stage that reads
+    it, a temporary file). None for any other artifact."""
+    writer: str | None = None
+    born = 0
+    created = False
+    for t in touches:
+        if t.version or t.op == "commit":
+            return None
+        if t.op in WRITE_OPS:
+            if writer is None:
+                writer, born = t.app, t.first_ts
+            elif t.app != writer:
+                return None
+            else:
+                born = min(born, t.first_ts)
+            created = created or t.op in ("create", "rename_to")
+    if writer is None:
+        return None
+    key = "~" + writer
+    write_rel = CREATED if created else MODIFIED  # a version its writer created is CREATED, not also MODIFIED
+    edges: dict[tuple[str, str, str], tuple[int, int]] = {}
+    initial: int | None = None
+    rels: tuple[str, ...]
+    for t in touches:
+        if t.op in WRITE_OPS:
+            found, rels = key, (write_rel,)
+        elif t.first_ts >= born:
+            if t.app == writer and t.op == "read":
+                continue  # reading back its own output
+            found, rels = key, _READ_LIKE_RELS[t.op]
+        else:
+            found, rels = INITIAL_VERSION, _READ_LIKE_RELS[t.op]
+            initial = t.first_ts if initial is None else min(initial, t.first_ts)
+        for rel in rels:
+            if rel == READ and found == key and t.app == writer:
+                continue
+            k = (t.app, rel, found)
+            cur = edges.get(k)
+            edges[k] = (t.first_ts, t.last_ts) if cur is None else (min(cur[0], t.first_ts), max(cur[1], t.last_ts))
+    versions = [VersionInfo(key, born, writer, "v1")]
+    if initial is not None:  # read before anything was written here: the data as it was before capture
+        versions.insert(0, VersionInfo(INITIAL_VERSION, initial, None, "initial"))
+    return DerivedLineage(artifact, versions,
+                          [DerivedEdge(a, r, k, f, la) for (a, r, k), (f, la) in sorted(edges.items())])
 
 
 def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:

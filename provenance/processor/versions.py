@@ -52,26 +52,17 @@ def _vkey_sort(key: str) -> tuple[int, str]:
 
 
 def resolve_artifact(artifact: str, touches: list[Touch]) -> DerivedLineage:
-    if len(touches) == 1 and not touches[0].version and touches[0].op in _SOLE_WRITE_REL:
-        # the commonest artifact: a new output, written once by one app (what the general path gives)
-        t = touches[0]
-        key = "~" + t.app
-        return DerivedLineage(artifact, [VersionInfo(key, t.first_ts, t.app, "v1")],
-                              [DerivedEdge(t.app, _SOLE_WRITE_REL[t.op], key, t.first_ts, t.last_ts)])
     return _one_writer(artifact, touches) or _resolve(artifact, touches)
 
-
-#: an unversioned write that is an artifact's only touch: the relation to the version it makes
-_SOLE_WRITE_REL = {"create": CREATED, "rename_to": CREATED, "write": MODIFIED}
 
 #: what an unversioned read-like touch draws to the version it finds
 _READ_LIKE_RELS = {"read": (READ,), "delete": (DELETED,), "rename_from": (READ, DELETED)}
 
 
 def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
-    """`_resolve` in one pass for the next commonest artifact: written by one app only, read, deleted
-    or moved away by any, no touch naming a version or committing (an output and the stage that reads
-    it, a temporary file). None for any other artifact."""
+    """`_resolve` in one pass for the commonest artifacts: written by one app only, and read, deleted
+    or moved away by any, no touch naming a version or committing (a new output, with the stage that
+    reads it, a temporary file). None for any other artifact."""
     writer: str | None = None
     born = 0
     created = False

@@ -71,7 +71,8 @@ def main() -> None:
             open_stack(load_settings(home=Path(d), batch_size=args.batch, processor_workers=0)) as stack, \
             batch_gc():  # as the processor's loop and its workers collect garbage
         t0 = time.perf_counter()
-        chunks = [infer_records(records[i : i + args.batch], stack.rules) for i in range(0, n, args.batch)]
+        chunks = [infer_records(records[i : i + args.batch], stack.rules, stack.normalizers)
+                  for i in range(0, n, args.batch)]
         worker = time.perf_counter() - t0
         t0 = time.perf_counter()
         blobs = [pickle.dumps((c[0].to_bytes(), c[1], c[2])) for c in chunks]  # as a worker answers

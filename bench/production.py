@@ -32,6 +32,8 @@ from bench.synth import pipeline_events
 from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.kafka import KafkaBus
 from provenance.bus.port import Record, raw_topic
+from provenance.config import Settings
+from provenance.formats import build_normalizers
 from provenance.graph.embedded import EmbeddedStore
 from provenance.graph.port import LineageStore
 from provenance.processor.rules import load_rules
@@ -57,7 +59,7 @@ def keyed(lines: list[str]) -> list[Record]:
 
 def apply_all(bus: Any, store: LineageStore, workers: int, batch: int) -> tuple[float, float, int]:
     """(seconds in all, seconds after the first batch came, records) of one processor's catch-up."""
-    proc = Processor(bus, store, load_rules(), batch_size=batch, workers=workers)
+    proc = Processor(bus, store, load_rules(), build_normalizers(Settings()), batch_size=batch, workers=workers)
     first: list[float] = []
 
     def tick(_: ProcessStats) -> None:

@@ -22,17 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.errors import NotFoundError, ProvenanceError
+from provenance.errors import AuthError, NotFoundError
 
 TOKEN_PREFIX = "prov_"
-
-
-class AuthError(ProvenanceError):
-    """No valid credentials (HTTP 401)."""
-
-
-class Forbidden(ProvenanceError):
-    """Valid credentials, not allowed (HTTP 403)."""
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from provenance.bus.port import DEAD_LETTER_TOPIC, Record, offset_key, raw_topic
 from provenance.config import Settings, load_settings
 from provenance.errors import ConfigError, NotFoundError, ProvenanceError, QueryError
 from provenance.events.model import ms_to_iso, to_ms
+from provenance.formats import FORMATS
 from provenance.graph.model import NEVER
 from provenance.graph.queries import Limits, LineageQueries
-from provenance.processor.normalize import formats
 from provenance.processor.runner import ProcessStats, processor_lock
 from provenance.reports import audit_markdown, compare_markdown, gdpr_markdown
 from provenance.stack import Stack, open_stack, run_processor
@@ -157,8 +157,8 @@ def cli(click_ctx: click.Context, home: Path | None, config: Path | None) -> Non
 @click.pass_obj
 def ingest(ctx: Ctx, files: tuple[Path, ...], fmt: str, no_process: bool, as_json: bool) -> None:
     """Append raw events (JSON lines) to the log, then process them."""
-    if fmt not in formats():
-        raise click.BadParameter(f"unknown format {fmt!r} (known: {', '.join(formats())})", param_hint="--format")
+    if fmt not in FORMATS:
+        raise click.BadParameter(f"unknown format {fmt!r} (known: {', '.join(sorted(FORMATS))})", param_hint="--format")
     topic = raw_topic(fmt)
     appended = 0
     with ctx.stack() as stack:
@@ -673,7 +673,7 @@ def cdc(ctx: Ctx, only: tuple[str, ...]) -> None:
     import signal
     import threading
 
-    from provenance.connectors.cdc import DebeziumSource, run_debezium, unmapped_tables
+    from provenance.connectors.cdc import CdcNormalizer, DebeziumSource, run_debezium, unmapped_tables
 
     settings = ctx.settings
     sources = [s for s in settings.cdc.sources if not only or s.name in only]
@@ -684,7 +684,8 @@ def cdc(ctx: Ctx, only: tuple[str, ...]) -> None:
         raise click.UsageError("no cdc.sources configured (see README, 'Change-data-capture')")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     with ctx.stack() as stack:
-        missing = unmapped_tables([t for s in sources for t in s.tables], stack.rules.tables)
+        missing = unmapped_tables([t for s in sources for t in s.tables],
+                                  CdcNormalizer(settings.cdc.mapping_files).mappings)
         if missing:
             _fail(f"no table mapping for {', '.join(missing)}: add one to a file in cdc.mapping_files", 2)
         stop = threading.Event()

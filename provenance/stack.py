@@ -12,8 +12,10 @@ from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.port import Bus
 from provenance.config import Settings
 from provenance.errors import ConfigError, ProvenanceError
+from provenance.formats import build_normalizers
 from provenance.graph.embedded import EmbeddedStore
 from provenance.graph.port import LineageStore
+from provenance.processor.normalize import Normalizers
 from provenance.processor.rules import Rules, load_rules
 from provenance.processor.runner import Processor, ProcessStats, processor_lock
 from provenance.search.port import SearchIndex
@@ -87,8 +89,7 @@ def create_search(settings: Settings) -> SearchIndex | None:
 
 
 def create_rules(settings: Settings) -> Rules:
-    return load_rules(settings.rules_file, [Path(p) for p in settings.extra_rules_files],
-                      mapping_files=[Path(p) for p in settings.cdc.mapping_files])
+    return load_rules(settings.rules_file, [Path(p) for p in settings.extra_rules_files])
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Stack:
     bus: Bus
     store: LineageStore
     rules: Rules
+    normalizers: Normalizers
 
     _processor: Processor | None = None
     _search: SearchIndex | None = None
@@ -113,8 +115,8 @@ class Stack:
     @property
     def processor(self) -> Processor:
         if self._processor is None:
-            self._processor = Processor(self.bus, self.store, self.rules, batch_size=self.settings.batch_size,
-                                        workers=self.settings.processor_workers)
+            self._processor = Processor(self.bus, self.store, self.rules, self.normalizers,
+                                        batch_size=self.settings.batch_size, workers=self.settings.processor_workers)
             if self.search is not None:
                 self._processor.listeners.append(
                     SearchProjection(self.store, self.rules, self.search, self._processor.group))
@@ -136,14 +138,15 @@ class Stack:
 
 
 def open_stack(settings: Settings) -> Stack:
-    rules = create_rules(settings)  # validate the rules before opening anything
+    rules = create_rules(settings)  # validate the rules and mappings before opening anything
+    normalizers = build_normalizers(settings)
     bus = create_bus(settings)
     try:
         store = create_store(settings)
     except BaseException:
         bus.close()
         raise
-    return Stack(settings, bus, store, rules)
+    return Stack(settings, bus, store, rules, normalizers)
 
 
 def apply_pending(proc: Processor, settings: Settings,

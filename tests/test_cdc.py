@@ -18,15 +18,14 @@ import yaml
 from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.port import Record, raw_topic
 from provenance.config import load_settings
-from provenance.connectors.cdc import MappingError, ValueSpec, load_table_mappings, normalize
-from provenance.errors import EventError
+from provenance.connectors.cdc import CdcNormalizer, ValueSpec, load_table_mappings
+from provenance.errors import EventError, MappingError
 from provenance.graph.queries import LineageQueries
-from provenance.processor.rules import load_rules
 from provenance.stack import Stack, open_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DDL = ROOT / "connectors" / "sql" / "postgres-metadata.sql"
-RULES = load_rules()
+normalize = CdcNormalizer()
 
 
 def change(table: str, op: str, after: dict[str, Any] | None, before: dict[str, Any] | None = None,
@@ -45,55 +44,55 @@ FILE_ROW = {"id": 1, "inode_id": 7, "operation": "CREATE", "io_timestamp": 1_772
 
 def test_a_file_log_row_becomes_a_file_event_with_or_without_the_schema_envelope() -> None:
     for envelope in (False, True):
-        [ev] = normalize(change("hops_file_provenance_log", "c", FILE_ROW, envelope=envelope), RULES)
+        [ev] = normalize(change("hops_file_provenance_log", "c", FILE_ROW, envelope=envelope))
         assert (ev.kind, ev.op, ev.source) == ("file", "create", "hopsfs")
         assert ev.uri == "hopsfs:///Projects/loan/Raw/apps/a.csv" and ev.app_id == "application_1_0001"
         assert ev.user == "alice" and ev.ts == 1_772_442_000_000 and ev.attrs == {"inode": 7, "logical_time": 3}
     # the same change twice is the same event (replays collapse); a snapshot read of it makes one too
-    a = normalize(change("hops_file_provenance_log", "c", FILE_ROW), RULES)
-    assert a == normalize(change("hops_file_provenance_log", "c", FILE_ROW), RULES)
-    assert normalize(change("hops_file_provenance_log", "r", FILE_ROW, lsn=5), RULES)[0].op == "create"
+    a = normalize(change("hops_file_provenance_log", "c", FILE_ROW))
+    assert a == normalize(change("hops_file_provenance_log", "c", FILE_ROW))
+    assert normalize(change("hops_file_provenance_log", "r", FILE_ROW, lsn=5))[0].op == "create"
 
 
 def test_changes_a_mapping_does_not_count_tombstones_and_truncates_make_nothing() -> None:
     # the log is append-only: its updates and deletes are housekeeping
-    assert normalize(change("hops_file_provenance_log", "u", FILE_ROW), RULES) == []
-    assert normalize(change("hops_file_provenance_log", "d", None, before=FILE_ROW), RULES) == []
-    assert normalize(b"", RULES) == [] and normalize(b"null", RULES) == []  # tombstones
-    assert normalize(json.dumps({"schema": {}, "payload": None}).encode(), RULES) == []
-    assert normalize(change("hops_file_provenance_log", "t", None), RULES) == []
+    assert normalize(change("hops_file_provenance_log", "u", FILE_ROW)) == []
+    assert normalize(change("hops_file_provenance_log", "d", None, before=FILE_ROW)) == []
+    assert normalize(b"") == [] and normalize(b"null") == []  # tombstones
+    assert normalize(json.dumps({"schema": {}, "payload": None}).encode()) == []
+    assert normalize(change("hops_file_provenance_log", "t", None)) == []
 
 
 def test_updates_follow_states_and_rename_keeps_its_target() -> None:
     run = {"run_uuid": "r1", "name": "train", "source_name": "train.py", "entry_point_name": "main", "user_id": "bob",
            "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "abc123",
            "lifecycle_stage": "active", "artifact_uri": "s3://mlflow/1/r1/artifacts", "experiment_id": 1}
-    [started] = normalize(change("runs", "c", run), RULES)
+    [started] = normalize(change("runs", "c", run))
     assert (started.kind, started.op, started.app_id, started.ts) == ("app", "started", "mlflow:r1", 1000)
     assert started.attrs["git_commit"] == "abc123" and started.attrs["project"] == "mlflow-experiment-1"
-    [finished] = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}), RULES)
+    [finished] = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}))
     assert (finished.op, finished.ts) == ("finished", 5000)
     # a state the mapping does not track makes no event
     task = {"task_id": "fit", "dag_id": "loan", "run_id": "m1", "map_index": -1, "state": "deferred",
             "try_number": 1, "start_date": "2026-03-02T09:00:00Z", "end_date": None, "queued_dttm": None,
             "hostname": "h", "unixname": "airflow", "operator": "PythonOperator", "pid": 1}
-    assert normalize(change("task_instance", "u", task), RULES) == []
-    [ti] = normalize(change("task_instance", "u", {**task, "state": "running"}), RULES)
+    assert normalize(change("task_instance", "u", task)) == []
+    [ti] = normalize(change("task_instance", "u", {**task, "state": "running"}))
     assert ti.app_id == "airflow:loan/m1/fit/-1/1" and ti.attrs["name"] == "loan.fit" and ti.ts == 1_772_442_000_000
     moved = {**FILE_ROW, "operation": "RENAME", "target_path": "/Projects/loan/Raw/apps/b.csv"}
-    [ren] = normalize(change("hops_file_provenance_log", "c", moved), RULES)
+    [ren] = normalize(change("hops_file_provenance_log", "c", moved))
     assert ren.op == "rename" and ren.dst == "hopsfs:///Projects/loan/Raw/apps/b.csv"
 
 
 def test_unmapped_tables_and_broken_rows_are_errors_for_the_dead_letter_topic() -> None:
     with pytest.raises(EventError, match=r"no table mapping for public\.orders"):
-        normalize(change("orders", "c", {"id": 1}), RULES)
+        normalize(change("orders", "c", {"id": 1}))
     with pytest.raises(EventError, match="not JSON"):
-        normalize(b"{nope", RULES)
+        normalize(b"{nope")
     with pytest.raises(EventError, match="ts came out null"):
-        normalize(change("hops_file_provenance_log", "c", {**FILE_ROW, "io_timestamp": None}), RULES)
+        normalize(change("hops_file_provenance_log", "c", {**FILE_ROW, "io_timestamp": None}))
     with pytest.raises(EventError, match="needs 'source' and 'op'"):
-        normalize(b'{"after": {}}', RULES)
+        normalize(b'{"after": {}}')
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -159,12 +158,12 @@ def test_a_users_mapping_replaces_the_default_for_its_table(tmp_path: Path) -> N
         "table": "public.runs", "source": "my-mlflow",
         "events": [{"kind": "app", "op": "started", "ts": {"field": "start_time"},
                     "app_id": {"template": "run-{run_uuid}"}}]}]}))
-    rules = load_rules(mapping_files=[path])
-    [ev] = normalize(change("runs", "c", {"run_uuid": "x", "start_time": 7}), rules)
+    mine = CdcNormalizer([path])
+    [ev] = mine(change("runs", "c", {"run_uuid": "x", "start_time": 7}))
     assert (ev.source, ev.app_id, ev.op) == ("my-mlflow", "run-x", "started")
     # other schemas keep the default ("*.runs"), and the other default tables too
-    assert normalize(change("runs", "c", {"run_uuid": "x", "start_time": 7, "status": "RUNNING", "experiment_id": 1},
-                            schema="other"), rules)[0].source == "mlflow"
+    assert mine(change("runs", "c", {"run_uuid": "x", "start_time": 7, "status": "RUNNING", "experiment_id": 1},
+                       schema="other"))[0].source == "mlflow"
 
 
 # -- PostgreSQL → Debezium engine → the bus → the processor ------------------------------------

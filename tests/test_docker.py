@@ -12,8 +12,7 @@ from typing import Any
 import yaml
 
 from provenance.config import Settings
-from provenance.connectors.cdc import unmapped_tables
-from provenance.processor.rules import load_rules
+from provenance.connectors.cdc import CdcNormalizer, unmapped_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -67,7 +66,7 @@ def test_compose_config_validates_and_wires_every_role() -> None:
 
 
 def test_connector_configs_route_to_the_raw_topic_and_every_table_is_mapped() -> None:
-    mappings = load_rules().tables
+    mappings = CdcNormalizer().mappings
     for name in ("postgres-metadata.json", "mysql-metadata.json"):
         cfg = json.loads((ROOT / "connectors" / name).read_text())
         assert cfg["transforms.toRaw.replacement"] == "prov.raw.debezium"

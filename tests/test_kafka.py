@@ -24,6 +24,7 @@ from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.kafka import KafkaBus
 from provenance.bus.port import Record, offset_key, raw_topic
 from provenance.config import load_settings
+from provenance.formats import build_normalizers
 from provenance.graph.embedded import EmbeddedStore
 from provenance.processor.rules import load_rules
 from provenance.processor.runner import PROCESSOR_GROUP, Processor
@@ -49,7 +50,7 @@ def reference_dump(lines: list[str], tmp: Path) -> dict[str, Any]:
     """The graph the embedded default builds from the same records."""
     log, store = EmbeddedLog(tmp / "ref-log.db"), EmbeddedStore(tmp / "ref-graph.db")
     log.produce(raw_topic("canonical"), keyed(lines))
-    Processor(log, store, load_rules()).catch_up()
+    Processor(log, store, load_rules(), build_normalizers(load_settings(home=tmp))).catch_up()
     dump = store.dump()
     log.close()
     store.close()

@@ -158,7 +158,8 @@ def test_a_workers_facts_reach_the_processor_unchanged(stack: Stack) -> None:
     from provenance.graph.model import FactBatch
     from provenance.processor.runner import infer_records
 
-    facts, dead, _ = infer_records([(raw_topic("canonical"), ln.encode()) for ln in example_lines()], stack.rules)
+    facts, dead, _ = infer_records([(raw_topic("canonical"), ln.encode()) for ln in example_lines()], stack.rules,
+                                  stack.normalizers)
     assert not dead and facts.touches and facts.props and facts.tags
     parts = ("nodes", "edges", "touches", "props", "clashes", "tags")
     data = facts.to_bytes()

@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provenance.access import ANONYMOUS_ADMIN, AccessStore, AuthError, Forbidden, Principal
+from provenance.access import ANONYMOUS_ADMIN, AccessStore, Principal
 from provenance.config import Settings
-from provenance.errors import EventError, NotFoundError, ProvenanceError, QueryError
+from provenance.errors import AuthError, EventError, Forbidden, NotFoundError, ProvenanceError, QueryError
 from provenance.stack import Stack, apply_pending, open_stack, run_processor
 
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -10,15 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import generate_latest
 
-from provenance.access import Forbidden, Principal, redact
+from provenance.access import Principal, redact
 from provenance.api.app import Service
 from provenance.bus.port import DEAD_LETTER_TOPIC, Record, raw_topic
-from provenance.errors import EventError, NotFoundError, QueryError
+from provenance.errors import EventError, Forbidden, NotFoundError, QueryError
 from provenance.events.model import ms_to_iso, to_ms
 from provenance.graph import export
 from provenance.graph.model import NEVER, READ, artifact_node, node_key, user_node
 from provenance.graph.queries import Limits, LineageQueries
-from provenance.processor.normalize import formats
 from provenance.reports import audit_markdown, gdpr_markdown
 from provenance.search.port import SearchQuery
 
@@ -390,8 +389,8 @@ async def post_events(request: Request, svc: Svc, who: Who, format: str = "canon
     """Raw events in a batch: a JSON array, or JSON lines (``application/x-ndjson``). Every record
     goes on the log; ones the processor cannot use go to the dead-letter topic with the reason."""
     _require_writer(who)
-    if format not in formats():
-        raise QueryError(f"unknown format {format!r} (known: {', '.join(formats())})")
+    if format not in svc.stack.normalizers:
+        raise QueryError(svc.stack.normalizers.unknown(format))
     try:
         body = await _body(request)
     except _TooLarge as exc:

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markdown_it import MarkdownIt
 
-from provenance.access import AuthError, Principal, redact
+from provenance.access import Principal, redact
 from provenance.api.app import Service
-from provenance.errors import NotFoundError, ProvenanceError
+from provenance.errors import AuthError, NotFoundError, ProvenanceError
 from provenance.events.model import ms_to_iso
 from provenance.graph import export
 from provenance.graph.model import NEVER, node_key

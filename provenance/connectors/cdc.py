@@ -23,17 +23,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from provenance.errors import ConfigError, EventError
+from provenance.errors import ConfigError, EventError, MappingError, SourceError
 from provenance.events import Event, event_from_dict
 from provenance.events.model import OPS, Kind, event_id_for, to_ms
 from provenance.yamlfile import load_mapping
-
-if TYPE_CHECKING:
-    from provenance.processor.rules import Rules
 
 DEFAULT_MAPPINGS_PATH = Path(__file__).with_name("cdc_mappings.yaml")
 FORMAT = "debezium"
@@ -47,10 +44,6 @@ _EVENT_KEYS = {"kind", "op", "ts", "app_id", "user", "uri", "dst", "attrs"}
 _VALUE_KEYS = {"field", "first", "template", "map", "default", "unit", "lower"}
 _TABLE_KEYS = {"table", "source", "changes", "events"}
 _TABLE_NAME = re.compile(r"^(\*|[A-Za-z0-9_$\-]+)\.[A-Za-z0-9_$\-]+$")
-
-
-class MappingError(ConfigError):
-    """A table mapping file is wrong (names the file, line, table and field)."""
 
 
 # -- mappings -------------------------------------------------------------------------------------
@@ -437,7 +430,8 @@ def _event(spec: EventSpec, row: dict[str, Any], mapping: TableMapping, native_i
         raise EventError(f"{_where(mapping)}: {exc}") from None
 
 
-def normalize(value: bytes, rules: Rules) -> list[Event]:
+def change_events_of(value: bytes, mappings: TableMappings) -> list[Event]:
+    """The canonical events of one raw Debezium record (with or without the schema envelope)."""
     if not value or value.strip() in (b"", b"null"):
         return []  # a tombstone
     try:
@@ -450,7 +444,26 @@ def normalize(value: bytes, rules: Rules) -> list[Event]:
             return []
     if not isinstance(data, dict):
         raise EventError("a Debezium change event must be a JSON object")
-    return change_events(data, rules.tables)
+    return change_events(data, mappings)
+
+
+class CdcNormalizer:
+    """The ``debezium`` raw format's normalizer, with its table mappings: those of ``files`` (read
+    here, so a bad file fails at start naming its line), then the defaults (read on first use)."""
+
+    def __init__(self, files: Sequence[Path] = (), *, mappings: TableMappings | None = None) -> None:
+        self._files = tuple(files)
+        self._mappings = mappings if mappings is not None else (load_table_mappings(self._files)
+                                                                 if self._files else None)
+
+    @property
+    def mappings(self) -> TableMappings:
+        if self._mappings is None:
+            self._mappings = load_table_mappings(self._files)
+        return self._mappings
+
+    def __call__(self, value: bytes) -> list[Event]:
+        return change_events_of(value, self.mappings)
 
 
 # -- the Debezium engine as a connector -----------------------------------------------------------
@@ -561,9 +574,9 @@ def run_debezium(sources: Iterable[DebeziumSource], produce: Any, state_dir: Pat
     try:
         while not stop.wait(0.2):
             if errors:
-                raise ConfigError(f"the Debezium engine stopped: {errors[0]}")
+                raise SourceError(f"the Debezium engine stopped: {errors[0]}")
             if not any(t.is_alive() for t in threads):
-                raise ConfigError("the Debezium engine stopped (see its log above)")
+                raise SourceError("the Debezium engine stopped (see its log above)")
     finally:
         for e in engines:
             e.close()

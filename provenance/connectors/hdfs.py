@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -36,9 +35,6 @@ from provenance.bus.port import Bus, Record, raw_topic
 from provenance.errors import EventError
 from provenance.events import Event
 from provenance.events.model import Kind, event_id_for
-
-if TYPE_CHECKING:
-    from provenance.processor.rules import Rules
 
 FORMAT = "hdfs-audit"
 _PREFIX = re.compile(r"^(\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d{1,6})?)\s+\w+\s+[\w.$]+:\s*(.*)$")
@@ -110,7 +106,7 @@ def line_events(line: str, fs: str = "hdfs://") -> list[Event]:
     )]
 
 
-def normalize(value: bytes, rules: Rules) -> list[Event]:
+def normalize(value: bytes) -> list[Event]:
     text = value.decode("utf-8", "replace")
     if text.lstrip().startswith("{"):
         try:

@@ -18,8 +18,6 @@ import orjson
 from provenance.errors import EventError
 from provenance.events import Event
 from provenance.events.model import to_ms
-from provenance.processor.normalize import register
-from provenance.processor.rules import Rules
 
 _STATES = {"START": "started", "COMPLETE": "finished", "FAIL": "failed", "ABORT": "killed"}
 _LIFECYCLE = {"CREATE": "create", "OVERWRITE": "write", "DROP": "delete", "TRUNCATE": "write"}
@@ -81,12 +79,10 @@ def run_event_to_events(data: dict[str, Any]) -> list[Event]:
     return [Event.model_validate(e) for e in events]
 
 
-def _normalize(value: bytes, rules: Rules) -> list[Event]:
+def normalize(value: bytes) -> list[Event]:
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         raise EventError(f"not JSON: {exc}") from exc
     return run_event_to_events(data)
 
-
-register("openlineage", _normalize)

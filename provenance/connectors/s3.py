@@ -18,7 +18,7 @@ lifecycle transitions, tagging) are not lineage and make nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote_plus
 
 import orjson
@@ -26,9 +26,6 @@ import orjson
 from provenance.errors import EventError
 from provenance.events import Event
 from provenance.events.model import Kind, event_id_for, to_ms
-
-if TYPE_CHECKING:
-    from provenance.processor.rules import Rules
 
 FORMAT = "s3"
 META_PREFIX = "x-amz-meta-prov-"
@@ -94,7 +91,7 @@ def notification_events(data: Any) -> list[Event]:
     return [ev for rec in _records(data) for ev in record_events(rec)]
 
 
-def normalize(value: bytes, rules: Rules) -> list[Event]:
+def normalize(value: bytes) -> list[Event]:
     try:
         data = orjson.loads(value)
     except orjson.JSONDecodeError as exc:

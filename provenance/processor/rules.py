@@ -9,14 +9,12 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from provenance.connectors.cdc import TableMappings, load_table_mappings
 from provenance.errors import RulesError
 from provenance.yamlfile import load_mapping
 
@@ -173,7 +171,6 @@ class Rules:
     propagate: frozenset[str]
     type_key: str
     jobs: JobNaming
-    tables: TableMappings = field(default_factory=TableMappings)  # CDC table mappings (connectors/cdc.py)
     _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False, hash=False)
     _ignore_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
     _rule_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
@@ -313,10 +310,8 @@ _RULE_KEYS = {"name", "match", "type", "artifact", "version", "__line__", "__lin
 
 def load_rules(
     replace: Path | None = None, extra: tuple[Path, ...] | list[Path] = (), *, text: str | None = None,
-    mapping_files: Sequence[Path] = (),
 ) -> Rules:
-    """Rules from the defaults (or ``replace``), with the rules of ``extra`` files taking precedence;
-    with them the CDC table mappings (the defaults, after those of ``mapping_files``)."""
+    """Rules from the defaults (or ``replace``), with the rules of ``extra`` files taking precedence."""
     if text is not None:
         base = _parse(text, "<rules>")
     elif replace is not None:
@@ -386,7 +381,6 @@ def load_rules(
         type_key=str(tags.get("type_key", "type")),
         jobs=JobNaming(tuple(str(x) for x in jobs.get("interpreters") or ()),
                        frozenset(str(x) for x in jobs.get("skip_flags") or ())),
-        tables=load_table_mappings(mapping_files),
     )
 
 

@@ -28,7 +28,7 @@ from provenance.events.model import Event
 from provenance.graph.model import DerivedLineage, FactBatch, Touch
 from provenance.graph.port import LineageStore
 from provenance.processor.infer import infer
-from provenance.processor.normalize import normalize_record
+from provenance.processor.normalize import Normalizers
 from provenance.processor.rules import Rules
 from provenance.processor.versions import resolve_artifact, resolve_new_reads
 
@@ -59,7 +59,7 @@ Inferred = tuple[FactBatch, list[tuple[int, str]], int]
 Packed = tuple[bytes, list[tuple[int, str]], int]
 
 
-def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> Inferred:
+def infer_records(records: list[tuple[str, bytes]], rules: Rules, normalizers: Normalizers) -> Inferred:
     """normalize + infer over raw records: (facts, [(index, error)] of the records that failed, events).
 
     Pure, so it runs in worker processes as well as inline. A failing record contributes nothing.
@@ -72,7 +72,7 @@ def infer_records(records: list[tuple[str, bytes]], rules: Rules) -> Inferred:
     decoded: list[tuple[int, list[Event]]] = []
     for i, (topic, value) in enumerate(records):
         try:
-            decoded.append((i, normalize_record(topic, value, rules)))
+            decoded.append((i, normalizers.normalize(topic, value)))
         except EventError as exc:
             dead.append((i, str(exc)))
     try:
@@ -134,11 +134,12 @@ def batch_gc() -> Iterator[None]:
 
 
 _worker_rules: Rules | None = None
+_worker_normalizers: Normalizers | None = None
 
 
-def _init_worker(rules: Rules, parent: int) -> None:
-    global _worker_rules
-    _worker_rules = rules
+def _init_worker(rules: Rules, normalizers: Normalizers, parent: int) -> None:
+    global _worker_rules, _worker_normalizers
+    _worker_rules, _worker_normalizers = rules, normalizers
     _exit_with_parent(parent)
     gc.freeze()  # a worker only processes batches: what it inherited stays, the rest is short-lived
     gc.set_threshold(*_GC_THRESHOLDS)
@@ -164,8 +165,8 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _infer_in_worker(records: list[tuple[str, bytes]]) -> Packed:
-    assert _worker_rules is not None
-    facts, dead, n_events = infer_records(records, _worker_rules)
+    assert _worker_rules is not None and _worker_normalizers is not None
+    facts, dead, n_events = infer_records(records, _worker_rules, _worker_normalizers)
     return facts.to_bytes(), dead, n_events  # see FactBatch.to_bytes
 
 
@@ -179,6 +180,7 @@ class Processor:
         bus: Bus,
         store: LineageStore,
         rules: Rules,
+        normalizers: Normalizers,
         *,
         group: str = PROCESSOR_GROUP,
         batch_size: int = 5000,
@@ -188,6 +190,7 @@ class Processor:
         self.bus = bus
         self.store = store
         self.rules = rules
+        self.normalizers = normalizers
         self.group = group
         self.batch_size = batch_size
         self.store_retries = store_retries
@@ -212,17 +215,19 @@ class Processor:
 
     # -- one batch ---------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> ProcessStats:
-        return self._finish(messages, infer_records([(m.topic, m.value) for m in messages], self.rules))
+        records = [(m.topic, m.value) for m in messages]
+        return self._finish(messages, infer_records(records, self.rules, self.normalizers))
 
     def _submit(self, messages: list[Message], parallel: bool) -> Future[Inferred] | Future[Packed]:
         records = [(m.topic, m.value) for m in messages]
         if parallel and self.workers > 0:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                                 initializer=_init_worker, initargs=(self.rules, os.getpid()))
+                                                 initializer=_init_worker,
+                                                 initargs=(self.rules, self.normalizers, os.getpid()))
             return self._pool.submit(_infer_in_worker, records)
         done: Future[Inferred] = Future()
-        done.set_result(infer_records(records, self.rules))
+        done.set_result(infer_records(records, self.rules, self.normalizers))
         return done
 
     def _finish(self, messages: list[Message], inferred: Inferred) -> ProcessStats:

@@ -39,8 +39,10 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def size(result: dict[str, Any]) -> int:
-    return sum(result["totals"].values())
+def size(result: Any) -> int:
+    """Items in an answer: a typed answer (this tree) or a dict (an earlier revision, bench.compare_queries)."""
+    totals = result["totals"] if isinstance(result, dict) else result.totals
+    return sum(totals.values())
 
 
 def measure(fn: Callable[[], dict[str, Any]]) -> tuple[float, dict[str, Any]]:
@@ -115,7 +117,7 @@ def bench_size(edges: int, samples: int, seed: int, keep: Path | None, cold: boo
                         continue  # warm-up
                     times.append(ms)
                     sizes.append(size(r))
-                    partial += bool(r.get("partial"))
+                    partial += bool(getattr(r, "partial", False))
                     if size(r) <= 1000:
                         small.append(ms)
                 rows.append([f"{edges:,}", name, label, str(len(times)), f"{statistics.median(times):.1f}",

@@ -11,11 +11,14 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from provenance.errors import ConfigError
 from provenance.yamlfile import line_of, load_mapping, strip_lines
+
+#: secrets that are no secret: refused when ``environment: production``
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "password", "secret", "neo4j", "postgres", "admin"})
 
 
 class BusConfig(BaseModel):
@@ -37,7 +40,8 @@ class StoreConfig(BaseModel):
     path: Path | None = Field(default=None, description="embedded store file (default: HOME/graph.db)")
     uri: str = Field(default="bolt://localhost:7687", description="neo4j: the Bolt address")
     user: str = Field(default="neo4j", description="neo4j: user")
-    password: str = Field(default="", description="neo4j: password (better: PROVENANCE_STORE__PASSWORD)")
+    password: SecretStr = Field(default=SecretStr(""),
+                                description="neo4j: password (better: PROVENANCE_STORE__PASSWORD)")
     database: str | None = Field(default=None, description="neo4j: database (default: the server's)")
 
 
@@ -48,7 +52,7 @@ class SearchConfig(BaseModel):
     path: Path | None = Field(default=None, description="embedded index directory (default: HOME/search)")
     url: str = Field(default="http://localhost:9200", description="elasticsearch: the cluster")
     index: str = Field(default="provenance", description="elasticsearch: the index name")
-    api_key: str | None = Field(default=None, description="elasticsearch: API key (better: from the environment)")
+    api_key: SecretStr | None = Field(default=None, description="elasticsearch: API key (better: from the environment)")
 
 
 class CaptureConfig(BaseModel):
@@ -56,6 +60,15 @@ class CaptureConfig(BaseModel):
     noise: list[str] | None = Field(default=None, description="path prefixes fanotify capture drops (default: the "
                                     "runtime, system and library directories, caches, /proc, /sys, /dev)")
     ignore: list[str] = Field(default_factory=list, description="more path prefixes to drop, on top of the noise")
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    allowed_hosts: list[str] = Field(default_factory=list,
+                                     description="host names the API answers to, besides loopback, the address it "
+                                     "binds and --public-url's (a guard against DNS rebinding)")
+    max_body_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=2**31,
+                                description="largest request body accepted (streamed: larger ones stop at the limit)")
 
 
 class CdcSource(BaseModel):
@@ -67,7 +80,7 @@ class CdcSource(BaseModel):
     host: str = "localhost"
     port: int = Field(default=5432, ge=1, le=65535)
     user: str = "postgres"
-    password: str = ""
+    password: SecretStr = SecretStr("")
     database: str = "postgres"
     tables: list[str] = Field(min_length=1, description="schema.table (PostgreSQL) or database.table (MySQL)")
     properties: dict[str, str] = Field(default_factory=dict, description="more Debezium connector properties")
@@ -97,6 +110,21 @@ class Settings(BaseSettings):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
     cdc: CdcConfig = Field(default_factory=CdcConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        """Outside development, a server's secret must be set, and not to a well-known placeholder."""
+        if self.environment != "production":
+            return self
+        secrets = []
+        if self.store.type == "neo4j":
+            secrets.append(("store.password", self.store.password))
+        secrets += [(f"cdc.sources[{s.name}].password", s.password) for s in self.cdc.sources]
+        for where, secret in secrets:
+            if secret.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{where} is empty or a placeholder; set a real secret in production")
+        return self
 
     @property
     def log_path(self) -> Path:
@@ -163,3 +191,4 @@ class _FileSettings(BaseModel):
     capture: CaptureConfig | None = None
     search: SearchConfig | None = None
     cdc: CdcConfig | None = None
+    server: ServerConfig | None = None

@@ -36,7 +36,7 @@ def _neo4j_store(settings: Settings) -> LineageStore:
     from provenance.graph.neo4j import Neo4jStore  # the driver loads only when Neo4j is configured
 
     c = settings.store
-    return Neo4jStore(c.uri, c.user, c.password, c.database)
+    return Neo4jStore(c.uri, c.user, c.password.get_secret_value(), c.database)
 
 
 STORE_TYPES: dict[str, Callable[[Settings], LineageStore]] = {
@@ -55,7 +55,7 @@ def _elasticsearch(settings: Settings) -> SearchIndex:
     from provenance.search.elasticsearch import ElasticsearchSearch  # the client loads only when configured
 
     c = settings.search
-    return ElasticsearchSearch(c.url, c.index, api_key=c.api_key)
+    return ElasticsearchSearch(c.url, c.index, api_key=c.api_key.get_secret_value() if c.api_key else None)
 
 
 SEARCH_TYPES: dict[str, Callable[[Settings], SearchIndex | None]] = {
@@ -163,16 +163,21 @@ def apply_pending(proc: Processor, settings: Settings,
 def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 0.2,
                   until_caught_up: bool = False,
                   on_batch: Callable[[ProcessStats], None] | None = None,
-                  on_error: Callable[[ProvenanceError], None] | None = None) -> None:
+                  on_error: Callable[[ProvenanceError], None] | None = None,
+                  max_failures: int = 8, backoff_s: tuple[float, float] = (0.5, 30.0)) -> None:
     """Apply the log until ``stop`` is set (or, with ``until_caught_up``, until it is all applied),
     with a stack of its own (its own store connection).
 
     On the embedded log it takes the home's processor lock for each catch-up only, so that CLI
     commands on the same home interleave with it. On Kafka it stays a member of the processors' group.
-    A store or bus failure is reported, waited out and retried: nothing was committed, so nothing is lost.
+    A store or bus failure is reported and retried after a wait that doubles each time (from
+    ``backoff_s[0]`` to ``backoff_s[1]`` seconds): nothing of a failed batch was committed, so nothing
+    is lost. After ``max_failures`` failures in a row it gives up and raises the last one, so that a
+    server's health check fails and a supervisor can restart it, rather than retrying blind forever.
     """
     with open_stack(settings) as stack:
         proc = stack.processor
+        failures = 0
         while True:
             try:
                 if until_caught_up and stack.bus.group_managed:
@@ -181,11 +186,17 @@ def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 
                     proc.run(stop, on_batch)
                 else:
                     apply_pending(proc, settings, on_batch)
+                failures = 0
                 if until_caught_up:
                     return
+                wait = idle_s
             except ProvenanceError as exc:
-                log.warning("processor: %s", exc)
+                failures += 1
+                log.warning("processor: %s (failure %d of %d in a row)", exc, failures, max_failures)
                 if on_error is not None:
                     on_error(exc)
-            if stop.wait(idle_s):
+                if failures >= max_failures:
+                    raise
+                wait = min(backoff_s[1], backoff_s[0] * 2 ** (failures - 1))
+            if stop.wait(wait):
                 return

@@ -3,8 +3,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from provenance.bus.port import Record, raw_topic
 from provenance.config import load_settings
@@ -18,6 +20,34 @@ EXAMPLE = ROOT / "examples" / "loan_pipeline.jsonl"
 P = "/Projects/loan"
 APP = "application_1772442000000_"
 RERUN_MARK = "2026-03-03T16:06:33Z"  # printed by examples/make_loan_history.py
+
+
+class Queries:
+    """The query layer with each answer in its JSON shape (what the API and ``--json`` give), so tests
+    read answers as a user of either does."""
+
+    def __init__(self, store: Any, rules: Any) -> None:
+        self.q = LineageQueries(store, rules)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.q, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return dumped(attr(*args, **kwargs))
+
+        return call
+
+
+def dumped(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {k: dumped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [dumped(v) for v in value]
+    return value
 
 
 def example_lines() -> list[str]:
@@ -48,7 +78,7 @@ def loan(request: pytest.FixtureRequest, stack: Stack) -> LineageQueries:
         stack.store.close()
         stack.store = request.getfixturevalue("neo4j_store")
     ingest_lines(stack, example_lines())
-    return LineageQueries(stack.store, stack.rules)
+    return Queries(stack.store, stack.rules)  # type: ignore[return-value]
 
 
 # -- real servers for the adapters (tests/servers.py), started once per session on first use --------

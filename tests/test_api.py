@@ -56,7 +56,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     revoked_id, revoked = access.create_token("mallory", projects=("loan",))
     access.revoke(revoked_id)
     access.close()
-    with TestClient(create_app(load_settings(home=home))) as client:
+    with TestClient(create_app(load_settings(home=home, server={"allowed_hosts": ["testserver"]}))) as client:
         admin = auth(tokens["admin"][1])
         r = client.post("/api/events", content=EXAMPLE.read_bytes(),
                         headers={**admin, "content-type": "application/x-ndjson"})
@@ -105,11 +105,20 @@ def test_errors_have_one_body_and_the_right_status(api: dict[str, Any]) -> None:
     assert_error(c.delete("/api/apps", headers=admin), 405, "method_not_allowed")
 
 
-def test_body_over_the_limit_is_refused(api: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    from provenance.api import routes
+def test_body_over_the_limit_is_refused(api: dict[str, Any]) -> None:
+    settings = load_settings(home=api["home"], server={"allowed_hosts": ["testserver"], "max_body_bytes": 1024})
+    client = TestClient(create_app(settings))
+    body = json.dumps(CROSS * 3).encode()
+    assert len(body) > 1024
+    assert_error(client.post("/api/events", content=body, headers={**api["admin"], "content-type": "application/json"}),
+                 413, "too_large")
 
-    monkeypatch.setattr(routes, "MAX_BODY", 100)
-    assert_error(api["c"].post("/api/events", json=CROSS, headers=api["admin"]), 413, "too_large")
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the body is counted as it streams in
+        yield from (body[i: i + 100] for i in range(0, len(body), 100))
+
+    assert_error(client.post("/api/events", content=chunks(), headers={**api["admin"],
+                                                                        "content-type": "application/json"}),
+                 413, "too_large")
 
 
 def test_bad_records_are_dead_lettered_and_the_stream_goes_on(api: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ _home = Path(__import__("tempfile").mkdtemp(prefix="prov-fuzz-")) / "home"
 _access = AccessStore(_home / "access.db")
 _, TOKEN = _access.create_token("fuzzer", admin=True)
 _access.close()
-APP = create_app(load_settings(home=_home))
+APP = create_app(load_settings(home=_home, server={"allowed_hosts": ["testserver"]}))
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 

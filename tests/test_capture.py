@@ -22,8 +22,8 @@ import pytest
 from provenance.config import load_settings
 from provenance.connectors import fanotify
 from provenance.connectors.launcher import Launcher
-from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack, open_stack
+from tests.conftest import Queries
 
 FANOTIFY_UNAVAILABLE = fanotify.probe()
 needs_fanotify = pytest.mark.skipif(FANOTIFY_UNAVAILABLE is not None,
@@ -56,7 +56,7 @@ def run_job(env: dict[str, Any], script: str, *, capture: str | None = None, nam
     result = launcher.run(argv or [sys.executable, "job.py"], name=name, capture=capture or env["capture"],
                           cwd=env["work"])
     stack.processor.catch_up()
-    fp = LineageQueries(stack.store, stack.rules).footprint(result.app_id)
+    fp = Queries(stack.store, stack.rules).footprint(result.app_id)
     return result, fp, stack
 
 
@@ -190,7 +190,7 @@ def test_users_own_sitecustomize_still_runs(env: dict[str, Any], tmp_path: Path)
         result = Launcher(stack.bus, env["home"], echo=False).run(
             [sys.executable, "job.py"], cwd=env["work"], env={**os.environ, "PYTHONPATH": str(mine)})
         stack.processor.catch_up()
-        fp = LineageQueries(stack.store, stack.rules).footprint(result.app_id)
+        fp = Queries(stack.store, stack.rules).footprint(result.app_id)
     assert (env["work"] / "seen.txt").read_text() == "1"
     assert files(fp, env["work"]) == {"job.py": ["INPUT"], "seen.txt": ["OUTPUT_ADDED"]}
 

@@ -22,6 +22,7 @@ from provenance.connectors.cdc import CdcNormalizer, ValueSpec, load_table_mappi
 from provenance.errors import EventError, MappingError
 from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack, open_stack
+from tests.conftest import Queries
 
 ROOT = Path(__file__).resolve().parent.parent
 DDL = ROOT / "connectors" / "sql" / "postgres-metadata.sql"
@@ -259,7 +260,7 @@ def test_postgres_changes_reach_the_graph_through_the_debezium_engine(postgres: 
     with open_stack(settings) as stack:
         stats = stack.processor.catch_up()
         assert stats.dead_lettered == 0, stats.errors
-        q = LineageQueries(stack.store, stack.rules)
+        q = Queries(stack.store, stack.rules)
         _check_graph(stack, q)
 
     # a restart goes on from the engine's offsets: nothing is published twice, new changes are

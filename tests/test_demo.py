@@ -12,8 +12,9 @@ from rich.console import Console
 
 from provenance.config import load_settings
 from provenance.demo import FEATURE_GROUP, PERSON, RAW_WITH_PERSON, SERVING, DemoError, run_pipeline_demo
-from provenance.graph.queries import LineageQueries
+from provenance.graph.repro import compare_runs
 from provenance.stack import open_stack
+from tests.conftest import Queries, dumped
 from tests.test_capture import MODES
 
 STAGES = ["ingest", "features", "training-dataset", "train", "bias-evaluation", "deploy"]
@@ -33,7 +34,7 @@ def test_the_pipeline_is_captured_end_to_end(tmp_path: Path, capture: str) -> No
         assert title in printed
     with open_stack(load_settings(home=d / ".provenance")) as stack:
         assert stack.processor.pending() == 0
-        q = LineageQueries(stack.store, stack.rules)
+        q = Queries(stack.store, stack.rules)
         uri = lambda p: (d / p).resolve().as_uri()  # noqa: E731
         # the person's data reached both models and both deployments, through the feature group's commits
         g = q.gdpr([str(d / RAW_WITH_PERSON)])
@@ -59,9 +60,10 @@ def test_the_pipeline_is_captured_end_to_end(tmp_path: Path, capture: str) -> No
         assert [(a["version"], a["types"]) for a in td["artifacts"] if a["type"] == "feature_group"] == [
             ("1", ["INPUT"])]
         # the two trainings differ in inputs and code, not in environment
-        cmp = q.compare_runs(run.runs["train"][0].app_id, run.runs["train"][1].app_id)
+        cmp = dumped(compare_runs(q.q, run.runs["train"][0].app_id, run.runs["train"][1].app_id))
         assert cmp["same"] == {"inputs": False, "code": False, "environment": True} and not cmp["reproducible"]
-        assert cmp["inputs"]["changed"] == [{"uri": uri("training_datasets/loan_td"), "a": ["1"], "b": ["2"]}]
+        assert [(c["uri"], c["a"], c["b"]) for c in cmp["inputs"]["changed"]] == [
+            (uri("training_datasets/loan_td"), ["1"], ["2"])]
         assert cmp["code"]["git"]["a"] != cmp["code"]["git"]["b"]
         if capture == "fanotify":  # the shell stages: sort, gzip, cp, rm — seen whatever the language
             ingest = q.footprint(run.runs["ingest"][0].app_id)

@@ -104,3 +104,20 @@ def test_an_event_read_without_deriving_its_id_differs_only_in_the_id_it_did_not
     assert lazy.event_id == given  # empty stays empty; a given id is kept
     assert lazy.model_copy(update={"event_id": full.event_id}) == full
     assert lazy.content_id() == full.content_id() and (given or full.content_id()) == full.event_id
+
+
+def test_the_published_schema_accepts_every_example_and_refuses_a_wrong_op() -> None:
+    """What the schema tells a producer is what the processor takes: ISO or epoch-ms times, the ops of
+    each kind, the fields each kind needs."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads((ROOT / "docs" / "event.schema.json").read_text()))
+    lines = [json.loads(ln) for ln in (ROOT / "examples" / "loan_pipeline.jsonl").read_text().splitlines() if ln]
+    assert any(isinstance(e["ts"], str) for e in lines)
+    assert [list(validator.iter_errors(e)) for e in lines] == [[] for _ in lines]
+    for wrong in ({"source": "x", "kind": "file", "op": "started", "ts": 1, "uri": "/a"},
+                  {"source": "x", "kind": "app", "op": "started", "ts": 1},
+                  {"source": "x", "kind": "file", "op": "rename", "ts": 1, "uri": "/a"}):
+        assert list(validator.iter_errors(wrong)), wrong
+        with pytest.raises(EventError):
+            event_from_json(json.dumps(wrong))

@@ -13,8 +13,8 @@ from provenance.config import load_settings
 from provenance.connectors.hdfs import AuditLogTailer, line_events, parse_line, user_of
 from provenance.connectors.s3 import notification_events
 from provenance.errors import EventError
-from provenance.graph.queries import LineageQueries
 from provenance.stack import open_stack
+from tests.conftest import Queries
 
 ROOT = Path(__file__).resolve().parent.parent
 T = "\t"
@@ -71,7 +71,7 @@ def test_tailing_follows_appends_and_rotation_and_builds_the_graph(tmp_path: Pat
         r = tailer.tail(log)
         assert r.published == 2  # the rest of the rotated log, then the new one
         stack.processor.catch_up()
-        q = LineageQueries(stack.store, stack.rules)
+        q = Queries(stack.store, stack.rules)
         fp = q.footprint("application_1772442000000_0007")
         assert {(f["uri"], tuple(f["types"])) for f in fp["files"]} == {
             ("hdfs://nn:8020/data/raw/applications.csv", ("INPUT",)),

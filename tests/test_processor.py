@@ -3,9 +3,8 @@ from __future__ import annotations
 import json
 
 from provenance.bus.port import DEAD_LETTER_TOPIC, Record, raw_topic
-from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack
-from tests.conftest import example_lines, ingest_lines
+from tests.conftest import Queries, example_lines, ingest_lines
 
 GOOD = {"source": "fs", "kind": "file", "op": "read", "ts": 5, "uri": "/d/a.csv", "app_id": "a1"}
 
@@ -32,7 +31,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(stack: S
     assert "op 'explode' is not valid" in letters[1]["error"]
     assert "needs attrs.version" in letters[2]["error"]
     assert letters[0]["value"] == "{not json"  # the record itself is kept, byte for byte
-    files = {f["uri"] for f in LineageQueries(stack.store, stack.rules).footprint("a1")["files"]}
+    files = {f["uri"] for f in Queries(stack.store, stack.rules).footprint("a1")["files"]}
     assert files == {"file:///d/a.csv", "file:///d/b.csv"}  # records after the bad ones were applied
     assert stack.processor.pending() == 0
 
@@ -57,7 +56,7 @@ def test_crash_before_commit_redelivers_harmlessly(stack: Stack) -> None:
 
 def test_placeholder_app_filled_in_by_its_late_start_event(stack: Stack) -> None:
     ingest_lines(stack, [json.dumps(GOOD)])
-    q = LineageQueries(stack.store, stack.rules)
+    q = Queries(stack.store, stack.rules)
     assert q.footprint("a1")["app"]["placeholder"] is True
     ingest_lines(stack, [json.dumps({"source": "l", "kind": "app", "op": "started", "ts": 1, "app_id": "a1",
                                      "user": "u", "attrs": {"name": "train"}})])
@@ -77,7 +76,7 @@ def test_tags_type_override_and_removal(stack: Stack) -> None:
         {"source": "api", "kind": "tag", "op": "remove", "ts": 6, "uri": "/x/blob.bin", "attrs": {"key": "owner"}},
     ]
     ingest_lines(stack, [json.dumps(e) for e in ev])
-    q = LineageQueries(stack.store, stack.rules)
+    q = Queries(stack.store, stack.rules)
     assert q.upstream("/x/blob.bin", as_of=5)["target"]["tags"] == {"type": "model", "owner": "ml"}
     target = q.upstream("/x/blob.bin")["target"]
     assert target["type"] == "model" and target["tags"] == {"type": "model"}
@@ -87,7 +86,7 @@ def test_link_events_draw_lineage(stack: Stack) -> None:
     ev = {"source": "openlineage", "kind": "link", "op": "derived_from", "ts": 9, "uri": "/m/model.onnx",
           "dst": "/d/train.csv", "app_id": "run-1"}
     ingest_lines(stack, [json.dumps(ev)])
-    r = LineageQueries(stack.store, stack.rules).upstream("/m/model.onnx")
+    r = Queries(stack.store, stack.rules).upstream("/m/model.onnx")
     assert [a["uri"] for a in r["artifacts"]] == ["file:///d/train.csv"]
 
 
@@ -97,7 +96,7 @@ def test_a_link_without_an_app_is_drawn_by_an_app_named_after_the_event(stack: S
     ev = {"source": "openlineage", "kind": "link", "op": "derived_from", "ts": 9, "uri": "/m/model.onnx",
           "dst": "/d/train.csv"}
     ingest_lines(stack, [json.dumps(ev), json.dumps(ev)])  # the canonical format leaves the id to inference
-    r = LineageQueries(stack.store, stack.rules).upstream("/m/model.onnx")
+    r = Queries(stack.store, stack.rules).upstream("/m/model.onnx")
     assert [a["uri"] for a in r["artifacts"]] == ["file:///d/train.csv"]
     assert [a["app_id"] for a in r["apps"]] == [f"link:{Event.model_validate(ev).event_id}"]
 
@@ -119,7 +118,7 @@ def test_a_record_whose_inference_fails_half_way_contributes_nothing(stack: Stac
     ingest_lines(stack, lines)
     letters = dead(stack)
     assert [(d["offset"], d["error"]) for d in letters] == [("1", "inference failed: RuntimeError: rule bug")]
-    files = {f["uri"] for f in LineageQueries(stack.store, stack.rules).footprint("a1")["files"]}
+    files = {f["uri"] for f in Queries(stack.store, stack.rules).footprint("a1")["files"]}
     assert files == {"file:///d/a.csv", "file:///d/b.csv"}
 
 

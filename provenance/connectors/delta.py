@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.bus.port import Bus, Record, raw_topic
+from provenance.connectors.source import PollingSource
 from provenance.events.model import event_id_for
 
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
@@ -163,6 +164,23 @@ class DeltaLogTailer:
         tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
         tmp.replace(self.state_path)
         return out
+
+
+class DeltaTableSource(PollingSource):
+    """Delta tables as a source: each new ``_delta_log`` commit becomes table-commit events."""
+
+    def __init__(self, bus: Bus, state_path: Path, tables: Iterable[Path]) -> None:
+        self.tailer = DeltaLogTailer(bus, state_path)
+        self.tables = [Path(t) for t in tables]
+        self.name = f"delta: {', '.join(str(t) for t in self.tables)}"
+        self.last = TailResult()
+
+    def poll(self) -> int:
+        self.last = self.tailer.tail(self.tables)
+        return self.last.events
+
+    def state(self) -> dict[str, Any]:
+        return {"versions_next": self.tailer._state(), "missing": self.last.missing}
 
 
 @dataclass

@@ -32,6 +32,7 @@ from pathlib import Path
 import orjson
 
 from provenance.bus.port import Bus, Record, raw_topic
+from provenance.connectors.source import PollingSource
 from provenance.errors import EventError
 from provenance.events import Event
 from provenance.events.model import Kind, event_id_for
@@ -195,3 +196,26 @@ class AuditLogTailer:
         data[key] = {"inode": inode, "offset": offset}
         self._save(data)
 
+
+class HdfsAuditSource(PollingSource):
+    """NameNode audit logs as a source: appended lines become ``hdfs-audit`` records."""
+
+    def __init__(self, bus: Bus, state: Path, logs: list[Path], fs: str = "hdfs://") -> None:
+        self.tailer = AuditLogTailer(bus, state, fs)
+        self.logs = logs
+        self.name = f"hdfs audit log: {', '.join(map(str, logs))}"
+        self.total = TailResult()
+
+    def poll(self) -> int:
+        published = 0
+        for log in self.logs:
+            r = self.tailer.tail(log)
+            self.total.lines += r.lines
+            self.total.published += r.published
+            self.total.skipped += r.skipped
+            published += r.published
+        return published
+
+    def state(self) -> dict[str, object]:
+        return {"positions": self.tailer._load(), "lines": self.total.lines, "published": self.total.published,
+                "skipped": self.total.skipped}

@@ -23,6 +23,8 @@ from urllib.parse import unquote_plus
 
 import orjson
 
+from provenance.bus.port import Bus, Record, raw_topic
+from provenance.connectors.source import PollingSource
 from provenance.errors import EventError
 from provenance.events import Event
 from provenance.events.model import Kind, event_id_for, to_ms
@@ -115,3 +117,33 @@ def documents(text: str) -> Iterator[Any]:
                 yield orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise EventError(f"line {n}: not JSON: {exc}") from None
+
+
+class S3NotificationFiles(PollingSource):
+    """Saved S3 / MinIO bucket notifications (files of JSON documents or JSON lines) as a source:
+    published once, each document as an ``s3`` record keyed by its bucket."""
+
+    def __init__(self, bus: Bus, texts: list[tuple[str, str]]) -> None:
+        self.bus, self.texts = bus, texts  # (where it came from, its text)
+        self.name = f"s3 notifications: {', '.join(w for w, _ in texts)}"
+        self.published = 0
+
+    def poll(self) -> int:
+        records: list[Record] = []
+        for where, text in self.texts:
+            try:
+                docs = list(documents(text))
+            except EventError as exc:
+                raise EventError(f"{where}: {exc}") from None
+            for doc in docs:
+                first = (doc.get("Records") or [{}])[0] if isinstance(doc, dict) else {}
+                key = ((first.get("s3") or {}).get("bucket") or {}).get("name") if isinstance(first, dict) else None
+                records.append(Record(value=orjson.dumps(doc), key=str(key) if key else None))
+        self.texts = []
+        if records:
+            self.bus.produce(raw_topic(FORMAT), records)
+        self.published += len(records)
+        return len(records)
+
+    def state(self) -> dict[str, int]:
+        return {"published": self.published}

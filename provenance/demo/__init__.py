@@ -29,6 +29,7 @@ from provenance.connectors import fanotify
 from provenance.connectors.launcher import Launcher, RunResult
 from provenance.errors import ProvenanceError
 from provenance.graph.queries import LineageQueries
+from provenance.graph.repro import compare_runs
 from provenance.processor.runner import processor_lock
 from provenance.reports import audit_markdown, compare_markdown, footprint_markdown, gdpr_markdown, impact_markdown
 from provenance.stack import open_stack
@@ -44,6 +45,15 @@ _FIRST = ["Alex", "Maria", "John", "Fatima", "Wei", "Olga", "Luca", "Amara", "No
           "Sven", "Priya", "Diego", "Hana", "Omar", "Lea", "Ravi", "Zoe"]
 _LAST = ["Smith", "Garcia", "Chen", "Okafor", "Nowak", "Rossi", "Haddad", "Kim", "Silva", "Berg", "Khan", "Novak",
          "Meyer", "Dubois", "Sato", "Mensah", "Ivanova", "Costa", "Patel", "Larsen"]
+
+
+def print_markdown(console: Console, text: str) -> None:
+    """A report: rendered on a terminal; its Markdown text when piped (copyable, no padding, nothing cut)."""
+    if console.is_terminal:
+        console.print(Markdown(text))
+        console.print()
+    else:
+        console.file.write(text.rstrip("\n") + "\n\n")
 
 
 class DemoError(ProvenanceError):
@@ -183,11 +193,10 @@ def report(run: DemoRun, settings: Settings, console: Console) -> None:
             gdpr_markdown(q.gdpr([str(d / RAW_WITH_PERSON)])),
             footprint_markdown(q.footprint(train_runs[-1])),
             impact_markdown(q.impact(artifact=f"{d / FEATURE_GROUP}@1"), f"feature group `{FEATURE_GROUP}` version 1"),
-            compare_markdown(q.compare_runs(train_runs[0], train_runs[-1])),
+            compare_markdown(compare_runs(q, train_runs[0], train_runs[-1])),
         ]
     for text in sections:
-        console.print(Markdown(text))
-        console.print()
+        print_markdown(console, text)
 
 
 def run_pipeline_demo(directory: Path | None, console: Console, capture: str = "auto",

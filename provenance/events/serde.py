@@ -10,7 +10,7 @@ import orjson
 from pydantic import ValidationError
 
 from provenance.errors import EventError
-from provenance.events.model import SCHEMA_VERSION, Event, Kind, consistency_problem, normalize_uri
+from provenance.events.model import OPS, SCHEMA_VERSION, Event, Kind, consistency_problem, normalize_uri
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -105,8 +105,32 @@ def event_to_json(event: Event) -> str:
     return json.dumps(event_to_dict(event), sort_keys=True, separators=(",", ":"))
 
 
-def write_json_schema(path: Path) -> None:
+def json_schema() -> dict[str, Any]:
+    """The canonical event's JSON Schema as readers need it: ``ts`` as epoch ms, seconds or an ISO-8601
+    time (the model stores ms), and for each kind the ops it allows and the fields it needs."""
     schema = Event.model_json_schema()
     schema["$id"] = "https://provenance.dev/schemas/event-v1.json"
     schema["title"] = "provenance canonical event (schema version 1)"
-    path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    schema["description"] = "One change in a source system, in canonical form. See docs/events.md."
+    props = schema["properties"]
+    props["ts"] = {"title": "Ts", "description": "event time: UTC milliseconds since the epoch (an integer), "
+                   "seconds (a number with a fraction), or an ISO-8601 time (UTC when it has no offset)",
+                   "anyOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0},
+                             {"type": "string", "format": "date-time"}]}
+    needs = {Kind.APP: ["app_id"], Kind.FILE: ["uri"], Kind.TABLE_COMMIT: ["uri"], Kind.TAG: ["uri"],
+             Kind.LINK: ["uri", "dst"]}
+    rules: list[dict[str, Any]] = []
+    for kind in Kind:
+        then: dict[str, Any] = {"properties": {"op": {"enum": sorted(OPS[kind])}}, "required": needs[kind]}
+        rules.append({"if": {"properties": {"kind": {"const": kind.value}}, "required": ["kind"]}, "then": then})
+    rules.append({"if": {"properties": {"op": {"const": "rename"}}, "required": ["op"]}, "then": {"required": ["dst"]}})
+    rules.append({"if": {"properties": {"kind": {"const": "tag"}}, "required": ["kind"]},
+                  "then": {"properties": {"attrs": {"required": ["key"]}}}})
+    rules.append({"if": {"properties": {"kind": {"const": "table_commit"}}, "required": ["kind"]},
+                  "then": {"properties": {"attrs": {"required": ["version"]}}}})
+    schema["allOf"] = rules
+    return schema
+
+
+def write_json_schema(path: Path) -> None:
+    path.write_text(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")

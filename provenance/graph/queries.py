@@ -16,10 +16,32 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from provenance.errors import NotFoundError, QueryError
 from provenance.events.model import ms_to_iso, normalize_uri
+from provenance.graph.answers import (
+    AncestorItem,
+    AppInfo,
+    ArtifactRef,
+    ConsumerApp,
+    EvidenceStep,
+    FileTouch,
+    Footprint,
+    FootprintItem,
+    Gdpr,
+    GdprItem,
+    GdprModel,
+    Impact,
+    ImpactItem,
+    RankedApp,
+    StartRef,
+    TargetItem,
+    Upstream,
+    VersionItem,
+)
 from provenance.graph.model import (
     CREATED,
     DELETED,
@@ -46,6 +68,7 @@ _TYPE_ORDER = {INPUT: 0, ADDED: 1, MODIFIED_T: 2, REMOVED: 3, TMP: 4}
 _REL_TYPE = {READ: INPUT, CREATED: ADDED, MODIFIED: MODIFIED_T, DELETED: REMOVED}
 MODEL_TYPES = frozenset({"model"})
 DEPLOYMENT_TYPES = frozenset({"deployment"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,7 +109,7 @@ class Traversal:
         return out[::-1]
 
 
-def page(items: Sequence[dict[str, Any]], limits: Limits) -> list[dict[str, Any]]:
+def page(items: Sequence[T], limits: Limits) -> list[T]:
     return list(items[limits.offset : limits.offset + limits.limit])
 
 
@@ -187,11 +210,15 @@ class LineageQueries:
         return sorted(new)
 
     # -- describing nodes -------------------------------------------------------------------
-    def _artifact_items(self, version_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
+    def version_fields(self, version_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
+        """The fields of a `VersionItem` for each version id (a dict, so callers can add their own)."""
         vids = sorted(set(version_ids))
         vnodes = self.store.nodes(vids, as_of)
-        arts = sorted({artifact_node(split_version_node(v)[0]) for v in vids})
-        anodes = self.store.nodes(arts, as_of)
+        uris = sorted({split_version_node(v)[0] for v in vids})
+        anodes = self.store.nodes([artifact_node(u) for u in uris], as_of)
+        projects = self.artifact_projects(uris, as_of, anodes)
+        creators = sorted({app_node(str(c)) for vn in vnodes.values() if (c := vn.props.get("creator"))})
+        refs = {a.app_id: a.ref() for a in self.describe_apps(creators, as_of).values()} if creators else {}
         out = {}
         for v in vids:
             uri, key = split_version_node(v)
@@ -199,18 +226,50 @@ class LineageQueries:
             vn = vnodes.get(v)
             tags = dict(an.tags) if an else {}
             props = an.props if an else {}
+            creator = vn.props.get("creator") if vn else None
             out[v] = {
                 "uri": uri,
-                "version": vn.label if vn and vn.label else key,
+                "version": str(vn.label) if vn and vn.label else key,
                 "version_key": key,
                 "version_uri": f"{uri}@{key}",
-                "type": tags.get(self.rules.type_key) or props.get("type", "file"),
-                "name": props.get("name"),
-                "project": props.get("project"),
+                "type": str(tags.get(self.rules.type_key) or props.get("type", "file")),
+                "name": _str(props.get("name")),
+                "project": projects.get(uri),
                 "tags": tags,
                 "created_ts": vn.first_ts if vn else None,
-                "created_by": vn.props.get("creator") if vn else None,
+                "created_by": refs.get(str(creator)) if creator else None,
             }
+        return out
+
+    def version_items(self, version_ids: Iterable[str], as_of: int) -> dict[str, VersionItem]:
+        return {v: VersionItem(**f) for v, f in self.version_fields(version_ids, as_of).items()}
+
+    def artifact_projects(self, uris: Iterable[str], as_of: int,
+                          nodes: dict[str, Node] | None = None) -> dict[str, str | None]:
+        """The project of each artifact: its naming rule's, else that of the run that created it
+        (the creator of its first version that has one). The one rule everything visible follows."""
+        uris = sorted(set(uris))
+        if nodes is None:
+            nodes = self.store.nodes([artifact_node(u) for u in uris], as_of)
+        out: dict[str, str | None] = {}
+        unruled = []
+        for u in uris:
+            n = nodes.get(artifact_node(u))
+            project = n.props.get("project") if n else None
+            if project:
+                out[u] = str(project)
+            else:
+                unruled.append(u)
+        if unruled:
+            creator: dict[str, str] = {}
+            for u, vs in self.store.versions(unruled, as_of).items():
+                first = next((v.creator for v in vs if v.creator), None)
+                if first:
+                    creator[u] = app_node(first)
+            apps = self.store.nodes(sorted(set(creator.values())), as_of) if creator else {}
+            for u in unruled:
+                a = apps.get(creator.get(u, ""))
+                out[u] = self.app_project(a.props) if a else None
         return out
 
     def _types(self, version_ids: Iterable[str], as_of: int) -> dict[str, tuple[str, dict[str, str]]]:
@@ -228,7 +287,7 @@ class LineageQueries:
     def _users_of(self, app_ids: Sequence[str], as_of: int) -> list[str]:
         return sorted({node_key(e.src) for e in self.store.edges_to(app_ids, ["RAN"], as_of)})
 
-    def describe_apps(self, app_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
+    def describe_apps(self, app_ids: Iterable[str], as_of: int) -> dict[str, AppInfo]:
         ids = sorted(set(app_ids))
         nodes = self.store.nodes(ids, as_of)
         jobs: dict[str, str] = {}
@@ -241,29 +300,31 @@ class LineageQueries:
         for i in ids:
             n = nodes.get(i)
             p = n.props if n else {}
-            out[i] = {
-                "app_id": node_key(i),
-                "uri": f"app:{node_key(i)}",
-                "job": jobs.get(i),
-                "users": sorted(users.get(i, [])),
-                "state": p.get("state", "unknown"),
-                "placeholder": "state" not in p,
-                "command": p.get("command"),
-                "git_commit": p.get("git_commit"),
-                "git_dirty": p.get("git_dirty"),
-                "env_hash": p.get("env_hash"),
-                "python": p.get("python"),
-                "host": p.get("host"),
-                "project": self._app_project(p),
-                "exit_code": p.get("exit_code"),
-                "started_ts": p.get("started_ts") or p.get("submitted_ts") or (n.first_ts if n else None),
-                "ended_ts": p.get("ended_ts"),
-                "props": p,
-            }
+            command = p.get("command")
+            out[i] = AppInfo(
+                app_id=node_key(i),
+                uri=i,
+                job=jobs.get(i),
+                users=sorted(users.get(i, [])),
+                state=str(p.get("state", "unknown")),
+                placeholder="state" not in p,
+                command=[str(c) for c in command] if isinstance(command, list) else _str(command),
+                git_commit=_str(p.get("git_commit")),
+                git_dirty=p.get("git_dirty") if isinstance(p.get("git_dirty"), bool) else None,
+                env_hash=_str(p.get("env_hash")),
+                python=_str(p.get("python")),
+                host=_str(p.get("host")),
+                project=self.app_project(p),
+                exit_code=p.get("exit_code") if type(p.get("exit_code")) is int else None,
+                started_ts=_int(p.get("started_ts")) or _int(p.get("submitted_ts")) or (n.first_ts if n else None),
+                ended_ts=_int(p.get("ended_ts")),
+                props=p,
+            )
         return out
 
-    def _app_project(self, props: dict[str, Any]) -> str | None:
-        """The run's own project, else the project of its working directory by the naming rules."""
+    def app_project(self, props: dict[str, Any]) -> str | None:
+        """The run's own project (``--project``), else the project of its working directory by the naming
+        rules. The one rule everything visible follows."""
         if props.get("project"):
             return str(props["project"])
         cwd = props.get("cwd")
@@ -275,41 +336,40 @@ class LineageQueries:
         return None
 
     # -- footprint --------------------------------------------------------------------------
-    def footprint(self, app: str, as_of: int = NEVER, limits: Limits = Limits()) -> dict[str, Any]:
+    def footprint(self, app: str, as_of: int = NEVER, limits: Limits = Limits()) -> Footprint:
         node = self.resolve_app(app, as_of)
         key = node_key(node.id)
         files = classify_files(self.store.touches_of_apps([key], as_of))
         edges = self.store.edges_from([node.id], list(LINEAGE_RELS), as_of)
         artifacts = self._typed_versions(edges, as_of)
-        return {
-            "query": "footprint",
-            "as_of": _iso_or_none(as_of),
-            "app": self.describe_apps([node.id], as_of)[node.id],
-            "artifacts": page(artifacts, limits),
-            "files": page(files, limits),
-            "totals": {"artifacts": len(artifacts), "files": len(files)},
-            "offset": limits.offset,
-            "limit": limits.limit,
-            "partial": False,
-        }
+        shown_files = page(files, limits)
+        projects = self.artifact_projects({f.artifact for f in shown_files}, as_of)
+        return Footprint(
+            as_of=_iso_or_none(as_of),
+            app=self.describe_apps([node.id], as_of)[node.id],
+            artifacts=page(artifacts, limits),
+            files=[f.model_copy(update={"project": projects.get(f.artifact)}) for f in shown_files],
+            totals={"artifacts": len(artifacts), "files": len(files)},
+            offset=limits.offset,
+            limit=limits.limit,
+        )
 
-    def _typed_versions(self, edges: list[Edge], as_of: int) -> list[dict[str, Any]]:
+    def _typed_versions(self, edges: list[Edge], as_of: int) -> list[FootprintItem]:
         by_version: dict[str, set[str]] = {}
         times: dict[str, list[int]] = {}
         for e in edges:
             by_version.setdefault(e.dst, set()).add(e.rel)
             t = times.setdefault(e.dst, [e.first_ts, e.last_ts])
             t[0], t[1] = min(t[0], e.first_ts), max(t[1], e.last_ts)
-        items = self._artifact_items(by_version, as_of)
-        out = []
-        for v, rels in by_version.items():
-            out.append({**items[v], "types": _types_of(rels), "first_ts": times[v][0], "last_ts": times[v][1]})
-        out.sort(key=lambda i: (_TYPE_ORDER[i["types"][0]], i["uri"], i["version_key"]))
+        fields = self.version_fields(by_version, as_of)
+        out = [FootprintItem(**fields[v], types=_types_of(rels), first_ts=times[v][0], last_ts=times[v][1])
+               for v, rels in by_version.items()]
+        out.sort(key=lambda i: (_TYPE_ORDER[i.types[0]], i.uri, i.version_key))
         return out
 
     # -- impact -----------------------------------------------------------------------------
     def impact(self, *, app: str | None = None, job: str | None = None, artifact: str | None = None,
-               as_of: int = NEVER, limits: Limits = Limits()) -> dict[str, Any]:
+               as_of: int = NEVER, limits: Limits = Limits()) -> Impact:
         if sum(x is not None for x in (app, job, artifact)) != 1:
             raise QueryError("impact needs exactly one of app, job or artifact")
         if app is not None:
@@ -332,23 +392,34 @@ class LineageQueries:
             t[0], t[1] = min(t[0], e.first_ts), max(t[1], e.last_ts)
         order = sorted(rels, key=lambda v: (v not in reached_versions, tr.depth.get(v, 0), split_version_node(v)))
         shown = order[limits.offset : limits.offset + limits.limit]
-        items = self._artifact_items(shown, as_of)
-        artifacts = [{**items[v], "types": _types_of(rels[v]), "first_ts": times[v][0], "last_ts": times[v][1],
-                      "reached": v in reached_versions, "depth": tr.depth.get(v)} for v in shown]
+        fields = self.version_fields(shown, as_of)
+        artifacts = [ImpactItem(**fields[v], types=_types_of(rels[v]), first_ts=times[v][0], last_ts=times[v][1],
+                                reached=v in reached_versions, depth=tr.depth.get(v)) for v in shown]
         app_page = reached_apps[limits.offset : limits.offset + limits.limit]
         apps = self.describe_apps(app_page, as_of)
-        return {
-            "query": "impact",
-            "as_of": _iso_or_none(as_of),
-            "start": starts,
-            "apps": [{**apps[a], "depth": tr.depth[a]} for a in app_page],
-            "artifacts": artifacts,
-            "totals": {"apps": len(reached_apps), "artifacts": len(order)},
-            "offset": limits.offset,
-            "limit": limits.limit,
-            "partial": tr.partial,
-            "reason": tr.reason,
-        }
+        return Impact(
+            as_of=_iso_or_none(as_of),
+            start=self._start_refs(starts, as_of),
+            apps=[_ranked(apps[a], tr.depth[a]) for a in app_page],
+            artifacts=artifacts,
+            totals={"apps": len(reached_apps), "artifacts": len(order)},
+            offset=limits.offset,
+            limit=limits.limit,
+            partial=tr.partial,
+            reason=tr.reason,
+        )
+
+    def _start_refs(self, starts: list[str], as_of: int) -> list[StartRef]:
+        apps = self.describe_apps([s for s in starts if s.startswith("app:")], as_of)
+        versions = self.version_fields([s for s in starts if s.startswith("version:")], as_of)
+        out = []
+        for s in starts:
+            if s in apps:
+                out.append(StartRef(kind="app", uri=s, project=apps[s].project))
+            else:
+                f = versions[s]
+                out.append(StartRef(kind="artifact", uri=f["version_uri"], project=f["project"]))
+        return out
 
     def job_apps(self, job: str, as_of: int) -> list[str]:
         """Runs of a job, named ``project/stage`` or just ``stage`` (then in every project)."""
@@ -363,56 +434,63 @@ class LineageQueries:
         return sorted({e.src for e in edges})
 
     # -- upstream / audit -------------------------------------------------------------------
-    def upstream(self, artifact: str, as_of: int = NEVER, limits: Limits = Limits()) -> dict[str, Any]:
+    def upstream(self, artifact: str, as_of: int = NEVER, limits: Limits = Limits()) -> Upstream:
         target = self.versions_of(artifact, as_of, latest_only=True)[0]
         tr = self.traverse([target], "up", as_of, limits)
         version_ids = sorted((n for n in tr.depth if n.startswith("version:") and n != target),
                              key=lambda v: (tr.depth[v], split_version_node(v)))
         app_ids = [n for n in tr.depth if n.startswith("app:")]
         shown = version_ids[limits.offset : limits.offset + limits.limit]
-        items = self._artifact_items(shown, as_of)
         apps = self.describe_apps(app_ids, as_of)
-        ancestors = [{**items[v], "depth": tr.depth[v],
-                      "via": [node_key(n) for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]}
-                     for v in shown]
-        inherited: dict[str, list[str]] = {}  # propagating tag → the upstream artifacts that carry it
+        fields = self.version_fields([*shown, target], as_of)
+        ancestors = []
+        for v in shown:
+            via = [n for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]
+            ancestors.append(AncestorItem(**fields[v], depth=tr.depth[v], via=[apps[a].ref() for a in via]))
+        carriers: dict[str, list[str]] = {}  # propagating tag → the upstream versions that carry it
         for v, (_, tags) in sorted(self._types(version_ids, as_of).items()):
             for key in tags:
-                uri = split_version_node(v)[0]
-                if key in self.rules.propagate and uri not in inherited.get(key, []):
-                    inherited.setdefault(key, []).append(uri)
+                if key in self.rules.propagate:
+                    carriers.setdefault(key, []).append(v)
+        inherited = self._inherited(carriers, as_of)
         # the apps that later read the target: evaluations, bias tests, deployments
         consumer_edges = self.store.edges_to([target], [READ], as_of)
         consumer_ids = sorted({e.src for e in consumer_edges})
         consumers = self.describe_apps(consumer_ids, as_of)
         outputs = self.store.edges_from(consumer_ids, list(WRITE_RELS), as_of)
-        out_items = self._artifact_items([e.dst for e in outputs], as_of)
+        out_items = self.version_items([e.dst for e in outputs], as_of)
         consumer_list = []
         for c in consumer_ids:
             produced = sorted({e.dst for e in outputs if e.src == c})
-            consumer_list.append({**consumers[c], "outputs": [out_items[p] for p in produced]})
-        users = sorted({u for a in apps.values() for u in a["users"]})
-        app_list = sorted(({**apps[a], "depth": tr.depth[a]} for a in app_ids),
-                          key=lambda i: (i["depth"], i["app_id"]))
-        return {
-            "query": "upstream",
-            "as_of": _iso_or_none(as_of),
-            "target": {**self._artifact_items([target], as_of)[target], "inherited_tags": inherited},
-            "artifacts": ancestors,
-            "apps": page(app_list, limits),
-            "users": users,
-            "code_versions": sorted({a["git_commit"] for a in apps.values() if a["git_commit"]}),
-            "environments": sorted({a["env_hash"] for a in apps.values() if a["env_hash"]}),
-            "consumers": page(consumer_list, limits),
-            "totals": {"artifacts": len(version_ids), "apps": len(app_list), "consumers": len(consumer_list)},
-            "offset": limits.offset,
-            "limit": limits.limit,
-            "partial": tr.partial,
-            "reason": tr.reason,
-        }
+            consumer_list.append(ConsumerApp(**_fields(consumers[c]), outputs=[out_items[p] for p in produced]))
+        app_list = sorted((_ranked(apps[a], tr.depth[a]) for a in app_ids), key=lambda i: (i.depth, i.app_id))
+        return Upstream(
+            as_of=_iso_or_none(as_of),
+            target=TargetItem(**fields[target], inherited_tags=inherited),
+            artifacts=ancestors,
+            apps=page(app_list, limits),
+            users=sorted({u for a in apps.values() for u in a.users}),
+            code_versions=sorted({a.git_commit for a in apps.values() if a.git_commit}),
+            environments=sorted({a.env_hash for a in apps.values() if a.env_hash}),
+            consumers=page(consumer_list, limits),
+            totals={"artifacts": len(version_ids), "apps": len(app_list), "consumers": len(consumer_list)},
+            offset=limits.offset,
+            limit=limits.limit,
+            partial=tr.partial,
+            reason=tr.reason,
+        )
+
+    def _inherited(self, carriers: dict[str, list[str]], as_of: int) -> dict[str, list[ArtifactRef]]:
+        """Each propagating tag with the artifacts it came from (one entry per artifact)."""
+        projects = self.artifact_projects({split_version_node(v)[0] for vs in carriers.values() for v in vs}, as_of)
+        out: dict[str, list[ArtifactRef]] = {}
+        for key, vids in sorted(carriers.items()):
+            uris = list(dict.fromkeys(split_version_node(v)[0] for v in vids))
+            out[key] = [ArtifactRef(uri=u, project=projects.get(u)) for u in uris]
+        return out
 
     # -- gdpr -------------------------------------------------------------------------------
-    def gdpr(self, uris: Sequence[str], as_of: int = NEVER, limits: Limits = Limits()) -> dict[str, Any]:
+    def gdpr(self, uris: Sequence[str], as_of: int = NEVER, limits: Limits = Limits()) -> Gdpr:
         if not uris:
             raise QueryError("gdpr needs at least one data URI")
         starts: list[str] = []
@@ -423,38 +501,38 @@ class LineageQueries:
                              key=lambda v: (tr.depth[v], split_version_node(v)))
         app_ids = sorted((n for n in tr.depth if n.startswith("app:")), key=lambda a: (tr.depth[a], a))
         types = self._types([*version_ids, *starts], as_of)
-        propagating = {k: v for s in starts for k, v in types[s][1].items() if k in self.rules.propagate}
+        carriers = {k: [s] for s in starts for k in types[s][1] if k in self.rules.propagate}
+        propagating = self._inherited(carriers, as_of)
         model_ids = [v for v in version_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
         model_ids.sort(key=lambda v: (types[v][0] != "deployment", tr.depth[v], split_version_node(v)))
         models_shown = model_ids[limits.offset : limits.offset + limits.limit]
         derived_shown = version_ids[limits.offset : limits.offset + limits.limit]
         apps_shown = app_ids[limits.offset : limits.offset + limits.limit]
         evidence_nodes = {n for m in models_shown for n, _ in tr.path_to(m)}
-        items = self._artifact_items({*derived_shown, *models_shown, *starts,
+        fields = self.version_fields({*derived_shown, *models_shown, *starts,
                                       *(n for n in evidence_nodes if n.startswith("version:"))}, as_of)
         apps = self.describe_apps({*apps_shown, *(n for n in evidence_nodes if n.startswith("app:"))}, as_of)
         deleted = {e.dst for e in self.store.edges_to(sorted({*derived_shown, *models_shown}), [DELETED], as_of)}
         deployed_models = self._deployed([m for m in models_shown if types[m][0] in MODEL_TYPES], as_of)
 
-        def describe(v: str) -> dict[str, Any]:
-            return {**items[v], "depth": tr.depth[v], "deleted": v in deleted, "inherited_tags": propagating}
+        def described(v: str) -> dict[str, Any]:
+            return {**fields[v], "depth": tr.depth[v], "deleted": v in deleted, "inherited_tags": propagating}
 
-        models = [{**describe(v), "deployed": types[v][0] in DEPLOYMENT_TYPES or v in deployed_models,
-                   "evidence": self._evidence(tr, v, items, apps)} for v in models_shown]
-        return {
-            "query": "gdpr",
-            "as_of": _iso_or_none(as_of),
-            "data": [items[s] for s in starts],
-            "models": models,
-            "apps": [{**apps[a], "depth": tr.depth[a]} for a in apps_shown],
-            "users": self._users_of(app_ids, as_of),
-            "derived": [describe(v) for v in derived_shown],
-            "totals": {"models": len(model_ids), "apps": len(app_ids), "derived": len(version_ids)},
-            "offset": limits.offset,
-            "limit": limits.limit,
-            "partial": tr.partial,
-            "reason": tr.reason,
-        }
+        models = [GdprModel(**described(v), deployed=types[v][0] in DEPLOYMENT_TYPES or v in deployed_models,
+                            evidence=self._evidence(tr, v, fields, apps)) for v in models_shown]
+        return Gdpr(
+            as_of=_iso_or_none(as_of),
+            data=[VersionItem(**fields[s]) for s in starts],
+            models=models,
+            apps=[_ranked(apps[a], tr.depth[a]) for a in apps_shown],
+            users=self._users_of(app_ids, as_of),
+            derived=[GdprItem(**described(v)) for v in derived_shown],
+            totals={"models": len(model_ids), "apps": len(app_ids), "derived": len(version_ids)},
+            offset=limits.offset,
+            limit=limits.limit,
+            partial=tr.partial,
+            reason=tr.reason,
+        )
 
     def _deployed(self, models: list[str], as_of: int) -> set[str]:
         """Model versions that an app copied into a deployment."""
@@ -464,98 +542,20 @@ class LineageQueries:
         deploying_apps = {e.src for e in outs if out_types[e.dst][0] in DEPLOYMENT_TYPES}
         return {e.dst for e in readers if e.src in deploying_apps}
 
-    def _evidence(self, tr: Traversal, v: str, items: dict[str, dict[str, Any]],
-                  apps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _evidence(tr: Traversal, v: str, fields: dict[str, dict[str, Any]],
+                  apps: dict[str, AppInfo]) -> list[EvidenceStep]:
         steps = []
         for node, rel in tr.path_to(v):
             if node.startswith("app:"):
-                a = apps.get(node, {})
-                steps.append({"kind": "app", "uri": node, "app_id": node_key(node), "job": a.get("job"),
-                              "users": a.get("users", []), "project": a.get("project"), "rel": rel})
+                a = apps[node]
+                steps.append(EvidenceStep(kind="app", uri=node, app_id=a.app_id, job=a.job, users=a.users,
+                                          project=a.project, rel=rel))
             else:
-                it = items.get(node, {})
-                steps.append({"kind": "artifact", "uri": it.get("uri"), "version": it.get("version"),
-                              "type": it.get("type"), "project": it.get("project"), "rel": rel})
+                f = fields[node]
+                steps.append(EvidenceStep(kind="artifact", uri=f["uri"], version=f["version"], type=f["type"],
+                                          project=f["project"], rel=rel))
         return steps
-
-    # -- reproducibility ----------------------------------------------------------------------
-    def compare_runs(self, a: str, b: str, as_of: int = NEVER) -> dict[str, Any]:
-        """What differs between two runs: the artifact versions they read, their code (git commit, code
-        files read, command line) and their environment (Python and installed packages). Identical in
-        all three means the second run can be expected to reproduce the first."""
-        everything = Limits(limit=1_000_000)
-        fa, fb = self.footprint(a, as_of, everything), self.footprint(b, as_of, everything)
-
-        def reads(f: dict[str, Any], code: bool) -> dict[str, set[str]]:
-            out: dict[str, set[str]] = {}
-            for item in f["artifacts"]:
-                if INPUT in item["types"] and (item["type"] == "code") == code:
-                    out.setdefault(item["uri"], set()).add(str(item["version"]))
-            return out
-
-        def diff(x: dict[str, set[str]], y: dict[str, set[str]]) -> dict[str, list[dict[str, Any]]]:
-            return {
-                "same": [{"uri": u, "versions": sorted(x[u])} for u in sorted(x.keys() & y.keys()) if x[u] == y[u]],
-                "changed": [{"uri": u, "a": sorted(x[u]), "b": sorted(y[u])}
-                            for u in sorted(x.keys() & y.keys()) if x[u] != y[u]],
-                "only_a": [{"uri": u, "versions": sorted(x[u])} for u in sorted(x.keys() - y.keys())],
-                "only_b": [{"uri": u, "versions": sorted(y[u])} for u in sorted(y.keys() - x.keys())],
-            }
-
-        app_a, app_b = fa["app"], fb["app"]
-        pa, pb = app_a["props"], app_b["props"]
-        packages_a = dict(p.split("==", 1) for p in pa.get("packages") or [] if "==" in p)
-        packages_b = dict(p.split("==", 1) for p in pb.get("packages") or [] if "==" in p)
-        inputs = diff(reads(fa, False), reads(fb, False))
-        code_files = diff(reads(fa, True), reads(fb, True))
-        packages: dict[str, list[Any]] = {
-            "added": [f"{n}=={packages_b[n]}" for n in sorted(packages_b.keys() - packages_a.keys())],
-            "removed": [f"{n}=={packages_a[n]}" for n in sorted(packages_a.keys() - packages_b.keys())],
-            "changed": [{"name": n, "a": packages_a[n], "b": packages_b[n]}
-                        for n in sorted(packages_a.keys() & packages_b.keys()) if packages_a[n] != packages_b[n]],
-        }
-        same_inputs = not (inputs["changed"] or inputs["only_a"] or inputs["only_b"])
-        same_code = (app_a["git_commit"] == app_b["git_commit"] and not app_a["git_dirty"] and not app_b["git_dirty"]
-                     and not (code_files["changed"] or code_files["only_a"] or code_files["only_b"])
-                     and pa.get("command") == pb.get("command"))
-        same_env = app_a["env_hash"] is not None and app_a["env_hash"] == app_b["env_hash"]
-        warnings = []
-        if not same_inputs:
-            warnings.append(f"inputs differ: {len(inputs['changed'])} read at another version, "
-                            f"{len(inputs['only_a'])} only in {app_a['app_id']}, "
-                            f"{len(inputs['only_b'])} only in {app_b['app_id']}")
-        if app_a["git_commit"] != app_b["git_commit"]:
-            warnings.append(f"code differs: git commit {app_a['git_commit'] or 'unknown'} vs "
-                            f"{app_b['git_commit'] or 'unknown'}")
-        for app in (app_a, app_b):
-            if app["git_dirty"]:
-                warnings.append(f"{app['app_id']} ran from a working tree with uncommitted changes: its code "
-                                "cannot be recovered from git")
-        if code_files["changed"] or code_files["only_a"] or code_files["only_b"]:
-            warnings.append("the code files read differ")
-        if pa.get("command") != pb.get("command"):
-            warnings.append("the command lines differ")
-        if not same_env:
-            warnings.append(f"environments differ: {app_a['env_hash'] or 'unknown'} vs {app_b['env_hash'] or 'unknown'}"
-                            f" ({len(packages['added'])} packages added, {len(packages['removed'])} removed, "
-                            f"{len(packages['changed'])} changed)")
-        return {
-            "query": "compare",
-            "as_of": _iso_or_none(as_of),
-            "a": app_a,
-            "b": app_b,
-            "inputs": inputs,
-            "code": {"git": {"a": app_a["git_commit"], "b": app_b["git_commit"], "a_dirty": app_a["git_dirty"],
-                             "b_dirty": app_b["git_dirty"]},
-                     "command": {"a": pa.get("command"), "b": pb.get("command")}, "files": code_files,
-                     "same": same_code},
-            "environment": {"a": app_a["env_hash"], "b": app_b["env_hash"],
-                            "python": {"a": app_a["python"], "b": app_b["python"]}, "packages": packages,
-                            "same": same_env},
-            "same": {"inputs": same_inputs, "code": same_code, "environment": same_env},
-            "reproducible": same_inputs and same_code and same_env,
-            "warnings": warnings,
-        }
 
 
 def _types_of(rels: Iterable[str]) -> list[str]:
@@ -567,8 +567,8 @@ def _types_of(rels: Iterable[str]) -> list[str]:
     return sorted(types, key=_TYPE_ORDER.__getitem__)
 
 
-def classify_files(touches: list[Touch]) -> list[dict[str, Any]]:
-    """File-level footprint: each file the app touched, with its Hopsworks types."""
+def classify_files(touches: list[Touch]) -> list[FileTouch]:
+    """File-level footprint: each file the app touched, with its Hopsworks types (project not yet set)."""
     by_file: dict[str, dict[str, Any]] = {}
     for t in touches:
         if t.op == "commit":
@@ -598,10 +598,26 @@ def classify_files(touches: list[Touch]) -> list[dict[str, Any]]:
             types.add(MODIFIED_T)
         if not types:
             continue
-        f["types"] = sorted(types, key=_TYPE_ORDER.__getitem__)
-        out.append(f)
-    out.sort(key=lambda i: (_TYPE_ORDER[i["types"][0]], i["uri"]))
+        out.append(FileTouch(types=sorted(types, key=_TYPE_ORDER.__getitem__), **f))
+    out.sort(key=lambda i: (_TYPE_ORDER[i.types[0]], i.uri))
     return out
+
+
+def _ranked(app: AppInfo, depth: int) -> RankedApp:
+    return RankedApp(**_fields(app), depth=depth)
+
+
+def _fields(model: BaseModel) -> dict[str, Any]:
+    """A model's fields as they are (not dumped), to build a richer model from it."""
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int else None
 
 
 def _iso_or_none(as_of: int) -> str | None:

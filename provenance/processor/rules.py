@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from provenance.errors import RulesError
-from provenance.yamlfile import load_mapping
+from provenance.yamlfile import line_of, load_mapping, strip_lines
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
 
@@ -301,11 +303,74 @@ def join_uri(scheme: str, netloc: str, path: str) -> str:
     return f"{scheme}://{netloc}{quote(path, safe=_URI_SAFE) if _QUOTED.search(path) else path}"
 
 
-def _parse(text: str, origin: str) -> dict[str, Any]:
-    return load_mapping(text, origin, RulesError, "a rules file is a mapping with a 'rules' list")
+class RuleSpec(BaseModel):
+    """One path rule as written in a rules file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    match: str = Field(min_length=1, description="path pattern: {field}, {field:regex}, * and **")
+    type: str = Field(min_length=1)
+    artifact: str | None = Field(default=None, description="the artifact's root, templated from the fields")
+    version: str | None = Field(default=None, description="the version, templated from the fields")
 
 
-_RULE_KEYS = {"name", "match", "type", "artifact", "version", "__line__", "__lines__"}
+class TagsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    xattr_prefix: str = "user.prov."
+    propagate: list[str] = []
+    type_key: str = "type"
+
+
+class JobsSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    interpreters: list[str] = []
+    skip_flags: list[str] = []
+
+
+class RulesFile(BaseModel):
+    """The shape of a rules file (`default_rules.yaml` is one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = 1
+    types: list[str] = []
+    rules: list[RuleSpec] = []
+    ignore: list[str] = []
+    tags: TagsSpec | None = None
+    jobs: JobsSpec | None = None
+
+
+def _parse(text: str, origin: str) -> tuple[RulesFile, dict[str, Any]]:
+    """The file as its model, and as read (with the lines of its keys, for messages)."""
+    raw = load_mapping(text, origin, RulesError, "a rules file is a mapping with a 'rules' list")
+    try:
+        return RulesFile.model_validate(strip_lines(raw)), raw
+    except ValidationError as exc:
+        raise RulesError(_where(exc, raw, origin)) from None
+
+
+def _where(exc: ValidationError, raw: dict[str, Any], origin: str) -> str:
+    """The first error, worded for a person: the file, the rule and its line, what is wrong."""
+    err = exc.errors()[0]
+    loc = tuple(err.get("loc", ()))
+    kind, msg = err.get("type"), str(err.get("msg", "invalid"))
+    if loc[:1] == ("rules",) and len(loc) >= 2 and isinstance(loc[1], int):
+        rule = raw.get("rules", [])[loc[1]]
+        name = rule.get("name") if isinstance(rule, dict) else None
+        line = rule.get("__line__", 0) if isinstance(rule, dict) else line_of(raw, loc[:1])
+        where = f"{origin}: rule {name or '#' + str(loc[1] + 1)!r} (line {line})"
+        field = loc[2] if len(loc) > 2 else None
+        if kind == "missing":
+            return f"{where}: needs {field!r} (a non-empty string)"
+        if kind == "extra_forbidden":
+            return f"{where}: unknown key(s) {field} (known: {', '.join(RuleSpec.model_fields)})"
+        if kind == "model_type":
+            return f"{where}: a rule must be a mapping"
+        return f"{where}: {field!r}: {msg}" if field else f"{where}: {msg}"
+    line = line_of(raw, loc)
+    what = ".".join(str(p) for p in loc) or "the file"
+    if kind == "extra_forbidden":
+        msg = f"unknown key (known: {', '.join(RulesFile.model_fields)})"
+    return f"{origin}{f', line {line}' if line else ''}: {what}: {msg}"
 
 
 def load_rules(
@@ -313,74 +378,50 @@ def load_rules(
 ) -> Rules:
     """Rules from the defaults (or ``replace``), with the rules of ``extra`` files taking precedence."""
     if text is not None:
-        base = _parse(text, "<rules>")
+        origin, (base, base_raw) = "<rules>", _parse(text, "<rules>")
     elif replace is not None:
-        base = _parse(_read(replace), str(replace))
+        origin, (base, base_raw) = str(replace), _parse(_read(replace), str(replace))
     else:
-        base = _parse(_read(DEFAULT_RULES_PATH), "default_rules.yaml")
-    layers = [(str(p), _parse(_read(p), str(p))) for p in extra]
-    types = set(base.get("types") or [])
-    for _, layer in layers:
-        types.update(layer.get("types") or [])
-    raw_rules: list[tuple[str, dict[str, Any]]] = []
-    for origin, layer in [*layers, ("<rules>" if text is not None else str(replace or "default_rules.yaml"), base)]:
-        rules = layer.get("rules", [])
-        if not isinstance(rules, list):
-            raise RulesError(f"{origin}: 'rules' must be a list")
-        raw_rules.extend((origin, r) for r in rules)
-    compiled, names = [], set()
-    for i, (origin, r) in enumerate(raw_rules):
-        if not isinstance(r, dict):
-            raise RulesError(f"{origin}: rule #{i + 1} must be a mapping, not {r!r}")
-        line = int(r.get("__line__", 0))
-        name = r.get("name") or f"#{i + 1}"
-        where = f"{origin}: rule {name!r} (line {line})"
-        unknown = set(r) - _RULE_KEYS
-        if unknown:
-            raise RulesError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-        for key in ("name", "match", "type"):
-            if not isinstance(r.get(key), str) or not r[key]:
-                raise RulesError(f"{where}: needs '{key}' (a non-empty string)")
-        if name in names:
-            raise RulesError(f"{where}: a rule with this name is already defined")
-        names.add(name)
-        if types and r["type"] not in types:
-            raise RulesError(f"{where}: unknown type {r['type']!r} (add it to 'types': {sorted(types)})")
-        try:
-            regex, fields = _compile(r["match"], name, line)
-        except RulesError as exc:
-            raise RulesError(f"{origin}: {exc}") from exc
-        artifact, version = r.get("artifact"), r.get("version")
-        if version is None and "version" in fields:
-            version = "{version}"
-        for label, tpl in (("artifact", artifact), ("version", version)):
-            if tpl is None:
-                continue
-            if not isinstance(tpl, str):
-                raise RulesError(f"{where}: '{label}' must be a string template")
-            missing = _template_fields(tpl) - set(fields)
-            if missing:
-                raise RulesError(f"{where}: '{label}' uses {sorted(missing)}, which 'match' does not capture")
-        compiled.append(PathRule(name, r["type"], regex, artifact, version, fields, line, r["match"]))
-    ignore = []
-    for _origin, layer in [("base", base), *layers]:
-        for pattern in layer.get("ignore") or []:
-            regex, _ = _compile(str(pattern), f"ignore {pattern}", 0)
-            ignore.append(regex)
-    tags = dict(base.get("tags") or {})
-    jobs = dict(base.get("jobs") or {})
-    for _, layer in layers:
-        tags.update(layer.get("tags") or {})
-        jobs.update(layer.get("jobs") or {})
+        origin, (base, base_raw) = "default_rules.yaml", _parse(_read(DEFAULT_RULES_PATH), "default_rules.yaml")
+    layers = [(str(p), *_parse(_read(p), str(p))) for p in extra]
+    types = set(base.types)
+    for _, layer, _ in layers:
+        types.update(layer.types)
+    compiled: list[PathRule] = []
+    names: set[str] = set()
+    for where, layer, raw in [*layers, (origin, base, base_raw)]:
+        for i, r in enumerate(layer.rules):
+            line = int(raw["rules"][i].get("__line__", 0))
+            at = f"{where}: rule {r.name!r} (line {line})"
+            if r.name in names:
+                raise RulesError(f"{at}: a rule with this name is already defined")
+            names.add(r.name)
+            if types and r.type not in types:
+                raise RulesError(f"{at}: unknown type {r.type!r} (add it to 'types': {sorted(types)})")
+            try:
+                regex, fields = _compile(r.match, r.name, line)
+            except RulesError as exc:
+                raise RulesError(f"{where}: {exc}") from exc
+            version = r.version if r.version is not None or "version" not in fields else "{version}"
+            for label, tpl in (("artifact", r.artifact), ("version", version)):
+                missing = _template_fields(tpl) - set(fields) if tpl is not None else set()
+                if missing:
+                    raise RulesError(f"{at}: {label!r} uses {sorted(missing)}, which 'match' does not capture")
+            compiled.append(PathRule(r.name, r.type, regex, r.artifact, version, fields, line, r.match))
+    ignore = [_compile(pattern, f"ignore {pattern}", 0)[0] for layer in [base, *(x[1] for x in layers)]
+              for pattern in layer.ignore]
+    tags, jobs = base.tags or TagsSpec(), base.jobs or JobsSpec()
+    for _, layer, _ in layers:  # a later file's settings replace the earlier ones, key by key
+        tags = tags.model_copy(update=layer.tags.model_dump(exclude_unset=True)) if layer.tags else tags
+        jobs = jobs.model_copy(update=layer.jobs.model_dump(exclude_unset=True)) if layer.jobs else jobs
     return Rules(
         path_rules=tuple(compiled),
         ignore=tuple(ignore),
         types=frozenset(types),
-        xattr_prefix=str(tags.get("xattr_prefix", "user.prov.")),
-        propagate=frozenset(str(t) for t in tags.get("propagate") or ()),
-        type_key=str(tags.get("type_key", "type")),
-        jobs=JobNaming(tuple(str(x) for x in jobs.get("interpreters") or ()),
-                       frozenset(str(x) for x in jobs.get("skip_flags") or ())),
+        xattr_prefix=tags.xattr_prefix,
+        propagate=frozenset(tags.propagate),
+        type_key=tags.type_key,
+        jobs=JobNaming(tuple(jobs.interpreters), frozenset(jobs.skip_flags)),
     )
 
 

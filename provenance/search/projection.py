@@ -121,6 +121,7 @@ class SearchProjection:
         users_of: dict[str, list[str]] = {}
         for e in self.store.edges_to(makers, [RAN]) if makers else []:
             users_of.setdefault(e.dst, []).append(node_key(e.src))
+        projects = self.queries.artifact_projects(uris, NEVER, nodes)
         out = []
         for i in ids:
             n = nodes.get(i)
@@ -135,7 +136,7 @@ class SearchProjection:
             desc = f"{kind} {n.props.get('name') or ''}; {len(vs)} version(s)"
             out.append(SearchDoc(
                 id=i, kind="artifact", name=str(n.props.get("name") or uri.rsplit("/", 1)[-1]), uri=uri, type=kind,
-                project=_str(n.props.get("project")), users=tuple(users), tags=tuple(sorted(tags.items())),
+                project=projects.get(uri), users=tuple(users), tags=tuple(sorted(tags.items())),
                 description=desc, created_ts=min((v.created_ts for v in vs), default=n.first_ts),
                 last_ts=n.last_ts, usage=len(readers.get(uri, ()))))
         return out
@@ -146,17 +147,17 @@ class SearchProjection:
         for e in self.store.edges_from(ids, [READ, CREATED, MODIFIED, DELETED]):
             touched[e.src] = touched.get(e.src, 0) + 1
         out = []
+        present = self.store.nodes([i for i, d in described.items() if d.placeholder])
         for i, d in described.items():
-            if d["placeholder"] and i not in self.store.nodes([i]):
+            if d.placeholder and i not in present:
                 continue
-            p: dict[str, Any] = d["props"]
-            command = d["command"]
+            command = d.command
             text = " ".join(map(str, command)) if isinstance(command, list) else str(command or "")
             out.append(SearchDoc(
-                id=i, kind="app", name=d["job"] or d["app_id"], uri=d["app_id"], type="app",
-                project=_str(p.get("project")), users=tuple(d["users"]), description=text,
-                job=d["job"], state=d["state"], created_ts=int(d["started_ts"] or 0),
-                last_ts=int(d["ended_ts"] or d["started_ts"] or 0), usage=touched.get(i, 0)))
+                id=i, kind="app", name=d.job or d.app_id, uri=d.app_id, type="app",
+                project=d.project, users=tuple(d.users), description=text,
+                job=d.job, state=d.state, created_ts=int(d.started_ts or 0),
+                last_ts=int(d.ended_ts or d.started_ts or 0), usage=touched.get(i, 0)))
         return out
 
     def _users(self, ids: list[str]) -> list[SearchDoc]:

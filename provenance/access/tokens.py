@@ -1,13 +1,4 @@
-"""Access control: API tokens (stored hashed), users, project membership, and redaction.
-
-A token belongs to a user; a user is an admin (sees everything) or a member of projects. An
-artifact's project comes from the naming rules (``/Projects/{project}/…``) or the ``project``
-setting of its run; an app's from its ``--project`` or the project of its working directory.
-Things with no project are visible to every authenticated user. Everything a caller may not see is
-either absent (asked for by id: 404, so existence does not leak) or, inside a traversal, replaced by a
-redacted placeholder and flagged (``redacted: n`` on the answer), so that the shape of the lineage
-stays honest without naming what is hidden.
-"""
+"""API tokens (stored hashed), users and project membership, in ``HOME/access.db``."""
 
 from __future__ import annotations
 
@@ -16,32 +7,15 @@ import hmac
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.access.visibility import Principal
 from provenance.errors import AuthError, NotFoundError
 
 TOKEN_PREFIX = "prov_"
-
-
-@dataclass(frozen=True)
-class Principal:
-    user: str
-    admin: bool = False
-    projects: frozenset[str] = field(default_factory=frozenset)
-
-    def sees(self, project: str | None) -> bool:
-        return self.admin or not project or project in self.projects
-
-    @property
-    def visible_projects(self) -> frozenset[str] | None:
-        return None if self.admin else self.projects
-
-
-ANONYMOUS_ADMIN = Principal("local", admin=True)  # --no-auth: one user on localhost
 
 
 def _hash(token: str) -> str:
@@ -127,75 +101,3 @@ class AccessStore:
 
     def close(self) -> None:
         self._db.close()
-
-
-# -- redaction of query answers ----------------------------------------------------------------------
-def project_of(item: dict[str, Any]) -> str | None:
-    if item.get("project"):
-        return str(item["project"])
-    props = item.get("props")
-    if isinstance(props, dict) and props.get("project"):
-        return str(props["project"])
-    return None
-
-
-def redact(answer: Any, principal: Principal, uri_project: Callable[[str], str | None] | None = None) -> Any:
-    """The answer with every artifact or app the principal may not see replaced by a placeholder,
-    and every mention of one (an app id in a path, a URI a tag was inherited from) by ``"redacted"``;
-    the number of placeholders is put on the answer as ``redacted`` (0 when nothing was hidden).
-    Lists that summarize the hidden things (users, code versions, environments) are recomputed from
-    what is left. ``uri_project`` names the project of a bare URI (the naming rules)."""
-    if principal.admin:
-        if isinstance(answer, dict):
-            answer.setdefault("redacted", 0)
-        return answer
-    secret: set[str] = set()
-
-    def hidden(x: dict[str, Any]) -> bool:
-        return ("uri" in x or "app_id" in x) and not principal.sees(project_of(x))
-
-    def find(x: Any) -> None:
-        if isinstance(x, list):
-            for v in x:
-                find(v)
-        elif isinstance(x, dict):
-            if hidden(x):
-                for key in ("uri", "app_id"):
-                    if isinstance(x.get(key), str) and x[key] != "redacted":
-                        secret.add(x[key])
-                        secret.add(x[key].removeprefix("app:"))
-            for v in x.values():
-                find(v)
-
-    find(answer)
-    count = 0
-
-    def walk(x: Any, key: str = "") -> Any:
-        nonlocal count
-        if isinstance(x, str):
-            if x in secret or (key == "inherited" and uri_project is not None and not principal.sees(uri_project(x))):
-                return "redacted"
-            return x
-        if isinstance(x, list):
-            return [walk(v, key) for v in x]
-        if not isinstance(x, dict):
-            return x
-        if hidden(x):
-            count += 1
-            keep = {k: x[k] for k in ("depth", "kind", "types", "rel") if k in x}
-            return {"redacted": True, "uri": "redacted", "type": "redacted", **keep}
-        if key == "inherited_tags":
-            return {k: walk(v, "inherited") for k, v in x.items()}
-        return {k: walk(v, k) for k, v in x.items()}
-
-    out = walk(answer)
-    if isinstance(out, dict):
-        out["redacted"] = count
-        apps = [a for a in out.get("apps", []) if isinstance(a, dict) and not a.get("redacted")]
-        if count and isinstance(out.get("users"), list) and "apps" in out:
-            out["users"] = sorted({u for a in apps for u in a.get("users", [])})
-        if count and "code_versions" in out:
-            out["code_versions"] = sorted({a["git_commit"] for a in apps if a.get("git_commit")})
-        if count and "environments" in out:
-            out["environments"] = sorted({a["env_hash"] for a in apps if a.get("env_hash")})
-    return out

@@ -1,0 +1,84 @@
+"""Human renderings of the typed answers: Markdown reports (audit, GDPR, footprint, impact, repro).
+
+Templates are Jinja2 (``templates/*.md.j2``). Every value printed in them is escaped for Markdown by
+construction (the environment's ``finalize``): a name, path, tag or command from an event can never
+become a link, an emphasis, a table cell boundary or raw HTML. The HTML pages render these reports
+with raw HTML disabled, so even an unescaped value could not become markup there.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from provenance.events.model import ms_to_iso
+from provenance.graph.answers import Comparison, Footprint, Gdpr, Impact, Upstream
+
+# what can start markup inside a line: code, emphasis, links and images, raw HTML, table cells, strikethrough,
+# entities; an underscore only where it is not inside a word ("loan_model" is plain text in CommonMark)
+_MD_SPECIAL = re.compile(r"([\\`*\[\]<>|~&])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+class Raw(str):
+    """Text a template built itself (already Markdown): printed as it is."""
+
+
+def md(value: Any) -> str:
+    """A value as Markdown text that reads as itself: special characters escaped, one line."""
+    if value is None:
+        return ""
+    if isinstance(value, Raw):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    text = " ".join(str(value).split())  # no line breaks: nothing can start a block
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
+def when(ms: Any) -> str:
+    return (ms_to_iso(ms) or "—") if isinstance(ms, int) and not isinstance(ms, bool) else "—"
+
+
+def command(value: Any) -> str:
+    text = " ".join(map(str, value)) if isinstance(value, list) else str(value or "")
+    return text if len(text) <= 160 else text[:157] + "…"
+
+
+def tags(value: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("provenance.reports", "templates"), autoescape=False,
+                      finalize=md, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters.update(when=when, command=command, tags=tags)
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(**context)
+
+
+def audit_markdown(r: Upstream, *, generated_at: str | None = None, generated_by: str | None = None) -> str:
+    return render("audit.md.j2", r=r, generated_at=generated_at, generated_by=generated_by)
+
+
+def gdpr_markdown(r: Gdpr, *, generated_at: str | None = None, generated_by: str | None = None) -> str:
+    return render("gdpr.md.j2", r=r, generated_at=generated_at, generated_by=generated_by)
+
+
+def footprint_markdown(r: Footprint) -> str:
+    return render("footprint.md.j2", r=r)
+
+
+def impact_markdown(r: Impact, start: str) -> str:
+    return render("impact.md.j2", r=r, start=start)
+
+
+def compare_markdown(r: Comparison) -> str:
+    return render("compare.md.j2", r=r)

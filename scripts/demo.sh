@@ -3,5 +3,7 @@
 # the demo on the embedded default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e '.[demo]'
+echo "installing provenance and the demo pipeline's dependencies (pandas, scikit-learn, deltalake)…" >&2
+python3 -m pip install --disable-pip-version-check --progress-bar on -e '.[demo]' \
+  | sed -u '/^Requirement already satisfied/d' >&2
 exec provenance demo "$@"

@@ -22,6 +22,23 @@ APP = "application_1772442000000_"
 RERUN_MARK = "2026-03-03T16:06:33Z"  # printed by examples/make_loan_history.py
 
 
+SERVER_FIXTURES = frozenset({"tansu", "arcadedb", "neo4j_store", "noida", "es_index", "postgres"})
+SERVER_MODULES = frozenset({"test_kafka", "test_production_stack"})  # they start their own servers too
+SLOW_MODULES = frozenset({"test_durability", "test_demo", "test_wheel", "test_ui"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers that select suites: ``servers`` (a real server is started: Kafka protocol, Bolt,
+    Elasticsearch API, PostgreSQL), ``slow`` (multi-process, whole pipelines, a wheel, a browser).
+    ``pytest -m "not servers and not slow"`` is the quick suite; CI runs everything."""
+    for item in items:
+        module = item.nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or module in SERVER_MODULES:
+            item.add_marker(pytest.mark.servers)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 class Queries:
     """The query layer with each answer in its JSON shape (what the API and ``--json`` give), so tests
     read answers as a user of either does."""

@@ -149,3 +149,100 @@ def test_compare_two_runs_of_a_job(home: Path) -> None:
     assert same.returncode == 0 and json.loads(same.stdout)["same"]["inputs"] is True
     assert run(home, "repro", f"{APP}0006", "no-such-app").returncode == 1
     assert run(home, "repro").returncode == 2
+
+
+# -- the command line as a person uses it ------------------------------------------------------------------
+def test_piped_tables_follow_columns_and_never_cut_an_id(home: Path) -> None:
+    narrow = run(home, "apps", env={"COLUMNS": "80"})
+    assert narrow.returncode == 0
+    ids = [f"{APP}{n:04d}" for n in range(1, 15)]
+    assert all(i in narrow.stdout for i in ids)  # whole, copyable
+    assert not any(line != line.rstrip() for line in narrow.stdout.splitlines())  # no trailing padding
+    wide = run(home, "apps", env={"COLUMNS": "200"})
+    assert max(map(len, wide.stdout.splitlines())) > max(map(len, narrow.stdout.splitlines()))
+
+
+def test_status_is_readable(home: Path) -> None:
+    r = run(home, "status")
+    assert r.returncode == 0 and "prov.raw.canonical" in r.stdout and "{'" not in r.stdout
+    data = json.loads(run(home, "status", "--json").stdout)
+    assert data["topics"]["prov.raw.canonical"] >= 94 and data["pending"] == 0
+
+
+def test_relative_paths_are_resolved_against_the_working_directory(tmp_path: Path) -> None:
+    data = tmp_path / "work" / "data" / "raw" / "people.csv"
+    data.parent.mkdir(parents=True)
+    events = [{"source": "t", "kind": "file", "op": "create", "ts": 1_700_000_000_000, "app_id": "ingest",
+               "uri": str(data)},
+              {"source": "t", "kind": "file", "op": "read", "ts": 1_700_000_001_000, "app_id": "train",
+               "uri": str(data)},
+              {"source": "t", "kind": "file", "op": "create", "ts": 1_700_000_002_000, "app_id": "train",
+               "uri": str(tmp_path / "work" / "models" / "m" / "1" / "model.pkl")}]
+    home = tmp_path / "home"
+    assert run(home, "ingest", "-", stdin="\n".join(json.dumps(e) for e in events)).returncode == 0
+    r = subprocess.run([sys.executable, "-m", "provenance.cli", "--home", str(home), "gdpr", "data/raw/people.csv",
+                        "--json"], cwd=tmp_path / "work", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert [m["uri"] for m in json.loads(r.stdout)["models"]] == [(tmp_path / "work" / "models" / "m").as_uri()]
+
+
+def test_one_artifact_export_and_repro_of_one_run(home: Path, tmp_path: Path) -> None:
+    art = json.loads(run(home, "artifact", f"{P}/loan_featurestore.db/loan_features_1", "--json").stdout)
+    assert [v["version"] for v in art["versions"]] == ["0", "1", "2"]
+    assert all(v["created_by"]["app_id"] for v in art["versions"]) and art["versions"][1]["readers"]
+    readable = run(home, "artifact", f"{P}/loan_featurestore.db/loan_features_1")
+    assert readable.returncode == 0 and APP + "0004" in readable.stdout
+    out = tmp_path / "lineage.graphml"
+    r = run(home, "export", f"{P}/Deployments/loan_scoring", "--format", "graphml", "-o", str(out))
+    assert r.returncode == 0 and out.read_text().startswith("<?xml") and "wrote" in r.stderr
+    prov = json.loads(run(home, "export", f"{P}/Deployments/loan_scoring").stdout)
+    assert prov["entity"] and prov["activity"]
+    ol = [json.loads(ln) for ln in run(home, "export-openlineage", APP + "0006").stdout.splitlines()]
+    assert [e["eventType"] for e in ol] == ["START", "COMPLETE"]
+    # one run against what was captured since: its training dataset has a newer version
+    r = run(home, "repro", APP + "0006", "--json")
+    since = json.loads(r.stdout)
+    assert r.returncode == 3 and since["query"] == "repro" and since["b"]["app_id"] == APP + "0012"
+    assert [c["uri"] for c in since["inputs"]["changed"]] == [f"file://{P}/loan_Training_Datasets/loan_td"]
+
+
+def test_not_found_suggests_close_names(home: Path) -> None:
+    r = run(home, "audit", f"{P}/Deployments/loan_scorng")
+    assert r.returncode == 1 and f"file://{P}/Deployments/loan_scoring" in r.stderr and "provenance search" in r.stderr
+    r = run(home, "footprint", APP + "006")
+    assert r.returncode == 1 and "did you mean" in r.stderr
+
+
+def test_time_errors_say_it_once(home: Path) -> None:
+    r = run(home, "audit", "x", "--as-of", "yesterday")
+    assert r.returncode == 2 and r.stderr.count("ISO-8601") == 1
+
+
+def test_clear_empties_a_home(tmp_path: Path) -> None:
+    assert run(tmp_path, "ingest", str(EXAMPLE)).returncode == 0
+    assert run(tmp_path, "token", "create", "root", "--admin").returncode == 0
+    assert (tmp_path / "graph.db").exists()
+    r = run(tmp_path, "clear", "--yes", "--keep-tokens")
+    assert r.returncode == 0 and not (tmp_path / "graph.db").exists() and (tmp_path / "access.db").exists()
+    assert json.loads(run(tmp_path, "apps", "--json").stdout)["total"] == 0
+    assert run(tmp_path, "clear").returncode == 130  # asks first; no answer in a pipe: aborted
+
+
+def test_a_long_ingest_shows_progress_when_piped(tmp_path: Path) -> None:
+    lines = [json.dumps({"source": "t", "kind": "file", "op": "read", "ts": 1_700_000_000_000 + i,
+                         "app_id": f"a{i % 50}", "uri": f"/data/f{i % 3000}.csv"}) for i in range(60_000)]
+    big = tmp_path / "big.jsonl"
+    big.write_text("\n".join(lines) + "\n")
+    r = run(tmp_path / "home", "ingest", str(big), env={"PROVENANCE_BATCH_SIZE": "5000"})
+    assert r.returncode == 0, r.stderr
+    assert "processing events:" in r.stderr and "%" in r.stderr
+
+
+def test_the_demo_keeps_its_state_in_provenance_home(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "provenance.cli", "demo", "--replay"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "PROVENANCE_HOME": str(tmp_path / "state")})
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "state" / "graph.db").exists()
+    r = subprocess.run([sys.executable, "-m", "provenance.cli", "demo", "--replay", "--dir", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--home" in r.stderr

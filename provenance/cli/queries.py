@@ -50,7 +50,13 @@ def _ask(ctx: Ctx, quiet: bool, fn: Callable[[Service], T]) -> T:
 
 
 def _suggestion(svc: Service, message: str) -> str:
-    """Close matches among the artifacts of the directory named (the command line is the local admin's)."""
+    """Close matches among the artifacts of the directory named, or among the runs (the command line is
+    the local admin's: it may see every name)."""
+    if message.startswith("no app "):
+        wanted = message.removeprefix("no app ").split(" as of ")[0].strip("'\"")
+        runs, _ = svc.stack.store.find_nodes("app", limit=5000)
+        close = difflib.get_close_matches(wanted, [n.id.removeprefix("app:") for n in runs], n=3, cutoff=0.7)
+        return f"; did you mean {', '.join(close)}?" if close else " (`provenance apps` lists the runs)"
     if not message.startswith("no artifact at "):
         return ""
     ref = message.removeprefix("no artifact at ").split(" as of ")[0].strip("'\"")

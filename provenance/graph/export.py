@@ -80,7 +80,7 @@ def graphml(g: LineageGraph) -> str:
                                 for k, v in n.model_dump(exclude={"id"}).items()})
     for e in g.edges:
         clean.add_edge(e.source, e.target, rel=e.rel, tier=e.tier or "")
-    return "\n".join(nx.generate_graphml(clean))
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + "\n".join(nx.generate_graphml(clean))
 
 
 def prov_json(g: LineageGraph) -> dict[str, Any]:

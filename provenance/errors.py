@@ -6,8 +6,12 @@
     │   └── MappingError         invalid CDC table-mapping file (names the file, line, table and field)
     ├── EventError               a record that cannot become a canonical event (dead-lettered)
     ├── BusError                 the log / broker failed (driver errors are translated to this)
+    │   └── LogFullError         … because its disk is full (also a DiskFullError)
     ├── StoreError               the lineage store failed
-    │   └── StorageFullError     the disk (or the database's size limit) is full
+    │   ├── StoreFullError       … because its disk (or its size limit) is full (also a DiskFullError)
+    │   └── RecordRefused        … because a value of the batch cannot be stored (the processor finds the
+    │                            record and dead-letters it; other store errors are waited out and retried)
+    ├── DiskFullError            a write found no room: nothing of it was kept
     ├── SearchError              the search index failed
     ├── SourceError              a source could not be read (a job not started, the Debezium engine stopped)
     ├── AccessError              a request was not allowed
@@ -54,8 +58,21 @@ class StoreError(ProvenanceError):
     """The lineage store failed."""
 
 
-class StorageFullError(StoreError):
+class DiskFullError(ProvenanceError):
     """The disk holding the store or the log is full: nothing of the failed write was kept."""
+
+
+class StoreFullError(StoreError, DiskFullError):
+    """The store's disk (or its size limit) is full; the batch was rolled back and will come again."""
+
+
+class RecordRefused(StoreError):
+    """The store cannot take a value of this batch (too big, of a type it does not store): not a failure
+    of the store, so retrying cannot help; the processor isolates the record and dead-letters it."""
+
+
+class LogFullError(BusError, DiskFullError):
+    """The log's disk is full; the records of the failed append were not appended."""
 
 
 class SearchError(ProvenanceError):

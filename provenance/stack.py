@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,14 +153,48 @@ def open_stack(settings: Settings) -> Stack:
 
 
 def apply_pending(proc: Processor, settings: Settings,
-                  on_batch: Callable[[ProcessStats], None] | None = None) -> None:
-    """Under the home's processor lock: apply what the log holds, or make sure the projections (the
-    search index) reflect the store."""
+                  on_batch: Callable[[ProcessStats], None] | None = None,
+                  stop: threading.Event | None = None) -> None:
+    """Under the home's processor lock: apply what the log holds (until ``stop``, after the batch in
+    hand), or make sure the projections (the search index) reflect the store."""
     with processor_lock(settings.home):
         if proc.pending():
-            proc.catch_up(on_batch)
+            proc.catch_up(on_batch, stop)
         else:
             proc.prepare()
+
+
+class ProcessorHealth:
+    """What the last background processor of a home said about itself (``HOME/processor-health.json``),
+    for ``provenance status``: retrying after a failure, or stopped (with why), or nothing when well."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "processor-health.json"
+
+    def _write(self, data: dict[str, object]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**data, "at": int(time.time() * 1000), "pid": os.getpid()}))
+            tmp.replace(self.path)
+        except OSError:
+            log.warning("cannot write %s", self.path)  # a full disk, say: the log line above says what failed
+
+    def retrying(self, error: str, failures: int, wait_s: float) -> None:
+        self._write({"state": "retrying", "error": error, "failures": failures, "next_try_in_s": wait_s})
+
+    def stopped(self, error: str) -> None:
+        self._write({"state": "stopped", "error": error})
+
+    def ok(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def read(self) -> dict[str, object] | None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
 
 
 def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 0.2,
@@ -178,6 +215,7 @@ def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 
     with open_stack(settings) as stack:
         proc = stack.processor
         failures = 0
+        health = ProcessorHealth(settings.home)
         while True:
             try:
                 if until_caught_up and stack.bus.group_managed:
@@ -185,7 +223,9 @@ def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 
                 elif stack.bus.group_managed:
                     proc.run(stop, on_batch)
                 else:
-                    apply_pending(proc, settings, on_batch)
+                    apply_pending(proc, settings, on_batch, stop)
+                if failures:
+                    health.ok()
                 failures = 0
                 if until_caught_up:
                     return
@@ -196,7 +236,9 @@ def run_processor(settings: Settings, stop: threading.Event, *, idle_s: float = 
                 if on_error is not None:
                     on_error(exc)
                 if failures >= max_failures:
+                    health.stopped(str(exc))
                     raise
                 wait = min(backoff_s[1], backoff_s[0] * 2 ** (failures - 1))
+                health.retrying(str(exc), failures, wait)
             if stop.wait(wait):
                 return

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance.bus.port import Bus, Consumer, Message, Record, StartPosition
-from provenance.errors import BusError
+from provenance.errors import BusError, LogFullError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -134,9 +134,17 @@ class EmbeddedLog(Bus):
                     yield self._conn
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    # SQLite may have rolled back already (a full disk): asking again would hide the cause
+                    if self._conn.in_transaction:
+                        try:
+                            self._conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass
                     raise
             except sqlite3.Error as exc:
+                if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise LogFullError(f"{what} failed: the disk holding {self.path} is full (none of these records "
+                                       "was appended)") from exc
                 raise BusError(f"{what} failed: {exc}") from exc
 
     def reset_group(self, group: str, topic: str, offset: int) -> None:

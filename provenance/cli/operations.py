@@ -14,12 +14,12 @@ import click
 
 from provenance.access import LOCAL_ADMIN as ME
 from provenance.bus.port import offset_key, raw_topic
-from provenance.cli.common import Ctx, catch_up, emit_json, err, fail, json_option, out, progress, table
-from provenance.errors import StoreError
+from provenance.cli.common import Ctx, catch_up, emit_json, err, fail, json_option, out, progress, table, when
+from provenance.errors import BusError, StoreError
 from provenance.formats import FORMATS
 from provenance.processor.runner import ProcessStats
 from provenance.service import Service
-from provenance.stack import run_processor
+from provenance.stack import ProcessorHealth, run_processor
 
 _INGEST_BATCH = 10_000
 
@@ -83,7 +83,7 @@ def _append(svc: Service, fmt: str, batch: list[bytes], before: int) -> int:
         return 0
     try:
         return svc.ingest(ME, fmt, batch).accepted
-    except StoreError as exc:  # the disk is full, or the log cannot be written: say how far it got
+    except (BusError, StoreError) as exc:  # the disk is full, or the log cannot be written: say how far it got
         fail(f"{exc}; {before} record(s) were appended before this, the next {len(batch)} were not", 1)
 
 
@@ -175,12 +175,15 @@ def status(ctx: Ctx, as_json: bool) -> None:
     """Where the state lives, what the log and store hold, and the processor's lag."""
     stack = ctx.service().stack
     topics = {t: sum(stack.bus.end_offsets(t).values()) for t in stack.bus.topics()}
+    health = ProcessorHealth(ctx.settings.home).read()
     r = {"home": str(ctx.settings.home), "topics": topics, "pending": stack.processor.pending(),
-         "store": stack.store.stats()}
+         "store": stack.store.stats(), "processor": health or {"state": "ok"}}
     if as_json:
         return emit_json(r)
     out.print(f"home: {r['home']}")
     out.print(f"records waiting to be applied: {r['pending']}")
+    if health:
+        out.print(f"background processor: {health.get('state')} since {when(health.get('at'))}: {health.get('error')}")
     out.print(table("Log topics", ["topic", "records"], [[t, str(n)] for t, n in sorted(topics.items())],
                     ids=("topic",)))
     out.print(table("Lineage store", ["what", "count"], [[k, str(v)] for k, v in sorted(stack.store.stats().items())]))
@@ -224,4 +227,68 @@ def clear(ctx: Ctx, yes: bool, keep_tokens: bool) -> None:
     out.print(f"cleared {home}" + (" (tokens and config.yaml kept)" if keep_tokens else " (config.yaml kept)"))
 
 
-COMMANDS = [ingest, process, serve, replay, status, dead_letters, clear]
+@click.command()
+@json_option
+@click.pass_obj
+def check(ctx: Ctx, as_json: bool) -> None:
+    """Verify the store: every reference names something, the file is sound, and the store has not
+    applied more of the log than the log holds. Exits 1 when something is wrong (see `repair`)."""
+    stack = ctx.service().stack
+    problems = list(stack.store.check())
+    applied = stack.store.applied_offsets(stack.processor.group)
+    for topic in stack.bus.raw_topics():
+        for partition, end in stack.bus.end_offsets(topic).items():
+            done = applied.get(offset_key(topic, partition), 0)
+            if done > end:
+                problems.append(f"{topic}[{partition}]: the store applied up to {done}, the log holds {end}")
+    result = {"ok": not problems, "problems": problems, "pending": stack.processor.pending()}
+    if as_json:
+        emit_json(result)
+    elif problems:
+        for p in problems:
+            err.print(f"problem: {p}")
+        err.print("the store does not match what it should hold: `provenance repair` rebuilds it from the log")
+    else:
+        out.print(f"the store is sound ({stack.processor.pending()} record(s) on the log still to apply)")
+    if problems:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.pass_obj
+def repair(ctx: Ctx, yes: bool) -> None:
+    """Rebuild the embedded store (and the search index) from the log: the store file is set aside, a new
+    one is filled by applying every record again. The log is the truth; nothing on it is lost."""
+    settings = ctx.settings
+    if settings.store.type != "embedded":
+        fail("repair rebuilds the embedded store; for another store, empty its database and run `provenance "
+             "replay`", 2)
+    path = settings.store_path
+    if not yes:
+        click.confirm(f"Set {path} aside and rebuild the store from the log?", abort=True)
+    if path.exists():
+        aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{path}{suffix}")
+            if part.exists():
+                part.replace(Path(f"{aside}{suffix}"))
+        err.print(f"the old store is at {aside}")
+    if settings.search.type == "embedded" and settings.search_path.exists():
+        shutil.rmtree(settings.search_path)  # rebuilt from the new store
+    svc = ctx.service()
+    stack = svc.stack
+    from provenance.bus.embedded import EmbeddedLog
+
+    if isinstance(stack.bus, EmbeddedLog):
+        for topic in stack.bus.raw_topics():
+            stack.bus.reset_group(stack.processor.group, topic, 0)
+    stats = catch_up(svc)
+    problems = stack.store.check()
+    out.print(f"rebuilt the store from {stats.records} record(s) ({stats.dead_lettered} dead-lettered); "
+              f"{'sound' if not problems else 'still wrong: ' + '; '.join(problems)}")
+    if problems:
+        raise SystemExit(1)
+
+
+COMMANDS = [ingest, process, serve, replay, status, dead_letters, clear, check, repair]

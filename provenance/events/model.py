@@ -141,6 +141,56 @@ def _normalize_uri(value: str) -> str:
     return rebuilt
 
 
+#: the latest event time accepted: a fixed bound (not "now + x"), so a replay decides as the first run did
+MAX_TS = 7_258_118_400_000  # 2200-01-01T00:00:00Z
+MAX_TEXT = 16_384  # characters of a URI, an app id, a user, a source
+MAX_ATTRS_DEPTH = 32  # nesting of attrs: objects and arrays within each other
+MAX_ATTRS_ITEMS = 100_000  # strings, numbers, objects and arrays in attrs, all told
+
+
+def text_problem(name: str, value: str) -> str | None:
+    """What makes a string unusable as a name in the graph: a NUL (SQLite and JSON functions cut names at
+    it), a lone surrogate (it cannot be written as UTF-8), or a length over `MAX_TEXT`."""
+    if "\x00" in value:
+        return f"{name} holds a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{name} holds a lone surrogate (not UTF-8)"
+    if len(value) > MAX_TEXT:
+        return f"{name} is {len(value)} characters long (at most {MAX_TEXT})"
+    return None
+
+
+def attrs_problem(attrs: dict[str, Any]) -> str | None:
+    """Nesting over `MAX_ATTRS_DEPTH`, more than `MAX_ATTRS_ITEMS` values, or a bad string anywhere."""
+    stack: list[tuple[Any, int]] = [(attrs, 1)]
+    seen = 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > MAX_ATTRS_ITEMS:
+            return f"attrs hold more than {MAX_ATTRS_ITEMS} values"
+        if isinstance(value, str):
+            if "\x00" in value or not value.isascii():
+                problem = text_problem("an attrs value", value)
+                if problem and "long" not in problem:
+                    return problem
+        elif isinstance(value, dict):
+            if depth > MAX_ATTRS_DEPTH:
+                return f"attrs are nested more than {MAX_ATTRS_DEPTH} deep"
+            for k, v in value.items():
+                if not isinstance(k, str) or (problem := text_problem("an attrs key", k)):
+                    return problem or "attrs keys must be strings"
+                stack.append((v, depth + 1))
+        elif isinstance(value, list):
+            if depth > MAX_ATTRS_DEPTH:
+                return f"attrs are nested more than {MAX_ATTRS_DEPTH} deep"
+            stack.extend((v, depth + 1) for v in value)
+    return None
+
+
 def consistency_problem(kind: Kind, op: str, app_id: str | None, uri: str | None, dst: str | None,
                         attrs: dict[str, Any]) -> str | None:
     """What makes these fields inconsistent as one event, or None."""
@@ -187,25 +237,49 @@ class Event(BaseModel):
     @field_validator("ts", mode="before")
     @classmethod
     def _ts(cls, value: Any) -> int:
-        ms = to_ms(value)
+        try:
+            ms = to_ms(value)
+        except OverflowError:
+            raise ValueError(f"event time {value!r} is out of range") from None
         if ms < 0:
             raise ValueError("event time before 1970")
+        if ms >= MAX_TS:
+            raise ValueError("event time after 2199 (a far-future time is a clock or unit error)")
         return ms
+
+    @field_validator("source", "event_id", "op")
+    @classmethod
+    def _text(cls, value: str, info: Any) -> str:
+        problem = text_problem(info.field_name, value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("uri", "dst", mode="before")
     @classmethod
-    def _uri(cls, value: Any) -> str | None:
+    def _uri(cls, value: Any, info: Any) -> str | None:
         if value is None:
             return None
         if not isinstance(value, str):
             raise ValueError("a URI must be a string")
+        if problem := text_problem(info.field_name, value):
+            raise ValueError(problem)
         return normalize_uri(value)
+
+    @field_validator("attrs")
+    @classmethod
+    def _attrs(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if problem := attrs_problem(value):
+            raise ValueError(problem)
+        return value
 
     @field_validator("app_id", "user", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: Any) -> Any:
+    def _blank_is_none(cls, value: Any, info: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             return None
+        if isinstance(value, str) and (problem := text_problem(info.field_name, value)):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")

@@ -10,7 +10,17 @@ import orjson
 from pydantic import ValidationError
 
 from provenance.errors import EventError
-from provenance.events.model import OPS, SCHEMA_VERSION, Event, Kind, consistency_problem, normalize_uri
+from provenance.events.model import (
+    MAX_TEXT,
+    MAX_TS,
+    OPS,
+    SCHEMA_VERSION,
+    Event,
+    Kind,
+    attrs_problem,
+    consistency_problem,
+    normalize_uri,
+)
 
 
 def describe_validation(exc: ValidationError) -> str:
@@ -43,15 +53,18 @@ def _fast(data: dict[str, Any], derive_id: bool = True) -> Event | None:
         return None
     kind = _KINDS.get(data.get("kind"))  # type: ignore[arg-type]
     ts, op, source = data.get("ts"), data.get("op"), data.get("source")
-    if kind is None or type(ts) is not int or ts < 0 or not _plain_str(source) or not isinstance(op, str):
+    if (kind is None or type(ts) is not int or not 0 <= ts < MAX_TS or not _plain_str(source)
+            or not isinstance(op, str)):
         return None
     app_id, user, uri, dst = data.get("app_id"), data.get("user"), data.get("uri"), data.get("dst")
-    for v in (app_id, user, uri, dst):
-        if v is not None and not _plain_str(v):
-            return None
+    for v in (source, op, app_id, user, uri, dst):
+        if v is not None and (not _plain_str(v) or "\x00" in v or len(v) > MAX_TEXT or not v.isascii()):
+            return None  # the validators word what is wrong (a non-ASCII name is checked there, rarely)
     attrs = data.get("attrs", {})
     event_id = data.get("event_id", "")
     if not isinstance(attrs, dict) or not isinstance(event_id, str) or event_id != event_id.strip():
+        return None
+    if attrs and attrs_problem(attrs):
         return None
     try:
         uri = None if uri is None else normalize_uri(uri)

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from provenance.errors import StoreError
+from provenance.errors import RecordRefused, StoreError, StoreFullError
 from provenance.graph.model import (
     LINEAGE_RELS,
     NEVER,
@@ -112,6 +112,16 @@ _TAG_FACTS_OF = ("SELECT node, key, ts, removed, value FROM tags "
 _CACHE_LIMIT = 2_000_000
 
 
+def translate(exc: sqlite3.Error, what: str, path: Path) -> StoreError:
+    """A driver error as this package's: a full disk says so (with the file), the rest says what failed."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StoreFullError(f"{what}: the disk holding {path} is full (nothing of this batch was kept; it is "
+                              "applied again once there is room)")
+    if isinstance(exc, sqlite3.DataError | sqlite3.InterfaceError | sqlite3.ProgrammingError):
+        return RecordRefused(f"{what}: a value cannot be stored: {exc}")  # too big, or not a type SQLite takes
+    return StoreError(f"{what}: {exc}")
+
+
 def _prop_rows(batch: FactBatch, ids: dict[str, int]) -> tuple[list[Any], list[Any]]:
     """Rows of ``props`` (a group of one, and clashes) and of ``propsets`` (a group of several, one row)."""
     single = [(ids[n], k, ts, r, v) for n, k, ts, r, v in batch.clashes]
@@ -190,18 +200,28 @@ class EmbeddedStore(LineageStore):
                     yield self._conn
                     self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    self._ids.clear()  # names interned in the rolled-back transaction are gone
+                    self._abandon()
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"store write failed: {exc}") from exc
+                raise translate(exc, "store write failed", self.path) from exc
+
+    def _abandon(self) -> None:
+        """Undo the transaction, and drop what was derived from it: the ids of names it interned are
+        not in the file any more. SQLite may have rolled back already (a full disk, an I/O error): then
+        there is nothing to undo, and asking would raise "cannot rollback" over the real error."""
+        self._ids.clear()
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection is unusable; the next write reports why
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
             try:
                 return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
-                raise StoreError(f"store read failed: {exc}") from exc
+                raise translate(exc, "store read failed", self.path) from exc
 
     def _intern(self, names: Iterable[str], create: bool) -> dict[str, int]:
         """Ids of names; ``create`` adds the missing ones (call it inside a write transaction)."""
@@ -513,6 +533,32 @@ class EmbeddedStore(LineageStore):
             "tags": sorted(q("SELECT nm.name, t.key, t.ts, t.removed, t.value, u.name FROM tags t "
                              "JOIN names nm ON nm.id = t.node JOIN names u ON u.id = t.uri")),
         }
+
+    def check(self) -> list[str]:
+        """Referential integrity: every id in every table names something, every edge's ends and every
+        version's artifact are nodes, and SQLite's own check of the file."""
+        problems = [f"sqlite: {r[0]}" for r in self._rows("PRAGMA integrity_check") if r[0] != "ok"]
+        dangling = {
+            "node ids without a name": "SELECT count(*) FROM nodes WHERE nid NOT IN (SELECT id FROM names)",
+            "edges whose source is not a node": "SELECT count(*) FROM edges WHERE src NOT IN (SELECT nid FROM nodes)",
+            "edges whose target is not a node": "SELECT count(*) FROM edges WHERE dst NOT IN (SELECT nid FROM nodes)",
+            "touches naming ids without a name": "SELECT count(*) FROM touches WHERE app NOT IN (SELECT id FROM names)"
+                                                 " OR uri NOT IN (SELECT id FROM names) OR artifact NOT IN "
+                                                 "(SELECT id FROM names)",
+            "properties of no node": "SELECT count(*) FROM (SELECT node FROM props UNION ALL SELECT node FROM "
+                                     "propsets) WHERE node NOT IN (SELECT nid FROM nodes)",
+            "tags of no node": "SELECT count(*) FROM tags WHERE node NOT IN (SELECT nid FROM nodes) OR uri NOT IN "
+                               "(SELECT id FROM names)",
+            "versions whose artifact is not a node": "SELECT count(*) FROM nodes v LEFT JOIN names a ON a.id = v.art "
+                                                     "WHERE v.art IS NOT NULL AND (a.name IS NULL OR NOT EXISTS "
+                                                     "(SELECT 1 FROM names an JOIN nodes n ON n.nid = an.id "
+                                                     "WHERE an.name = 'artifact:' || a.name))",
+        }
+        for what, sql in dangling.items():
+            n = int(self._rows(sql)[0][0])
+            if n:
+                problems.append(f"{n} {what}")
+        return problems
 
     def stats(self) -> dict[str, int]:
         out = {}

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from provenance.errors import StoreError
+from provenance.errors import RecordRefused, StoreError
 from provenance.graph.model import (
     NEVER,
     VERSION_OF,
@@ -106,6 +106,15 @@ def _driver_errors() -> tuple[type[Exception], ...]:
     return (Neo4jError, DriverError)
 
 
+def _translate(exc: Exception, what: str) -> StoreError:
+    """A statement the server refuses for its values (a type or size it does not take) is the record's
+    fault, not the store's: the processor dead-letters the record. Anything else is waited out."""
+    code = str(getattr(exc, "code", "") or "")
+    if code.startswith(("Neo.ClientError.Statement.TypeError", "Neo.ClientError.Statement.ArgumentError")):
+        return RecordRefused(f"{what}: a value cannot be stored: {exc}")
+    return StoreError(f"{what}: {exc}")
+
+
 def _key(*parts: Any) -> str:
     return json.dumps(parts, separators=(",", ":"))
 
@@ -169,7 +178,7 @@ class Neo4jStore(LineageStore):
                 yield
                 self._tx.commit()
             except self._errors as exc:
-                raise StoreError(f"Neo4j batch failed (nothing of it was written): {exc}") from exc
+                raise _translate(exc, "Neo4j batch failed (nothing of it was written)") from exc
             finally:
                 self._close_tx()
 
@@ -197,7 +206,7 @@ class Neo4jStore(LineageStore):
             with self._new_session() as session:
                 return session.execute_write(work)
         except self._errors as exc:
-            raise StoreError(f"Neo4j write failed: {exc}") from exc
+            raise _translate(exc, "Neo4j write failed") from exc
 
     def _read(self, query: str, **params: Any) -> list[Any]:
         def work(tx: Any) -> list[Any]:
@@ -431,6 +440,20 @@ class Neo4jStore(LineageStore):
                 "MATCH (t:ProvTouch) RETURN t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts")),
             "tags": sorted(self._read("MATCH (t:ProvTag) RETURN t.node, t.name, t.ts, t.removed, t.value, t.uri")),
         }
+
+    def check(self) -> list[str]:
+        """What the constraints cannot promise: facts of nodes that are not there, nodes without a kind
+        (made by an edge whose node write was lost), versions without their artifact."""
+        counts = {
+            "nodes without a kind": "MATCH (n:ProvNode) WHERE n.kind IS NULL RETURN count(n)",
+            "properties of no node": "MATCH (p:ProvProp) WHERE NOT EXISTS { MATCH (n:ProvNode {id: p.node}) } "
+                                     "RETURN count(p)",
+            "tags of no node": "MATCH (t:ProvTag) WHERE NOT EXISTS { MATCH (n:ProvNode {id: t.node}) } RETURN count(t)",
+            "versions without their artifact": "MATCH (v:ProvNode {kind: 'version'}) WHERE NOT EXISTS "
+                                               "{ MATCH (v)-[:VERSION_OF]->(:ProvNode {kind: 'artifact'}) } "
+                                               "RETURN count(v)",
+        }
+        return [f"{n} {what}" for what, q in counts.items() if (n := int(self._read(q)[0][0]))]
 
     def stats(self) -> dict[str, int]:
         counts = {

@@ -95,6 +95,10 @@ class LineageStore(ABC):
         """Everything, in a canonical order: two stores holding the same graph dump equal."""
 
     @abstractmethod
+    def check(self) -> list[str]:
+        """Referential integrity of what is stored, as problems found (empty: sound). `provenance check`."""
+
+    @abstractmethod
     def stats(self) -> dict[str, int]: ...
 
     @abstractmethod

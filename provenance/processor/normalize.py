@@ -18,6 +18,9 @@ from provenance.events import Event
 #: raw record value → events
 Normalizer = Callable[[bytes], list[Event]]
 
+#: the largest raw record a normalizer is given (a record is one change: anything larger is a mistake)
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+
 
 class Normalizers:
     """The normalizers of one stack, by raw format."""
@@ -40,4 +43,11 @@ class Normalizers:
         fn = self._by_format.get(fmt)
         if fn is None:
             raise EventError(f"no normalizer for raw format {fmt!r} (known: {', '.join(self.formats())})")
-        return fn(value)
+        if len(value) > MAX_RECORD_BYTES:
+            raise EventError(f"a record of {len(value)} bytes is over the {MAX_RECORD_BYTES} byte limit")
+        try:
+            return fn(value)
+        except EventError:
+            raise
+        except Exception as exc:  # a normalizer's bug or a value it chokes on: this record, not the stream
+            raise EventError(f"the {fmt} normalizer failed: {type(exc).__name__}: {str(exc)[:500]}") from exc

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenance.bus.port import DEAD_LETTER_TOPIC, Bus, Consumer, Message, Record, offset_key
-from provenance.errors import EventError, StoreError
+from provenance.errors import EventError, RecordRefused, StoreError
 from provenance.events.model import Event
 from provenance.graph.model import DerivedLineage, FactBatch, Touch
 from provenance.graph.port import LineageStore
@@ -239,7 +239,14 @@ class Processor:
         for m in messages:
             key = offset_key(m.topic, m.partition)
             offsets[key] = max(offsets.get(key, 0), m.offset + 1)
-        self._with_retries(lambda: self._apply(facts, offsets))
+        try:
+            self._with_retries(lambda: self._apply(facts, offsets))
+        except RecordRefused:
+            # a value of the batch cannot be stored: find its records, dead-letter them, apply the rest;
+            # any other store error goes up (nothing was committed: the batch comes again)
+            facts, refused = self._isolate(messages, {i for i, _ in failed})
+            dead += [self._dead(messages[i], f"the store refused it: {error}") for i, error in refused]
+            self._with_retries(lambda: self._apply(FactBatch(), offsets))
         for listener in self.listeners:
             listener(facts, offsets)
         if dead:
@@ -248,6 +255,28 @@ class Processor:
             stats.errors = [d.headers["error"] for d in dead[:10]]
         stats.seconds = time.perf_counter() - start
         return stats
+
+    def _isolate(self, messages: list[Message], skip: set[int]) -> tuple[FactBatch, list[tuple[int, str]]]:
+        """Apply the batch in halves, and halves of the halves, until each record the store refuses is alone:
+        (the facts applied, [(index, why)] of the refused). Facts merge, so applying parts equals the whole."""
+        applied = FactBatch()
+        refused: list[tuple[int, str]] = []
+
+        def attempt(part: list[int]) -> None:
+            facts, _, _ = infer_records([(messages[i].topic, messages[i].value) for i in part], self.rules,
+                                        self.normalizers)
+            try:
+                self._with_retries(lambda: self._apply(facts))
+                applied.extend(facts)
+            except RecordRefused as exc:
+                if len(part) == 1:
+                    refused.append((part[0], str(exc)))
+                    return
+                attempt(part[: len(part) // 2])
+                attempt(part[len(part) // 2:])
+
+        attempt([i for i in range(len(messages)) if i not in skip])
+        return applied, sorted(refused)
 
     def _apply(self, facts: FactBatch, offsets: dict[str, int] | None = None) -> None:
         """Facts, then the lineage of every artifact they touched, in one store batch.
@@ -300,6 +329,8 @@ class Processor:
             try:
                 fn()
                 return
+            except RecordRefused:
+                raise  # the same values are refused again: no waiting helps
             except StoreError:
                 if attempt == self.store_retries:
                     raise  # backpressure: nothing is committed, the batch comes again
@@ -356,6 +387,14 @@ class Processor:
             if ensure is not None:
                 ensure()
 
+    def _begin_listeners(self) -> None:
+        """At the start of a loop: listeners note what they lack, and make up for it when the processor is
+        idle (`flush_listeners`), so that batches are applied first, whatever a projection needs."""
+        for listener in self.listeners:
+            begin = getattr(listener, "begin", None)
+            if begin is not None:
+                begin()
+
     def flush_listeners(self) -> None:
         """Caught up: listeners that batch their work (the search index) write it now."""
         for listener in self.listeners:
@@ -363,9 +402,11 @@ class Processor:
             if flush is not None:
                 flush()
 
-    def catch_up(self, on_batch: Callable[[ProcessStats], None] | None = None) -> ProcessStats:
-        """Process everything on the raw topics now, then return."""
-        return self._loop(on_batch, until_caught_up=True, stop=None)
+    def catch_up(self, on_batch: Callable[[ProcessStats], None] | None = None,
+                 stop: threading.Event | None = None) -> ProcessStats:
+        """Process everything on the raw topics now, then return; or, when ``stop`` is set, after the
+        batches in hand (they are applied and their offsets recorded)."""
+        return self._loop(on_batch, until_caught_up=True, stop=stop)
 
     def run(self, stop: threading.Event, on_batch: Callable[[ProcessStats], None] | None = None) -> ProcessStats:
         """Process records as they arrive until ``stop`` is set (``provenance process``, ``serve``)."""
@@ -378,7 +419,7 @@ class Processor:
 
     def _loop_batches(self, on_batch: Callable[[ProcessStats], None] | None, until_caught_up: bool,
                       stop: threading.Event | None) -> ProcessStats:
-        self.prepare()
+        self._begin_listeners()
         self._total = ProcessStats()
         self._on_batch = on_batch
         consumer = self._open_consumer()
@@ -391,10 +432,11 @@ class Processor:
         ok = False
         next_topic_check = time.monotonic() + 5.0
         try:
-            flushed = True
+            flushed = False  # the first idle moment flushes: a listener behind the store catches up then
             while True:
+                stopping = stop is not None and stop.is_set()  # then: finish what is in hand, read no more
                 # keep the workers one batch ahead of the store
-                while len(self._inflight) < (self.workers + 1 if parallel else 1):
+                while not stopping and len(self._inflight) < (self.workers + 1 if parallel else 1):
                     wait = 0.0 if self._inflight or (until_caught_up and not self.bus.group_managed) else 0.2
                     messages = consumer.poll(self.batch_size, timeout_s=wait)
                     if not messages:
@@ -412,7 +454,7 @@ class Processor:
                     renewed = self._open_consumer()  # a new source's topic: join with it
                     if renewed is not None and renewed is not consumer:
                         consumer = self._active = renewed
-                if (until_caught_up and consumer.at_end()) or (stop is not None and stop.is_set()):
+                if stopping or (until_caught_up and consumer.at_end()):
                     ok = True
                     return self._total
         finally:

@@ -47,6 +47,13 @@ class SearchProjection:
         self.store, self.rules, self.index, self.group = store, rules, index, group
         self.queries = LineageQueries(store, rules)
         self._dirty: set[str] = set()
+        self._behind = False  # the index did not reflect the store when the processor started
+
+    def begin(self) -> None:
+        """The processor starts: note whether the index is behind the store, without rebuilding it now.
+        The rebuild waits for the first `flush`, so that a processor restarted again and again (killed
+        during a long rebuild) still applies batches each time before it rebuilds."""
+        self._behind = self._behind or self.index.marker() != self.store.applied_offsets(self.group)
 
     # -- the processor's listener -----------------------------------------------------------------
     def __call__(self, facts: FactBatch, offsets: dict[str, int]) -> None:
@@ -58,6 +65,9 @@ class SearchProjection:
             self.flush()
 
     def flush(self) -> None:
+        if self._behind:
+            self.rebuild()  # covers what is dirty, and everything the index missed before
+            return
         if not self._dirty:
             return
         dirty, self._dirty = self._dirty, set()
@@ -77,7 +87,9 @@ class SearchProjection:
         return self.rebuild()
 
     def rebuild(self) -> int:
+        self._dirty.clear()
         self.index.clear()
+        self.index.set_marker({"stale": 1})  # a rebuild cut short is known as one at the next start
         n = 0
         for kind in ("artifact", "app", "user"):
             offset = 0
@@ -88,6 +100,7 @@ class SearchProjection:
                 n += self.index.upsert(self.documents(n.id for n in nodes))
                 offset += len(nodes)
         self.index.set_marker(self.store.applied_offsets(self.group))
+        self._behind = False
         return n
 
     # -- documents ------------------------------------------------------------------------------

@@ -174,3 +174,14 @@ def test_reading_large_frontiers(store: LineageStore) -> None:
     store.apply_facts(b)
     assert len(store.nodes(ids)) == 40_000
     assert store.stats()["nodes"] == 40_000
+
+
+def test_check_finds_nothing_in_a_sound_store_and_names_what_dangles(store: LineageStore) -> None:
+    store.apply_facts(facts())
+    store.replace_lineage([DerivedLineage("file:///d/x.csv", [VersionInfo("~a1", 60, "a1", "v1")],
+                                          [DerivedEdge("a1", READ, "~a1", 60, 80)])])
+    assert store.check() == []
+    ghost = FactBatch()
+    ghost.prop("app:ghost", "state", 1, "started")  # a property of a node that was never written
+    store.apply_facts(ghost)
+    assert any("properties of no node" in p for p in store.check())

@@ -39,7 +39,8 @@ SETTINGS = {
 MAPPINGS = {
     "dynamic": "strict",
     "properties": {
-        **{f: {"type": "keyword"} for f in ("id", "kind", "type", "project", "job", "state", "user", "tag")},
+        **{f: {"type": "keyword"} for f in ("id", "kind", "type", "project", "job", "state", "user", "tag",
+                                              "access")},
         **{f: {"type": "text", "analyzer": "prov_words"} for f in TEXT_FIELDS},
         **{f: {"type": "long"} for f in ("created_ts", "last_ts", "usage")},
         "doc": {"type": "object", "enabled": False},  # the document as the API returns it
@@ -66,8 +67,14 @@ class ElasticsearchSearch(SearchIndex):
                                (self.meta_index, {"mappings": {"dynamic": False, "properties": {}}})):
                 if not self._es.indices.exists(index=name):
                     self._es.options(ignore_status=400).indices.create(index=name, **body)  # 400: a racing creator
+            if "access" not in self._mapped_fields():  # an index made before documents said who may see them
+                self._es.indices.put_mapping(index=index, properties={"access": {"type": "keyword"}})
         except self._api_error as exc:
             raise SearchError(f"cannot open the Elasticsearch index {index!r} at {url}: {exc}") from exc
+
+    def _mapped_fields(self) -> set[str]:
+        mapping = self._es.indices.get_mapping(index=self.index)
+        return {f for body in mapping.values() for f in body.get("mappings", {}).get("properties", {})}
 
     # -- writes ---------------------------------------------------------------------------------
     @staticmethod
@@ -75,6 +82,7 @@ class ElasticsearchSearch(SearchIndex):
         return {
             "id": d.id, "kind": d.kind, "type": d.type, "project": d.project or _NONE, "job": d.job or _NONE,
             "state": d.state or _NONE, "user": list(d.users), "tag": [f"{k}={v}" for k, v in d.tags],
+            "access": list(d.access) or [_NONE],
             "name": d.name, "uri": d.uri, "tags": " ".join(f"{k} {v}" for k, v in d.tags),
             "description": d.description, "created_ts": d.created_ts, "last_ts": d.last_ts, "usage": d.usage,
             "doc": d.as_dict(),

@@ -38,6 +38,7 @@ def _schema() -> tantivy.Schema:
         sb.add_text_field(f, stored=False, tokenizer_name="raw", fast=True)
     sb.add_text_field("user", stored=False, tokenizer_name="raw")
     sb.add_text_field("tag", stored=False, tokenizer_name="raw")  # key=value
+    sb.add_text_field("access", stored=False, tokenizer_name="raw")  # projects that may see it
     for f in TEXT_FIELDS:
         sb.add_text_field(f, stored=False)
     for f in ("created_ts", "last_ts", "usage"):
@@ -114,6 +115,8 @@ class EmbeddedSearch(SearchIndex):
             doc.add_text("user", u)
         for k, v in d.tags:
             doc.add_text("tag", f"{k}={v}")
+        for project in d.access or (_NONE,):
+            doc.add_text("access", project)
         doc.add_text("name", d.name)
         doc.add_text("uri", d.uri)
         doc.add_text("tags", " ".join(f"{k} {v}" for k, v in d.tags))

@@ -37,6 +37,9 @@ class SearchDoc:
     created_ts: int = 0
     last_ts: int = 0  # last activity (recency)
     usage: int = 0  # artifacts: apps that read it; apps: files touched; users: runs
+    #: who may see the document: the projects whose members may (empty: everyone); a user is seen by the
+    #: members of the projects of the runs they made, and by everyone if one of their runs is of no project
+    access: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "kind": self.kind, "name": self.name, "uri": self.uri, "type": self.type,
@@ -124,5 +127,5 @@ def query_filters(q: SearchQuery) -> list[tuple[str, list[str]]]:
         ("kind", q.kinds), ("type", q.types), ("project", q.projects), ("user", q.users),
         ("tag", [f"{k}={v}" for k, v in q.tags])) if values]
     if q.visible_projects is not None:  # access control: documents of no project are everyone's
-        out.append(("project", [*sorted(q.visible_projects), NO_PROJECT]))
+        out.append(("access", [*sorted(q.visible_projects), NO_PROJECT]))
     return out

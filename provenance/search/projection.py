@@ -135,6 +135,7 @@ class SearchProjection:
         for e in self.store.edges_to(makers, [RAN]) if makers else []:
             users_of.setdefault(e.dst, []).append(node_key(e.src))
         projects = self.queries.artifact_projects(uris, NEVER, nodes)
+        maker_projects = {i: a.project for i, a in self.queries.describe_apps(makers, NEVER).items()}
         out = []
         for i in ids:
             n = nodes.get(i)
@@ -144,12 +145,15 @@ class SearchProjection:
             tags = dict(n.tags)
             kind = tags.get(self.rules.type_key) or n.props.get("type", "file")
             vs = versions.get(uri, [])
-            users = sorted({u for a in writers.get(uri, ()) for u in users_of.get(a, [])})
+            # the users who made it in its own project (or in none): another project's users are not named here
+            users = sorted({u for a in writers.get(uri, ()) if maker_projects.get(a) in (None, projects.get(uri))
+                            for u in users_of.get(a, [])})
             # nothing about the apps here: they may belong to a project the reader of this document cannot see
             desc = f"{kind} {n.props.get('name') or ''}; {len(vs)} version(s)"
             out.append(SearchDoc(
                 id=i, kind="artifact", name=str(n.props.get("name") or uri.rsplit("/", 1)[-1]), uri=uri, type=kind,
-                project=projects.get(uri), users=tuple(users), tags=tuple(sorted(tags.items())),
+                project=projects.get(uri), access=_access(projects.get(uri)), users=tuple(users),
+                tags=tuple(sorted(tags.items())),
                 description=desc, created_ts=min((v.created_ts for v in vs), default=n.first_ts),
                 last_ts=n.last_ts, usage=len(readers.get(uri, ()))))
         return out
@@ -168,20 +172,32 @@ class SearchProjection:
             text = " ".join(map(str, command)) if isinstance(command, list) else str(command or "")
             out.append(SearchDoc(
                 id=i, kind="app", name=d.job or d.app_id, uri=d.app_id, type="app",
-                project=d.project, users=tuple(d.users), description=text,
+                project=d.project, access=_access(d.project), users=tuple(d.users), description=text,
                 job=d.job, state=d.state, created_ts=int(d.started_ts or 0),
                 last_ts=int(d.ended_ts or d.started_ts or 0), usage=touched.get(i, 0)))
         return out
 
     def _users(self, ids: list[str]) -> list[SearchDoc]:
         nodes = self.store.nodes(ids)
-        runs: dict[str, int] = {}
+        runs: dict[str, list[str]] = {}
         for e in self.store.edges_from(ids, [RAN]):
-            runs[e.src] = runs.get(e.src, 0) + 1
-        return [SearchDoc(id=i, kind="user", name=node_key(i), uri=node_key(i), type="user",
-                          users=(node_key(i),), description=f"user {node_key(i)}: {runs.get(i, 0)} run(s)",
-                          created_ts=n.first_ts, last_ts=n.last_ts, usage=runs.get(i, 0))
-                for i, n in nodes.items()]
+            runs.setdefault(e.src, []).append(e.dst)
+        projects = {i: a.project for i, a in self.queries.describe_apps({a for r in runs.values() for a in r},
+                                                                         NEVER).items()}
+        out = []
+        for i, n in nodes.items():
+            theirs = {projects.get(a) for a in runs.get(i, [])}
+            # seen by the members of their runs' projects; by everyone when a run is of no project
+            access = () if None in theirs or not theirs else tuple(sorted(p for p in theirs if p))
+            out.append(SearchDoc(id=i, kind="user", name=node_key(i), uri=node_key(i), type="user",
+                                 users=(node_key(i),), description=f"user {node_key(i)}: {len(runs.get(i, []))} "
+                                 "run(s)", created_ts=n.first_ts, last_ts=n.last_ts, usage=len(runs.get(i, [])),
+                                 access=access))
+        return out
+
+
+def _access(project: str | None) -> tuple[str, ...]:
+    return (project,) if project else ()
 
 
 def _str(value: Any) -> str | None:

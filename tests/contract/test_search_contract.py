@@ -25,16 +25,21 @@ def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchInde
 DOCS = [
     SearchDoc("artifact:file:///p/loan/raw/applications.csv", "artifact", "applications.csv",
               "file:///p/loan/raw/applications.csv", "dataset", "loan", ("alice",), (("pii", "true"),),
-              "raw loan applications", created_ts=100, last_ts=900, usage=7),
+              "raw loan applications", created_ts=100, last_ts=900, usage=7, access=("loan",)),
     SearchDoc("artifact:file:///p/loan/models/scoring", "artifact", "scoring", "file:///p/loan/models/scoring",
-              "model", "loan", ("bob",), (), "credit scoring model", created_ts=300, last_ts=500, usage=2),
+              "model", "loan", ("bob",), (), "credit scoring model", created_ts=300, last_ts=500, usage=2,
+              access=("loan",)),
     SearchDoc("artifact:file:///p/fraud/features", "artifact", "features", "file:///p/fraud/features",
-              "feature_group", "fraud", ("eve",), (), "fraud features", created_ts=200, last_ts=950, usage=9),
+              "feature_group", "fraud", ("eve",), (), "fraud features", created_ts=200, last_ts=950, usage=9,
+              access=("fraud",)),
     SearchDoc("app:run-1", "app", "loan/train", "run-1", "app", "loan", ("bob",), (), "python train.py",
-              job="loan/train", state="finished", created_ts=400, last_ts=450, usage=3),
+              job="loan/train", state="finished", created_ts=400, last_ts=450, usage=3, access=("loan",)),
     SearchDoc("user:alice", "user", "alice", "alice", "user", None, ("alice",), (), "user alice", created_ts=1,
               last_ts=10, usage=1),
 ]
+# a user who ran jobs of two projects: seen by the members of either, by nobody else
+EVE = SearchDoc("user:eve", "user", "eve", "eve", "user", None, ("eve",), (), "user eve", created_ts=2, last_ts=20,
+                usage=2, access=("fraud", "loan"))
 
 
 def ids(index: SearchIndex, **kw: object) -> list[str]:
@@ -92,11 +97,13 @@ def test_sorts_pages_and_facets(index: SearchIndex) -> None:
 
 
 def test_visible_projects_hide_the_rest(index: SearchIndex) -> None:
-    index.upsert(DOCS)
+    index.upsert([*DOCS, EVE])
     seen = set(ids(index, visible_projects=frozenset({"loan"})))
-    assert seen == {DOCS[0].id, DOCS[1].id, DOCS[3].id, DOCS[4].id}  # no project: everyone's
+    assert seen == {DOCS[0].id, DOCS[1].id, DOCS[3].id, DOCS[4].id, EVE.id}  # no project: everyone's
     assert ids(index, text="fraud", visible_projects=frozenset({"loan"})) == []
-    assert index.search(SearchQuery(visible_projects=frozenset())).total == 1
+    assert set(ids(index, kinds=["user"], visible_projects=frozenset({"fraud"}))) == {"user:alice", "user:eve"}
+    assert index.search(SearchQuery(visible_projects=frozenset())).total == 1  # alice: of no project
+    assert ids(index, text="eve", visible_projects=frozenset({"other"})) == []
 
 
 def test_marker_and_clear(index: SearchIndex) -> None:

@@ -241,9 +241,11 @@ class Processor:
             offsets[key] = max(offsets.get(key, 0), m.offset + 1)
         try:
             self._with_retries(lambda: self._apply(facts, offsets))
-        except RecordRefused:
-            # a value of the batch cannot be stored: find its records, dead-letter them, apply the rest;
-            # any other store error goes up (nothing was committed: the batch comes again)
+        except Exception as exc:
+            if isinstance(exc, StoreError) and not isinstance(exc, RecordRefused):
+                raise  # the store is down or full: nothing was committed, the batch comes again (backpressure)
+            # a value of the batch cannot be stored, or applying it hit a bug: find the records, dead-letter
+            # them with the error, apply the rest; the stream goes on
             facts, refused = self._isolate(messages, {i for i, _ in failed})
             dead += [self._dead(messages[i], f"the store refused it: {error}") for i, error in refused]
             self._with_retries(lambda: self._apply(FactBatch(), offsets))
@@ -268,9 +270,12 @@ class Processor:
             try:
                 self._with_retries(lambda: self._apply(facts))
                 applied.extend(facts)
-            except RecordRefused as exc:
+            except Exception as exc:
+                if isinstance(exc, StoreError) and not isinstance(exc, RecordRefused):
+                    raise
                 if len(part) == 1:
-                    refused.append((part[0], str(exc)))
+                    refused.append((part[0], str(exc) if isinstance(exc, RecordRefused)
+                                    else f"applying it failed: {type(exc).__name__}: {exc}"))
                     return
                 attempt(part[: len(part) // 2])
                 attempt(part[len(part) // 2:])

@@ -148,9 +148,9 @@ def _value(kind: str, which: dict[str, str]) -> str:
 
 def _requests(path: str, path_params: list[str],
               query: list[str]) -> Iterator[tuple[str, dict[str, Any], str, str, str]]:
-    """(url, query, which, group, the varied value) for each parameter set to a hidden, an absent and a visible value in turn,
-    the others visible; with every value of an enumerated parameter (report formats, directions). The
-    requests of one group differ only in the value of the varied parameter."""
+    """(url, query, which, group, the varied value) for each parameter set to a hidden, an absent and a
+    visible value in turn, the others visible; with every value of an enumerated parameter (report
+    formats, directions). The requests of one group differ only in the value of the varied parameter."""
     names = [n for n in path_params + query if n in PARAM_KIND]
     if path.startswith("/ui/user") or path == "/api/users/{name}":
         kinds = {n: "user" for n in names}

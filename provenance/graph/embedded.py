@@ -31,6 +31,7 @@ from provenance.graph.model import (
     LINEAGE_RELS,
     NEVER,
     VERSION_OF,
+    Content,
     DerivedLineage,
     Edge,
     FactBatch,
@@ -40,11 +41,12 @@ from provenance.graph.model import (
     app_node,
     artifact_node,
     encode_value,
+    flow_node,
     version_node,
 )
 from provenance.graph.port import LineageStore
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,10 +70,17 @@ CREATE INDEX IF NOT EXISTS edges_dst ON edges (dst, rel);
 DROP INDEX IF EXISTS edges_art;         -- (schema 3 had it; lineage is deleted through version nodes)
 CREATE TABLE IF NOT EXISTS touches (
     app INTEGER NOT NULL, uri INTEGER NOT NULL, op TEXT NOT NULL, version TEXT NOT NULL,
+    flow TEXT NOT NULL,                  -- the part of the run it happened in ('': the run)
     artifact INTEGER NOT NULL, first_ts INTEGER NOT NULL, last_ts INTEGER NOT NULL,
-    PRIMARY KEY (app, uri, op, version)
+    PRIMARY KEY (app, uri, op, version, flow)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS touches_artifact ON touches (artifact);
+CREATE TABLE IF NOT EXISTS contents (      -- a file's bytes as an app read or wrote them
+    hash TEXT NOT NULL, uri INTEGER NOT NULL, app INTEGER NOT NULL, op TEXT NOT NULL,
+    artifact INTEGER NOT NULL, ts INTEGER NOT NULL,
+    PRIMARY KEY (hash, uri, app, op)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS contents_artifact ON contents (artifact, app);
 CREATE TABLE IF NOT EXISTS props (
     node INTEGER NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, rank INTEGER NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (node, key, ts, rank, value)
@@ -148,6 +157,19 @@ def _newest(rows: Iterable[Any], second: int) -> list[tuple[tuple[int, str], tup
     return sorted(best.items())
 
 
+def _hub_edges(lin: DerivedLineage, ids: dict[str, int]) -> list[tuple[int, str, int, int, int, int]]:
+    """The app → version edges of a lineage (its flows' times merged) and the flow → version edges."""
+    merged: dict[tuple[int, str, int], list[int]] = {}
+    for e in lin.edges:
+        vid = ids[version_node(lin.artifact, e.version)]
+        hubs = (app_node(e.app), flow_node(e.app, e.flow)) if e.flow else (app_node(e.app),)
+        for hub in hubs:
+            cur = merged.setdefault((ids[hub], e.rel, vid), [e.first_ts, e.last_ts])
+            cur[0], cur[1] = min(cur[0], e.first_ts), max(cur[1], e.last_ts)
+    art = ids[lin.artifact]
+    return [(s, r, d, f, la, art) for (s, r, d), (f, la) in merged.items()]
+
+
 def _j(values: Iterable[Any]) -> str:
     return orjson.dumps(list(values)).decode()
 
@@ -171,7 +193,7 @@ class EmbeddedStore(LineageStore):
                 self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(found[0]) != SCHEMA_VERSION:
                 raise StoreError(f"{self.path} holds store schema {found[0]}, this build reads {SCHEMA_VERSION}: "
-                                 "move it away and run `provenance replay` to rebuild it from the log")
+                                 "run `provenance repair` to rebuild it from the log")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the embedded store at {self.path}: {exc}") from exc
         self._lock = threading.RLock()
@@ -257,10 +279,14 @@ class EmbeddedStore(LineageStore):
             for s, _, d in batch.edges:
                 names.add(s)
                 names.add(d)
-            for a, u, _, _ in batch.touches:
+            for a, u, _, _, _ in batch.touches:
                 names.add(app_node(a))
                 names.add(u)
             names.update(art for art, _, _ in batch.touches.values())
+            for _, u, a, _ in batch.contents:
+                names.add(app_node(a))
+                names.add(u)
+            names.update(art for art, _ in batch.contents.values())
             names.update(p[0] for p in batch.props)
             names.update(p[0] for p in batch.clashes)
             for t in batch.tags:
@@ -279,11 +305,16 @@ class EmbeddedStore(LineageStore):
                 [(ids[s], r, ids[d], f, la) for (s, r, d), (f, la) in batch.edges.items()],
             )
             c.executemany(
-                "INSERT INTO touches (app, uri, op, version, artifact, first_ts, last_ts) VALUES (?,?,?,?,?,?,?) "
-                "ON CONFLICT(app, uri, op, version) DO UPDATE "
+                "INSERT INTO touches (app, uri, op, version, flow, artifact, first_ts, last_ts) "
+                "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(app, uri, op, version, flow) DO UPDATE "
                 "SET first_ts = min(first_ts, excluded.first_ts), last_ts = max(last_ts, excluded.last_ts)",
-                [(ids[app_node(a)], ids[u], o, v, ids[art], f, la)
-                 for (a, u, o, v), (art, f, la) in batch.touches.items()],
+                [(ids[app_node(a)], ids[u], o, v, fl, ids[art], f, la)
+                 for (a, u, o, v, fl), (art, f, la) in batch.touches.items()],
+            )
+            c.executemany(
+                "INSERT INTO contents (hash, uri, app, op, artifact, ts) VALUES (?,?,?,?,?,?) "
+                "ON CONFLICT(hash, uri, app, op) DO UPDATE SET ts = min(ts, excluded.ts)",
+                [(h, ids[u], ids[app_node(a)], o, ids[art], ts) for (h, u, a, o), (art, ts) in batch.contents.items()],
             )
             single, packed = _prop_rows(batch, ids)
             c.executemany("INSERT OR IGNORE INTO props VALUES (?,?,?,?,?)", single)
@@ -300,6 +331,8 @@ class EmbeddedStore(LineageStore):
             for e in lin.edges:
                 names.add(app_node(e.app))
                 names.add(version_node(lin.artifact, e.version))
+                if e.flow:
+                    names.add(flow_node(e.app, e.flow))
         ids = self._intern(names, create=True)
         nodes, edges = [], []
         for lin in lins:
@@ -309,8 +342,7 @@ class EmbeddedStore(LineageStore):
                 vid = ids[version_node(lin.artifact, v.key)]
                 nodes.append((vid, art, v.label, v.creator, v.created_ts, v.created_ts))
                 edges.append((vid, VERSION_OF, anode, v.created_ts, v.created_ts, art))
-            edges.extend((ids[app_node(e.app)], e.rel, ids[version_node(lin.artifact, e.version)], e.first_ts,
-                          e.last_ts, art) for e in lin.edges)
+            edges.extend(_hub_edges(lin, ids))
         return ids, nodes, edges
 
     def replace_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
@@ -362,27 +394,30 @@ class EmbeddedStore(LineageStore):
         return {t: int(o) for t, o in self._rows("SELECT topic, offset FROM applied_offsets WHERE grp = ?", (group,))}
 
     # -- touches -----------------------------------------------------------------------------
-    def stored_touches(self, keys: Collection[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], Touch]:
+    def stored_touches(self, keys: Collection[tuple[str, str, str, str, str]]
+                       ) -> dict[tuple[str, str, str, str, str], Touch]:
         if not keys:
             return {}
-        ids = self._intern([n for a, u, _, _ in keys for n in (app_node(a), u)], create=False)
-        probe = [(ids[app_node(a)], ids[u], o, v, a, u) for a, u, o, v in keys if app_node(a) in ids and u in ids]
+        ids = self._intern([n for a, u, _, _, _ in keys for n in (app_node(a), u)], create=False)
+        probe = [(ids[app_node(a)], ids[u], o, v, fl, a, u) for a, u, o, v, fl in keys
+                 if app_node(a) in ids and u in ids]
         if not probe:
             return {}
-        back = {(p[0], p[1], p[2], p[3]): (p[4], p[5]) for p in probe}
+        back = {p[:5]: (p[5], p[6]) for p in probe}
         art_ids = {}
         rows = self._rows(
-            "SELECT t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts FROM json_each(?) k "
+            "SELECT t.app, t.uri, t.op, t.version, t.flow, t.artifact, t.first_ts, t.last_ts FROM json_each(?) k "
             "JOIN touches t ON t.app = json_extract(k.value, '$[0]') AND t.uri = json_extract(k.value, '$[1]') "
-            "AND t.op = json_extract(k.value, '$[2]') AND t.version = json_extract(k.value, '$[3]')",
-            (json.dumps([p[:4] for p in probe]),),
+            "AND t.op = json_extract(k.value, '$[2]') AND t.version = json_extract(k.value, '$[3]') "
+            "AND t.flow = json_extract(k.value, '$[4]')",
+            (json.dumps([p[:5] for p in probe]),),
         )
         if rows:
-            art_ids = self._names({r[4] for r in rows})
+            art_ids = self._names({r[5] for r in rows})
         out = {}
-        for app, uri, op, version, art, f, la in rows:
-            a, u = back[(app, uri, op, version)]
-            out[(a, u, op, version)] = Touch(a, u, op, art_ids[art], version, f, la)
+        for app, uri, op, version, flow, art, f, la in rows:
+            a, u = back[(app, uri, op, version, flow)]
+            out[(a, u, op, version, flow)] = Touch(a, u, op, art_ids[art], version, f, la, flow)
         return out
 
     def _names(self, ids: Collection[int]) -> dict[int, str]:
@@ -396,14 +431,14 @@ class EmbeddedStore(LineageStore):
         if not ids:
             return out
         back = {i: n for n, i in ids.items()}
-        for app, uri, op, version, art, f, la in self._rows(
-            "SELECT a.name, u.name, t.op, t.version, t.artifact, t.first_ts, t.last_ts FROM touches t "
+        for app, uri, op, version, flow, art, f, la in self._rows(
+            "SELECT a.name, u.name, t.op, t.version, t.flow, t.artifact, t.first_ts, t.last_ts FROM touches t "
             "JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri "
             "WHERE t.artifact IN (SELECT value FROM json_each(?))",
             (_j(ids.values()),),
         ):
             name = back[art]
-            out[name].append(Touch(app[4:], uri, op, name, version, f, la))
+            out[name].append(Touch(app[4:], uri, op, name, version, f, la, flow))
         return out
 
     def touches_of_apps(self, apps: Collection[str], as_of: int = NEVER) -> list[Touch]:
@@ -411,13 +446,31 @@ class EmbeddedStore(LineageStore):
         if not ids:
             return []
         rows = self._rows(
-            "SELECT a.name, u.name, t.op, t.version, r.name, t.first_ts, t.last_ts FROM touches t "
+            "SELECT a.name, u.name, t.op, t.version, r.name, t.first_ts, t.last_ts, t.flow FROM touches t "
             "JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri JOIN names r ON r.id = t.artifact "
             "WHERE t.app IN (SELECT value FROM json_each(?)) AND t.first_ts <= ?",
             (_j(ids.values()), as_of),
         )
-        return sorted((Touch(a[4:], u, o, r, v, f, la) for a, u, o, v, r, f, la in rows),
-                      key=lambda t: (t.uri, t.op, t.app, t.version))
+        return sorted((Touch(a[4:], u, o, r, v, f, la, fl) for a, u, o, v, r, f, la, fl in rows),
+                      key=lambda t: (t.uri, t.op, t.app, t.version, t.flow))
+
+    def contents(self, *, hashes: Collection[str] = (), artifacts: Collection[str] = (),
+                 as_of: int = NEVER) -> list[Content]:
+        clauses, params = [], []
+        if hashes:
+            clauses.append("c.hash IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(sorted(hashes)))
+        if artifacts:
+            ids = self._intern(artifacts, create=False)
+            clauses.append("c.artifact IN (SELECT value FROM json_each(?))")
+            params.append(_j(ids.values()))
+        if not clauses:
+            return []
+        rows = self._rows(
+            "SELECT c.hash, u.name, a.name, c.op, r.name, c.ts FROM contents c JOIN names u ON u.id = c.uri "
+            f"JOIN names a ON a.id = c.app JOIN names r ON r.id = c.artifact WHERE ({' OR '.join(clauses)}) "
+            "AND c.ts <= ?", (*params, as_of))
+        return sorted(Content(h, u, a[4:], o, r, ts) for h, u, a, o, r, ts in rows)
 
     # -- reads -------------------------------------------------------------------------------
     def nodes(self, ids: Collection[str], as_of: int = NEVER) -> dict[str, Node]:
@@ -527,9 +580,12 @@ class EmbeddedStore(LineageStore):
                               "JOIN names nm ON nm.id = p.node")),
             "edges": sorted(q("SELECT s.name, e.rel, d.name, e.first_ts, e.last_ts FROM edges e "
                               "JOIN names s ON s.id = e.src JOIN names d ON d.id = e.dst")),
-            "touches": sorted(q("SELECT a.name, u.name, t.op, t.version, r.name, t.first_ts, t.last_ts FROM touches t "
-                                "JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri "
+            "touches": sorted(q("SELECT a.name, u.name, t.op, t.version, t.flow, r.name, t.first_ts, t.last_ts "
+                                "FROM touches t JOIN names a ON a.id = t.app JOIN names u ON u.id = t.uri "
                                 "JOIN names r ON r.id = t.artifact")),
+            "contents": sorted(q("SELECT c.hash, u.name, a.name, c.op, r.name, c.ts FROM contents c "
+                                 "JOIN names u ON u.id = c.uri JOIN names a ON a.id = c.app "
+                                 "JOIN names r ON r.id = c.artifact")),
             "tags": sorted(q("SELECT nm.name, t.key, t.ts, t.removed, t.value, u.name FROM tags t "
                              "JOIN names nm ON nm.id = t.node JOIN names u ON u.id = t.uri")),
         }
@@ -545,6 +601,9 @@ class EmbeddedStore(LineageStore):
             "touches naming ids without a name": "SELECT count(*) FROM touches WHERE app NOT IN (SELECT id FROM names)"
                                                  " OR uri NOT IN (SELECT id FROM names) OR artifact NOT IN "
                                                  "(SELECT id FROM names)",
+            "contents naming ids without a name": "SELECT count(*) FROM contents WHERE app NOT IN (SELECT id FROM "
+                                                  "names) OR uri NOT IN (SELECT id FROM names) OR artifact NOT IN "
+                                                  "(SELECT id FROM names)",
             "properties of no node": "SELECT count(*) FROM (SELECT node FROM props UNION ALL SELECT node FROM "
                                      "propsets) WHERE node NOT IN (SELECT nid FROM nodes)",
             "tags of no node": "SELECT count(*) FROM tags WHERE node NOT IN (SELECT nid FROM nodes) OR uri NOT IN "

@@ -1,9 +1,16 @@
 """What the processor writes to a lineage store, and what the store gives back.
 
 Node identity is encoded in the id (as Marquez does): ``user:alice``, ``app:<app id>``,
-``job:<stage>``, ``artifact:<root uri>``, ``version:<root uri>@<key>``. Version keys are the
-explicit version (path convention or table commit), ``~<app id>`` for the version an app wrote
-without saying which, and ``~0`` for data that existed before anything was captured.
+``job:<stage>``, ``artifact:<root uri>``, ``version:<root uri>@<key>``, ``flow:<app id>#<flow>``.
+Version keys are the explicit version (path convention or table commit), ``#<hash>`` for a file
+whose content was hashed (the same bytes are the same version, whoever wrote or read them),
+``~<app id>`` for the version an app wrote without saying which, and ``~0`` for data that existed
+before anything was captured.
+
+A *flow* is a part of a run that data passes through as a unit, finer than the run: one process
+(``p:<proc key>``, when the capture saw each process), one rename (``mv:<…>``: the bytes moved, nothing
+else), or what a source declared (``d``). A touch names its flow (``""``: only the run is known). The
+run's edges to versions are the footprint; its flows' edges say which input reached which output.
 
 Facts (`FactBatch`) are commutative: nodes and edges merge by min/max time, properties, tags and
 touches are sets. Lineage between apps and artifact versions (`DerivedLineage`) is a pure function
@@ -29,6 +36,8 @@ CREATED = "CREATED"  # app -> version
 MODIFIED = "MODIFIED"  # app -> version
 DELETED = "DELETED"  # app -> version
 VERSION_OF = "VERSION_OF"  # version -> artifact
+PART_OF = "PART_OF"  # flow -> app
+FEEDS = "FEEDS"  # flow -> flow: data passed between two processes of a run (a pipe, a fork)
 
 WRITE_RELS = (CREATED, MODIFIED)
 LINEAGE_RELS = (READ, CREATED, MODIFIED, DELETED)  # app -> version
@@ -57,6 +66,16 @@ def version_node(artifact_uri: str, key: str) -> str:
     return f"version:{artifact_uri}@{key}"
 
 
+def flow_node(app_id: str, flow: str) -> str:
+    return f"flow:{app_id}#{flow}"
+
+
+def split_flow_node(node_id: str) -> tuple[str, str]:
+    """(app id, flow) of a flow node id."""
+    app, _, flow = node_id.removeprefix("flow:").rpartition("#")
+    return app, flow
+
+
 def split_version_node(node_id: str) -> tuple[str, str]:
     """(artifact uri, version key) of a version node id."""
     body = node_id.removeprefix("version:")
@@ -69,7 +88,10 @@ def node_key(node_id: str) -> str:
 
 
 class Touch(NamedTuple):
-    """An app's operation(s) of one kind on one file, first and last time (file-level footprint)."""
+    """An app's operation(s) of one kind on one file, first and last time (file-level footprint).
+
+    For a read, ``first_ts`` is when it was first opened; for a write, ``last_ts`` is when the writing
+    ended, as far as the capture knows: the times that order inputs before outputs."""
 
     app: str  # app id (not node id)
     uri: str  # file uri
@@ -78,6 +100,11 @@ class Touch(NamedTuple):
     version: str  # explicit version, or '' when the event did not say
     first_ts: int
     last_ts: int
+    flow: str = ""  # the part of the run it happened in ('' : the run)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return self.app, self.uri, self.op, self.version, self.flow
 
 
 def encode_value(value: Any) -> str:
@@ -95,7 +122,8 @@ class FactBatch:
 
     - nodes:   id → [kind, first_ts, last_ts]
     - edges:   (src, rel, dst) → [first_ts, last_ts]
-    - touches: (app, uri, op, version) → [artifact, first_ts, last_ts]
+    - touches: (app, uri, op, version, flow) → [artifact, first_ts, last_ts]
+    - contents: (hash, uri, app, op) → [artifact, first_ts]: a file's bytes as an app read or wrote them
     - props:   (node, ts, rank) → {key: encoded value}: values that hold from ts on, grouped by the
                instant they were set at (an app's attributes of one event, an artifact's path-derived
                properties), so a store can keep a group as one row
@@ -104,12 +132,13 @@ class FactBatch:
     - tags:    {(node, key, ts, removed, value, uri)}: a tag set (removed 0) or removed (1) at ts
     """
 
-    __slots__ = ("clashes", "edges", "nodes", "props", "tags", "touches")
+    __slots__ = ("clashes", "contents", "edges", "nodes", "props", "tags", "touches")
 
     def __init__(self) -> None:
         self.nodes: dict[str, list[Any]] = {}
         self.edges: dict[tuple[str, str, str], list[int]] = {}
-        self.touches: dict[tuple[str, str, str, str], list[Any]] = {}
+        self.touches: dict[tuple[str, str, str, str, str], list[Any]] = {}
+        self.contents: dict[tuple[str, str, str, str], list[Any]] = {}
         self.props: dict[tuple[str, int, int], dict[str, str]] = {}
         self.clashes: set[tuple[str, str, int, int, str]] = set()
         self.tags: set[tuple[str, str, int, int, str, str]] = set()
@@ -133,14 +162,23 @@ class FactBatch:
         elif ts > cur[1]:
             cur[1] = ts
 
-    def touch(self, app: str, uri: str, op: str, artifact: str, version: str, first: int, last: int) -> None:
-        key = (app, uri, op, version)
+    def touch(self, app: str, uri: str, op: str, artifact: str, version: str, first: int, last: int,
+              flow: str = "") -> None:
+        key = (app, uri, op, version, flow)
         cur = self.touches.get(key)
         if cur is None:
             self.touches[key] = [artifact, first, last]
         else:
             cur[1] = min(cur[1], first)
             cur[2] = max(cur[2], last)
+
+    def content(self, hash_: str, uri: str, app: str, op: str, artifact: str, ts: int) -> None:
+        key = (hash_, uri, app, op)
+        cur = self.contents.get(key)
+        if cur is None:
+            self.contents[key] = [artifact, ts]
+        elif ts < cur[1]:
+            cur[1] = ts
 
     def prop(self, node: str, key: str, ts: int, value: Any, rank: int = 0) -> None:
         self.encoded_props(node, ts, rank, {key: encode_value(value)})
@@ -173,8 +211,10 @@ class FactBatch:
         for (src, rel, dst), (first, last) in other.edges.items():
             self.edge(src, rel, dst, first)
             self.edge(src, rel, dst, last)
-        for (app, uri, op, version), (artifact, first, last) in other.touches.items():
-            self.touch(app, uri, op, artifact, version, first, last)
+        for (app, uri, op, version, flow), (artifact, first, last) in other.touches.items():
+            self.touch(app, uri, op, artifact, version, first, last, flow)
+        for (hash_, uri, app, op), (artifact, ts) in other.contents.items():
+            self.content(hash_, uri, app, op, artifact, ts)
         for (node, ts, rank), group in other.props.items():
             self.encoded_props(node, ts, rank, group)
         self.clashes |= other.clashes
@@ -187,7 +227,7 @@ class FactBatch:
         a value of a type it does not write (a str subclass, say, from a connector's normalizer) sends
         the batch by pickle instead.
         """
-        parts = (self.nodes, self.edges, self.touches, self.props, self.clashes, self.tags)
+        parts = (self.nodes, self.edges, self.touches, self.contents, self.props, self.clashes, self.tags)
         try:
             return b"M" + marshal.dumps(parts)
         except ValueError:
@@ -197,13 +237,25 @@ class FactBatch:
     def from_bytes(cls, data: bytes) -> FactBatch:
         body = memoryview(data)[1:]
         batch = cls.__new__(cls)
-        (batch.nodes, batch.edges, batch.touches, batch.props, batch.clashes,
+        (batch.nodes, batch.edges, batch.touches, batch.contents, batch.props, batch.clashes,
          batch.tags) = marshal.loads(body) if data[:1] == b"M" else pickle.loads(body)
         return batch
 
     def __len__(self) -> int:
-        return (len(self.nodes) + len(self.edges) + len(self.touches) + sum(map(len, self.props.values()))
+        return (len(self.nodes) + len(self.edges) + len(self.touches) + len(self.contents)
+                + sum(map(len, self.props.values()))
                 + len(self.clashes) + len(self.tags))
+
+
+class Content(NamedTuple):
+    """A file's bytes (``hash``) as an app read or wrote them, and the artifact the file belongs to."""
+
+    hash: str
+    uri: str
+    app: str
+    op: str
+    artifact: str
+    ts: int
 
 
 class VersionInfo(NamedTuple):
@@ -221,6 +273,7 @@ class DerivedEdge(NamedTuple):
     version: str  # version key
     first_ts: int
     last_ts: int
+    flow: str = ""  # the flow of the app it happened in ('': the run only)
 
 
 @dataclass

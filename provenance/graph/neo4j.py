@@ -38,6 +38,7 @@ from provenance.errors import RecordRefused, StoreError
 from provenance.graph.model import (
     NEVER,
     VERSION_OF,
+    Content,
     DerivedLineage,
     Edge,
     FactBatch,
@@ -47,6 +48,7 @@ from provenance.graph.model import (
     app_node,
     artifact_node,
     encode_value,
+    flow_node,
     version_node,
 )
 from provenance.graph.port import LineageStore
@@ -68,6 +70,9 @@ SCHEMA = [
     "CREATE INDEX prov_prop_node IF NOT EXISTS FOR (p:ProvProp) ON (p.node)",
     "CREATE INDEX prov_prop_kind_key IF NOT EXISTS FOR (p:ProvProp) ON (p.kind, p.key)",
     "CREATE INDEX prov_tag_node IF NOT EXISTS FOR (t:ProvTag) ON (t.node)",
+    "CREATE CONSTRAINT prov_content_key IF NOT EXISTS FOR (c:ProvContent) REQUIRE c.key IS UNIQUE",
+    "CREATE INDEX prov_content_hash IF NOT EXISTS FOR (c:ProvContent) ON (c.hash)",
+    "CREATE INDEX prov_content_artifact IF NOT EXISTS FOR (c:ProvContent) ON (c.artifact)",
 ]
 
 _MERGE_NODES = """
@@ -78,11 +83,18 @@ ON MATCH SET n.first_ts = CASE WHEN r.first < n.first_ts THEN r.first ELSE n.fir
              n.last_ts = CASE WHEN r.last > n.last_ts THEN r.last ELSE n.last_ts END
 """
 
+_MERGE_CONTENTS = """
+UNWIND $rows AS r
+MERGE (c:ProvContent {key: r.key})
+ON CREATE SET c.hash = r.hash, c.uri = r.uri, c.app = r.app, c.op = r.op, c.artifact = r.artifact, c.ts = r.ts
+ON MATCH SET c.ts = CASE WHEN r.ts < c.ts THEN r.ts ELSE c.ts END
+"""
+
 _MERGE_TOUCHES = """
 UNWIND $rows AS r
 MERGE (t:ProvTouch {key: r.key})
-ON CREATE SET t.app = r.app, t.uri = r.uri, t.op = r.op, t.version = r.version, t.artifact = r.artifact,
-              t.first_ts = r.first, t.last_ts = r.last
+ON CREATE SET t.app = r.app, t.uri = r.uri, t.op = r.op, t.version = r.version, t.flow = r.flow,
+              t.artifact = r.artifact, t.first_ts = r.first, t.last_ts = r.last
 ON MATCH SET t.first_ts = CASE WHEN r.first < t.first_ts THEN r.first ELSE t.first_ts END,
              t.last_ts = CASE WHEN r.last > t.last_ts THEN r.last ELSE t.last_ts END
 """
@@ -113,6 +125,13 @@ def _translate(exc: Exception, what: str) -> StoreError:
     if code.startswith(("Neo.ClientError.Statement.TypeError", "Neo.ClientError.Statement.ArgumentError")):
         return RecordRefused(f"{what}: a value cannot be stored: {exc}")
     return StoreError(f"{what}: {exc}")
+
+
+_TOUCH = "t.app, t.uri, t.op, t.artifact, t.version, t.first_ts, t.last_ts, coalesce(t.flow, '')"
+
+
+def _touch(row: Any) -> Touch:
+    return Touch(*row)
 
 
 def _key(*parts: Any) -> str:
@@ -253,8 +272,11 @@ class Neo4jStore(LineageStore):
         for rel, rows in by_rel.items():
             self._write(self._merge_edges(rel), rows)
         self._write(_MERGE_TOUCHES, [
-            {"key": _key(a, u, o, v), "app": a, "uri": u, "op": o, "version": v, "artifact": art,
-             "first": f, "last": la} for (a, u, o, v), (art, f, la) in sorted(batch.touches.items())])
+            {"key": _key(a, u, o, v, fl), "app": a, "uri": u, "op": o, "version": v, "flow": fl, "artifact": art,
+             "first": f, "last": la} for (a, u, o, v, fl), (art, f, la) in sorted(batch.touches.items())])
+        self._write(_MERGE_CONTENTS, [
+            {"key": _key(h, u, a, o), "hash": h, "uri": u, "app": a, "op": o, "artifact": art, "ts": ts}
+            for (h, u, a, o), (art, ts) in sorted(batch.contents.items())])
         self._write(_MERGE_PROPS, [
             {"key": _key(n, k, ts, r, v), "node": n, "kind": kinds.get(n) or n.split(":", 1)[0], "name": k, "ts": ts,
              "rank": r, "value": v} for n, k, ts, r, v in sorted(batch.prop_facts())])
@@ -289,8 +311,9 @@ class Neo4jStore(LineageStore):
                 edges.setdefault(VERSION_OF, []).append(
                     {"s": vid, "d": anode, "first": v.created_ts, "last": v.created_ts, "art": lin.artifact})
             for e in lin.edges:
-                edges.setdefault(e.rel, []).append({"s": app_node(e.app), "d": version_node(lin.artifact, e.version),
-                                                    "first": e.first_ts, "last": e.last_ts, "art": lin.artifact})
+                for hub in (app_node(e.app), flow_node(e.app, e.flow)) if e.flow else (app_node(e.app),):
+                    edges.setdefault(e.rel, []).append({"s": hub, "d": version_node(lin.artifact, e.version),
+                                                        "first": e.first_ts, "last": e.last_ts, "art": lin.artifact})
         nodes.sort(key=lambda r: r["id"])
         return nodes, edges
 
@@ -337,28 +360,34 @@ class Neo4jStore(LineageStore):
                                                  grp=group)}
 
     # -- touches ---------------------------------------------------------------------------------
-    def stored_touches(self, keys: Collection[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], Touch]:
+    def stored_touches(self, keys: Collection[tuple[str, str, str, str, str]]
+                       ) -> dict[tuple[str, str, str, str, str], Touch]:
         if not keys:
             return {}
         rows = self._read_ids("UNWIND $ids AS i MATCH (t:ProvTouch {key: i}) "
-                              "RETURN t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts",
-                              [_key(*k) for k in keys])
-        return {(a, u, o, v): Touch(a, u, o, art, v, f, la) for a, u, o, v, art, f, la in rows}
+                              f"RETURN {_TOUCH}", [_key(*k) for k in keys])
+        return {t.key: t for t in map(_touch, rows)}
 
     def artifact_touches(self, artifacts: Collection[str]) -> dict[str, list[Touch]]:
         out: dict[str, list[Touch]] = {a: [] for a in artifacts}
-        for a, u, o, v, art, f, la in self._read_ids(
-                "UNWIND $ids AS i MATCH (t:ProvTouch {artifact: i}) "
-                "RETURN t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts", artifacts):
-            out[art].append(Touch(a, u, o, art, v, f, la))
+        for row in self._read_ids(f"UNWIND $ids AS i MATCH (t:ProvTouch {{artifact: i}}) RETURN {_TOUCH}", artifacts):
+            t = _touch(row)
+            out[t.artifact].append(t)
         return out
 
     def touches_of_apps(self, apps: Collection[str], as_of: int = NEVER) -> list[Touch]:
-        rows = self._read_ids("UNWIND $ids AS i MATCH (t:ProvTouch {app: i}) WHERE t.first_ts <= $as_of "
-                              "RETURN t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts",
-                              apps, as_of=as_of)
-        return sorted((Touch(a, u, o, art, v, f, la) for a, u, o, v, art, f, la in rows),
-                      key=lambda t: (t.uri, t.op, t.app, t.version))
+        rows = self._read_ids(f"UNWIND $ids AS i MATCH (t:ProvTouch {{app: i}}) WHERE t.first_ts <= $as_of "
+                              f"RETURN {_TOUCH}", apps, as_of=as_of)
+        return sorted(map(_touch, rows), key=lambda t: (t.uri, t.op, t.app, t.version, t.flow))
+
+    def contents(self, *, hashes: Collection[str] = (), artifacts: Collection[str] = (),
+                 as_of: int = NEVER) -> list[Content]:
+        ret = "RETURN c.hash, c.uri, c.app, c.op, c.artifact, c.ts"
+        rows = [*self._read_ids(f"UNWIND $ids AS i MATCH (c:ProvContent {{hash: i}}) WHERE c.ts <= $as_of {ret}",
+                                sorted(hashes), as_of=as_of),
+                *self._read_ids(f"UNWIND $ids AS i MATCH (c:ProvContent {{artifact: i}}) WHERE c.ts <= $as_of {ret}",
+                                sorted(artifacts), as_of=as_of)]
+        return sorted({Content(*r) for r in rows})
 
     # -- reads -----------------------------------------------------------------------------------
     def nodes(self, ids: Collection[str], as_of: int = NEVER) -> dict[str, Node]:

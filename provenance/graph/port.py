@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from provenance.graph.model import NEVER, DerivedLineage, Edge, FactBatch, Node, Touch, VersionInfo
+from provenance.graph.model import NEVER, Content, DerivedLineage, Edge, FactBatch, Node, Touch, VersionInfo
 
 
 class LineageStore(ABC):
@@ -40,8 +40,9 @@ class LineageStore(ABC):
         """What `record_offsets` stored: where a processor of ``group`` resumes (exactly once)."""
 
     @abstractmethod
-    def stored_touches(self, keys: Collection[tuple[str, str, str, str]]) -> dict[tuple[str, str, str, str], Touch]:
-        """Stored touches by (app, uri, op, version)."""
+    def stored_touches(self, keys: Collection[tuple[str, str, str, str, str]]
+                       ) -> dict[tuple[str, str, str, str, str], Touch]:
+        """Stored touches by (app, uri, op, version, flow)."""
 
     @abstractmethod
     def add_lineage(self, lineages: Iterable[DerivedLineage]) -> None:
@@ -72,6 +73,12 @@ class LineageStore(ABC):
     @abstractmethod
     def touches_of_apps(self, apps: Collection[str], as_of: int = NEVER) -> list[Touch]:
         """File-level touches of the given app ids that began by ``as_of``."""
+
+    @abstractmethod
+    def contents(self, *, hashes: Collection[str] = (), artifacts: Collection[str] = (),
+                 as_of: int = NEVER) -> list[Content]:
+        """The content facts (a file's bytes as an app read or wrote them) with one of ``hashes``, or of one of
+        ``artifacts``, recorded by ``as_of``: how copies of the same bytes are found."""
 
     @abstractmethod
     def versions(self, artifacts: Collection[str], as_of: int = NEVER) -> dict[str, list[VersionInfo]]:

@@ -7,6 +7,7 @@ artifact's touches, which keeps the result independent of the order events arriv
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -15,11 +16,13 @@ from provenance.errors import EventError
 from provenance.events.model import APP_STATE_RANK, Event, Kind
 from provenance.graph.model import (
     INSTANCE_OF,
+    PART_OF,
     RAN,
     FactBatch,
     app_node,
     artifact_node,
     encode_value,
+    flow_node,
     job_node,
     user_node,
     version_node,
@@ -55,9 +58,58 @@ def infer(event: Event, rules: Rules, out: FactBatch | None = None) -> FactBatch
         assert event.uri is not None and event.dst is not None
         app = event.app_id or f"link:{event.event_id or event.content_id()}"  # normalizers may leave it empty
         _who(app, event.user, event.ts, out)
-        _touch(app, event.dst, "read", event, rules, out)
-        _touch(app, event.uri, "write", event, rules, out)
+        flow = _declared(app, event.ts, out)  # a link is a statement of the source: uri was made from dst
+        _touch(app, event.dst, "read", event, rules, out, flow=flow)
+        _touch(app, event.uri, "write", event, rules, out, flow=flow)
     return out
+
+
+#: sources whose inputs and outputs are what the source states, not what was seen happen
+DECLARING_SOURCES = frozenset({"openlineage"})
+
+
+def _declared(app: str, ts: int, out: FactBatch) -> str:
+    return _flow(app, "d", ts, out)
+
+
+def _flow(app: str, flow: str, ts: int, out: FactBatch) -> str:
+    node = flow_node(app, flow)
+    out.node(node, "flow", ts)
+    out.edge(node, PART_OF, app_node(app), ts)
+    return flow
+
+
+def flow_of(event: Event) -> str:
+    """The flow an event's file access happened in: the process, when the capture saw processes (fanotify);
+    what a source declared; '' when only the run is known (the audit hook's one Python process is the
+    run: which of its inputs reached which output it cannot tell)."""
+    attrs = event.attrs
+    if attrs.get("tier") == "declared" or event.source in DECLARING_SOURCES:
+        return "d"
+    proc = attrs.get("proc")
+    if event.source == "fanotify" and isinstance(proc, str) and proc:
+        return "p:" + proc
+    return ""
+
+
+def _int(value: Any) -> int | None:
+    return value if type(value) is int and value >= 0 else None
+
+
+def _times(event: Event) -> tuple[int, int]:
+    """(first, last) of an access: a read from when it was opened, a write until it ended. A write whose end
+    the capture did not see (the audit hook) ended when the file was last modified, as its fingerprint
+    taken after the run says."""
+    ts = event.ts
+    attrs = event.attrs
+    opened = _int(attrs.get("opened_ts"))
+    first = opened if opened is not None and opened <= ts else ts
+    last = ts
+    if attrs.get("ends_unknown") and isinstance(fp := attrs.get("fingerprint"), dict):
+        mtime = _int(fp.get("mtime_ns"))
+        if mtime is not None:
+            last = max(ts, mtime // 1_000_000)
+    return first, last
 
 
 def _tag_value(value: Any) -> str:
@@ -117,7 +169,7 @@ def _static(ref: ArtifactRef) -> tuple[str, dict[str, str]]:
 
 
 def _touch(app: str, uri: str, op: str, event: Event, rules: Rules, out: FactBatch,
-           version: str | None = None) -> ArtifactRef | None:
+           version: str | None = None, flow: str = "") -> ArtifactRef | None:
     ref = rules.lookup(uri)
     if ref is None:
         return None
@@ -126,8 +178,23 @@ def _touch(app: str, uri: str, op: str, event: Event, rules: Rules, out: FactBat
     ts = event.ts
     _artifact(ref, ts, out)
     v = version or ref.version or _attr_version(event.attrs)
-    out.touch(app, uri, op, ref.uri, v or "", ts, ts)
+    digest = _hash(event.attrs) if op in HASHED_OPS else None
+    if digest is not None:
+        out.content(digest, uri, app, op, ref.uri, ts)
+        if not v and ref.uri == uri:  # a file that is its own artifact: its bytes name its version
+            v = "#" + digest.rpartition(":")[2][:16]
+    first, last = _times(event) if event.kind is Kind.FILE else (ts, ts)
+    out.touch(app, uri, op, ref.uri, v or "", first, last, flow)
     return ref
+
+
+#: the ops whose event says what the file held (a rename: the target, after the move)
+HASHED_OPS = frozenset({"read", "write", "create", "rename_to"})
+
+
+def _hash(attrs: dict[str, Any]) -> str | None:
+    value = attrs.get("hash") if attrs else None
+    return value if isinstance(value, str) and ":" in value and len(value) <= 200 else None
 
 
 def _attr_version(attrs: dict[str, Any]) -> str | None:
@@ -142,8 +209,10 @@ def _file(event: Event, rules: Rules, out: FactBatch) -> None:
     op = event.op
     if op == "rename":
         assert event.dst is not None
-        _touch(app, event.uri, "rename_from", event, rules, out)
-        _touch(app, event.dst, "rename_to", event, rules, out)
+        # a move is exact: what arrives at dst is what left uri, nothing else; its own flow says so
+        flow = _flow(app, "mv:" + _short(f"{event.uri}\x00{event.dst}"), event.ts, out)
+        _touch(app, event.uri, "rename_from", event, rules, out, flow=flow)
+        _touch(app, event.dst, "rename_to", event, rules, out, flow=flow)
     elif op in ("xattr_set", "xattr_remove"):
         name = str(event.attrs["name"])
         ref = rules.lookup(event.uri)
@@ -153,7 +222,14 @@ def _file(event: Event, rules: Rules, out: FactBatch) -> None:
         value = None if op == "xattr_remove" else _tag_value(event.attrs.get("value"))
         out.tag(artifact_node(ref.uri), name[len(rules.xattr_prefix):], event.ts, value, event.uri)
     else:
-        _touch(app, event.uri, op, event, rules, out)
+        flow = flow_of(event)
+        if flow:
+            _flow(app, flow, event.ts, out)
+        _touch(app, event.uri, op, event, rules, out, flow=flow)
+
+
+def _short(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
 def _commit(event: Event, rules: Rules, out: FactBatch) -> None:

@@ -293,8 +293,8 @@ class Processor:
         output), merged with the batch's. Both give the same graph.
         """
         by_art: dict[str, list[Touch]] = {}
-        for (app, uri, op, version), (art, first, last) in facts.touches.items():
-            t = Touch(app, uri, op, art, version, first, last)
+        for (app, uri, op, version, flow), (art, first, last) in facts.touches.items():
+            t = Touch(app, uri, op, art, version, first, last, flow)
             ts = by_art.get(art)
             if ts is None:
                 by_art[art] = [t]
@@ -308,13 +308,13 @@ class Processor:
         full.sort()
         with self.store.batch():
             before = self.store.artifact_touches(full)
-            stored = self.store.stored_touches([(t.app, t.uri, t.op, t.version) for a in reads_only for t in by_art[a]])
+            stored = self.store.stored_touches([t.key for a in reads_only for t in by_art[a]])
             self.store.apply_facts(facts)
             versions = self.store.versions(reads_only)
             added: list[DerivedLineage] = []
             again: list[str] = []
             for a in reads_only:
-                now = [_widened(t, stored.get((t.app, t.uri, t.op, t.version))) for t in by_art[a]]
+                now = [_widened(t, stored.get(t.key)) for t in by_art[a]]
                 lin = resolve_new_reads(a, versions[a], now, stored)
                 if lin is None:
                     again.append(a)
@@ -499,10 +499,9 @@ def _merged(stored: list[Touch], batch: list[Touch]) -> list[Touch]:
     """An artifact's stored touches with a batch's merged in (min first, max last time per key)."""
     if not stored:
         return batch
-    out = {(t.app, t.uri, t.op, t.version): t for t in stored}
+    out = {t.key: t for t in stored}
     for t in batch:
-        key = (t.app, t.uri, t.op, t.version)
-        out[key] = _widened(t, out.get(key))
+        out[t.key] = _widened(t, out.get(t.key))
     return list(out.values())
 
 

@@ -81,7 +81,7 @@ def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
         return None
     key = "~" + writer
     write_rel = CREATED if created else MODIFIED  # a version its writer created is CREATED, not also MODIFIED
-    edges: dict[tuple[str, str, str], tuple[int, int]] = {}
+    edges: dict[tuple[str, str, str, str], tuple[int, int]] = {}
     initial: int | None = None
     rels: tuple[str, ...]
     for t in touches:
@@ -97,14 +97,14 @@ def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
         for rel in rels:
             if rel == READ and found == key and t.app == writer:
                 continue
-            k = (t.app, rel, found)
+            k = (t.app, t.flow, rel, found)
             cur = edges.get(k)
             edges[k] = (t.first_ts, t.last_ts) if cur is None else (min(cur[0], t.first_ts), max(cur[1], t.last_ts))
     versions = [VersionInfo(key, born, writer, "v1")]
     if initial is not None:  # read before anything was written here: the data as it was before capture
         versions.insert(0, VersionInfo(INITIAL_VERSION, initial, None, "initial"))
     return DerivedLineage(artifact, versions,
-                          [DerivedEdge(a, r, k, f, la) for (a, r, k), (f, la) in sorted(edges.items())])
+                          [DerivedEdge(a, r, k, f, la, fl) for (a, fl, r, k), (f, la) in sorted(edges.items())])
 
 
 def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
@@ -132,10 +132,10 @@ def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
     timeline = sorted((ts, key, creator) for key, (ts, creator) in born.items())
     times = [ts for ts, _, _ in timeline]
 
-    edges: dict[tuple[str, str, str], tuple[int, int]] = {}
+    edges: dict[tuple[str, str, str, str], tuple[int, int]] = {}  # (app, flow, rel, version key)
 
-    def add(app: str, rel: str, key: str, first: int, last: int) -> None:
-        k = (app, rel, key)
+    def add(app: str, flow: str, rel: str, key: str, first: int, last: int) -> None:
+        k = (app, flow, rel, key)
         cur = edges.get(k)
         edges[k] = (first, last) if cur is None else (min(cur[0], first), max(cur[1], last))
 
@@ -168,36 +168,38 @@ def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
         for rel in rels:
             if rel == READ and born.get(key, (0, None))[1] == t.app:
                 continue
-            add(t.app, rel, key, t.first_ts, t.last_ts)
-    # a version its writer created is CREATED, not also MODIFIED
-    for (app, _, key) in [k for k in edges if k[1] == MODIFIED]:
-        if (app, CREATED, key) in edges:
-            first, last = edges.pop((app, MODIFIED, key))
-            c = edges[(app, CREATED, key)]
-            edges[(app, CREATED, key)] = (min(c[0], first), max(c[1], last))
+            add(t.app, t.flow, rel, key, t.first_ts, t.last_ts)
+    # a version its writer created is CREATED, not also MODIFIED (in any flow of that writer)
+    created = {(app, key) for (app, _, rel, key) in edges if rel == CREATED}
+    for (app, flow, _, key) in [k for k in edges if k[2] == MODIFIED and (k[0], k[3]) in created]:
+        first, last = edges.pop((app, flow, MODIFIED, key))
+        c = edges.get((app, flow, CREATED, key))
+        edges[(app, flow, CREATED, key)] = (first, last) if c is None else (min(c[0], first), max(c[1], last))
 
+    found = [(ts, key, creator) for ts, key, creator in timeline]
+    found += [(ts, key, None) for key, ts in read_only.items() if key not in born]
+    found.sort(key=lambda v: (v[0], _vkey_sort(v[1])))
     versions = []
     implicit_n = 0
-    for ts, key, creator in timeline:
-        if key.startswith("~"):
+    for ts, key, creator in found:
+        if key == INITIAL_VERSION:
+            label = "initial"
+        elif key.startswith(("~", "#")):  # written without naming a version, or known by its content
             implicit_n += 1
             label = f"v{implicit_n}"
         else:
             label = key
         versions.append(VersionInfo(key, ts, creator, label))
-    for key, ts in read_only.items():
-        if key not in born:
-            versions.append(VersionInfo(key, ts, None, "initial" if key == INITIAL_VERSION else key))
-    versions.sort(key=lambda v: (v.created_ts, _vkey_sort(v.key)))
     return DerivedLineage(
         artifact,
         versions,
-        [DerivedEdge(a, r, k, f, la) for (a, r, k), (f, la) in sorted(edges.items())],
+        [DerivedEdge(a, r, k, f, la, fl) for (a, fl, r, k), (f, la) in sorted(edges.items())],
     )
 
 
 def resolve_new_reads(
-    artifact: str, versions: list[VersionInfo], merged: list[Touch], stored: dict[tuple[str, str, str, str], Touch]
+    artifact: str, versions: list[VersionInfo], merged: list[Touch],
+    stored: dict[tuple[str, str, str, str, str], Touch],
 ) -> DerivedLineage | None:
     """Lineage added by unversioned reads of an artifact whose versions they cannot change.
 
@@ -213,11 +215,11 @@ def resolve_new_reads(
         i = bisect.bisect_right(times, ts) - 1
         return timeline[i] if i >= 0 else None
 
-    edges: dict[tuple[str, str], tuple[int, int]] = {}
+    edges: dict[tuple[str, str, str], tuple[int, int]] = {}  # (app, flow, version key)
     initial: int | None = None
     for t in merged:
         hit = at(t.first_ts)
-        before = stored.get((t.app, t.uri, t.op, t.version))
+        before = stored.get(t.key)
         if before is not None and at(before.first_ts) != hit:
             return None
         if hit is None:
@@ -227,9 +229,9 @@ def resolve_new_reads(
             continue  # reading back its own output
         else:
             key = hit[1]
-        cur = edges.get((t.app, key))
-        edges[(t.app, key)] = ((t.first_ts, t.last_ts) if cur is None
-                               else (min(cur[0], t.first_ts), max(cur[1], t.last_ts)))
+        cur = edges.get((t.app, t.flow, key))
+        edges[(t.app, t.flow, key)] = ((t.first_ts, t.last_ts) if cur is None
+                                       else (min(cur[0], t.first_ts), max(cur[1], t.last_ts)))
     new_versions = [] if initial is None else [VersionInfo(INITIAL_VERSION, initial, None, "initial")]
     return DerivedLineage(artifact, new_versions,
-                          [DerivedEdge(a, READ, k, f, la) for (a, k), (f, la) in sorted(edges.items())])
+                          [DerivedEdge(a, READ, k, f, la, fl) for (a, fl, k), (f, la) in sorted(edges.items())])

@@ -33,7 +33,7 @@ _PAGE = 2000
 
 def touched_nodes(facts: FactBatch) -> set[str]:
     ids = {n for n, v in facts.nodes.items() if v[0] in ("artifact", "app", "user")}
-    for (app, _uri, _op, _version), value in facts.touches.items():
+    for (app, _uri, _op, _version, _flow), value in facts.touches.items():
         ids.add(artifact_node(value[0]))
         ids.add(app_node(app))
     for (src, rel, _dst) in facts.edges:

@@ -55,7 +55,7 @@ def test_batches_merge_like_the_store() -> None:
     b.touch("a1", "file:///d/x.csv", "read", "file:///d/x.csv", "", 90, 95)
     a.extend(b)
     assert a.nodes["app:a1"] == ["app", 10, 100]
-    assert a.touches[("a1", "file:///d/x.csv", "read", "")] == ["file:///d/x.csv", 60, 95]
+    assert a.touches[("a1", "file:///d/x.csv", "read", "", "")] == ["file:///d/x.csv", 60, 95]
 
 
 def test_nodes_and_edges_merge_by_min_and_max_time(store: LineageStore) -> None:
@@ -185,3 +185,48 @@ def test_check_finds_nothing_in_a_sound_store_and_names_what_dangles(store: Line
     ghost.prop("app:ghost", "state", 1, "started")  # a property of a node that was never written
     store.apply_facts(ghost)
     assert any("properties of no node" in p for p in store.check())
+
+
+def test_flows_of_touches_and_their_edges(store: LineageStore) -> None:
+    """A touch names the part of the run it happened in; lineage keeps the run's edge (the footprint) and the
+    flow's (which input reached which output), each with its own times."""
+    b = FactBatch()
+    for node, kind in (("app:a1", "app"), ("flow:a1#p:10.1", "flow"), ("flow:a1#p:11.2", "flow"),
+                       ("artifact:file:///d/in.csv", "artifact"), ("artifact:file:///d/out.csv", "artifact")):
+        b.node(node, kind, 5)
+    b.touch("a1", "file:///d/in.csv", "read", "file:///d/in.csv", "", 10, 12, "p:10.1")
+    b.touch("a1", "file:///d/in.csv", "read", "file:///d/in.csv", "", 30, 31, "p:11.2")
+    b.touch("a1", "file:///d/out.csv", "create", "file:///d/out.csv", "", 40, 50, "p:11.2")
+    store.apply_facts(b)
+    touches = store.artifact_touches(["file:///d/in.csv"])["file:///d/in.csv"]
+    assert sorted((t.flow, t.first_ts) for t in touches) == [("p:10.1", 10), ("p:11.2", 30)]
+    assert {t.flow for t in store.touches_of_apps(["a1"])} == {"p:10.1", "p:11.2"}
+    key = ("a1", "file:///d/out.csv", "create", "", "p:11.2")
+    assert store.stored_touches([key])[key].last_ts == 50
+    store.replace_lineage([
+        DerivedLineage("file:///d/in.csv", [VersionInfo("~0", 10, None, "initial")],
+                       [DerivedEdge("a1", READ, "~0", 10, 12, "p:10.1"), DerivedEdge("a1", READ, "~0", 30, 31,
+                                                                                     "p:11.2")]),
+        DerivedLineage("file:///d/out.csv", [VersionInfo("~a1", 40, "a1", "v1")],
+                       [DerivedEdge("a1", CREATED, "~a1", 40, 50, "p:11.2")])])
+    run = {(e.rel, e.dst, e.first_ts, e.last_ts) for e in store.edges_from(["app:a1"], [READ, CREATED])}
+    assert run == {(READ, "version:file:///d/in.csv@~0", 10, 31), (CREATED, "version:file:///d/out.csv@~a1", 40, 50)}
+    second = {(e.rel, e.dst, e.first_ts) for e in store.edges_from(["flow:a1#p:11.2"], [READ, CREATED])}
+    assert second == {(READ, "version:file:///d/in.csv@~0", 30), (CREATED, "version:file:///d/out.csv@~a1", 40)}
+    assert {e.src for e in store.edges_to(["version:file:///d/in.csv@~0"], [READ])} == {
+        "app:a1", "flow:a1#p:10.1", "flow:a1#p:11.2"}
+    assert store.check() == []
+
+
+def test_contents_are_found_by_hash_and_by_artifact(store: LineageStore) -> None:
+    b = FactBatch()
+    b.content("blake2b:aa", "file:///m/1/model.pkl", "train", "create", "file:///m", 100)
+    b.content("blake2b:aa", "file:///serve/model.pkl", "deploy", "create", "file:///serve", 200)
+    b.content("blake2b:aa", "file:///serve/model.pkl", "deploy", "create", "file:///serve", 150)  # earlier: kept
+    b.content("blake2b:bb", "file:///m/1/metrics.json", "train", "create", "file:///m", 100)
+    store.apply_facts(b)
+    copies = store.contents(hashes=["blake2b:aa"])
+    assert [(c.uri, c.app, c.ts) for c in copies] == [("file:///m/1/model.pkl", "train", 100),
+                                                      ("file:///serve/model.pkl", "deploy", 150)]
+    assert {c.hash for c in store.contents(artifacts=["file:///m"])} == {"blake2b:aa", "blake2b:bb"}
+    assert [c.uri for c in store.contents(hashes=["blake2b:aa"], as_of=120)] == ["file:///m/1/model.pkl"]

@@ -108,8 +108,13 @@ def test_audit_of_model_lists_the_apps_that_used_it_later(loan: LineageQueries) 
 def test_gdpr_of_one_raw_file_lists_models_and_deployments_with_evidence(loan: LineageQueries) -> None:
     r = loan.gdpr([RAW_FEB])
     found = _by(r["models"], "uri", "version", "type", "deployed")
-    assert found == {(MODEL, "1", "model", True), (MODEL, "2", "model", True),
-                     (DEPLOY, "v1", "deployment", True), (DEPLOY, "v2", "deployment", True)}
+    # deployed means deployed now: the second deployment replaced the first, and with it model 1
+    assert found == {(MODEL, "1", "model", False), (MODEL, "2", "model", True),
+                     (DEPLOY, "v1", "deployment", False), (DEPLOY, "v2", "deployment", True)}
+    superseded = {(m["uri"], m["version"]): m["superseded_ts"] for m in r["models"] if not m["current"]}
+    assert set(superseded) == {(MODEL, "1"), (DEPLOY, "v1")} and all(superseded.values())
+    then = loan.gdpr([RAW_FEB], as_of=to_ms(RERUN_MARK))  # before the second deployment: the first was deployed
+    assert _by(then["models"], "uri", "version", "deployed") == {(MODEL, "1", True), (DEPLOY, "v1", True)}
     for m in r["models"]:
         ev = m["evidence"]
         assert ev[0]["uri"] == RAW_FEB and ev[-1]["uri"] == m["uri"]

@@ -122,6 +122,7 @@ class AppInfo(Visible):
 
 class RankedApp(AppInfo):
     depth: int = 0
+    certain: bool = Field(default=True, description="reached through exact flows only (see tier)")
 
 
 class VersionItem(Visible):
@@ -147,11 +148,16 @@ class FootprintItem(VersionItem):
 class ImpactItem(FootprintItem):
     reached: bool
     depth: int | None = None
+    tier: Tier | None = Field(default=None, description="how it is known to be affected (reached items)")
+    certain: bool | None = None
 
 
 class AncestorItem(VersionItem):
     depth: int
     via: list[AppRef] = []
+    tier: Tier = Field(default="run", description="how it is known to be an ancestor: process, declared, "
+                       "content (certain) or run (possible: an over-approximation)")
+    certain: bool = False
 
 
 class TargetItem(VersionItem):
@@ -160,6 +166,8 @@ class TargetItem(VersionItem):
 
 class ConsumerApp(AppInfo):
     outputs: list[VersionItem] = []
+    through: ArtifactRef | None = Field(default=None, description="the copy of the target it read (the same "
+                                        "bytes at another path), when not the target itself")
 
 
 class FileTouch(Visible):
@@ -173,7 +181,7 @@ class FileTouch(Visible):
 
 
 class EvidenceStep(Visible):
-    """One step of an evidence path: an artifact version, or the app that read or wrote it."""
+    """One step of an evidence path: an artifact version, or the run (and its process) that read or wrote it."""
 
     kind: Literal["app", "artifact"]
     uri: str
@@ -183,16 +191,25 @@ class EvidenceStep(Visible):
     users: list[str] = []
     version: str | None = None
     type: str | None = None
+    process: str | None = Field(default=None, description="the process of the run the data went through, when "
+                                "the capture saw processes (its program and arguments)")
+    tier: Tier | None = None
 
 
 class GdprItem(VersionItem):
     depth: int
     deleted: bool
     inherited_tags: dict[str, list[ArtifactRef]] = {}
+    tier: Tier = Field(default="run", description="process, declared, content: certain to hold the data; run: "
+                       "possibly (a run read it with other inputs, and which reached this output is not known)")
+    certain: bool = False
 
 
 class GdprModel(GdprItem):
-    deployed: bool
+    deployed: bool = Field(description="deployed now (as of the answer's time): a current version of a deployment "
+                           "holds it")
+    current: bool = Field(default=True, description="the newest version of its artifact then")
+    superseded_ts: int | None = Field(default=None, description="when a newer version replaced it")
     evidence: list[EvidenceStep] = []
 
 
@@ -261,10 +278,13 @@ class Upstream(Paged):
 class Gdpr(Paged):
     query: Literal["gdpr"] = "gdpr"
     data: list[VersionItem]
+    copies: list[GdprItem] = Field(default=[], description="where the data's content came from, and the other "
+                                   "copies of it: they hold the same data")
     models: list[GdprModel]
     apps: list[RankedApp]
     users: list[str]
     derived: list[GdprItem]
+    logs: list[VersionItem] = Field(default=[], description="logs of the runs that used the data: they may hold it")
 
     def after_redaction(self) -> None:
         self.users = sorted({u for a in self.apps if not a.redacted for u in a.users})

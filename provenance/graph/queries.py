@@ -13,9 +13,8 @@ stopping early says ``partial: true`` and why. Every list is paginated with its 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -42,6 +41,7 @@ from provenance.graph.answers import (
     Upstream,
     VersionItem,
 )
+from provenance.graph.lineage import Walk, app_of, hub_tier, is_hub, walk
 from provenance.graph.model import (
     CREATED,
     DELETED,
@@ -56,6 +56,7 @@ from provenance.graph.model import (
     app_node,
     artifact_node,
     node_key,
+    split_flow_node,
     split_version_node,
     version_node,
 )
@@ -86,27 +87,6 @@ class Limits:
             raise QueryError("limit must be >= 1 and offset >= 0")
         if self.time_budget_s <= 0:
             raise QueryError("time budget must be positive")
-
-
-@dataclass
-class Traversal:
-    """Nodes reached from the starts, with the edge that first reached each (a BFS tree)."""
-
-    starts: list[str]
-    depth: dict[str, int] = field(default_factory=dict)
-    parent: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (previous node, rel)
-    partial: bool = False
-    reason: str | None = None
-
-    def path_to(self, node: str) -> list[tuple[str, str | None]]:
-        """(node, rel that led to it) from a start to ``node``."""
-        out: list[tuple[str, str | None]] = []
-        cur: str | None = node
-        while cur is not None:
-            prev = self.parent.get(cur)
-            out.append((cur, prev[1] if prev else None))
-            cur = prev[0] if prev else None
-        return out[::-1]
 
 
 def page(items: Sequence[T], limits: Limits) -> list[T]:
@@ -162,52 +142,57 @@ class LineageQueries:
         return [version_node(uri, v.key) for v in chosen]
 
     # -- traversal ------------------------------------------------------------------------
-    def traverse(self, starts: Iterable[str], direction: str, as_of: int, limits: Limits) -> Traversal:
-        """BFS over the app/version bipartite graph; depth counts apps (pipeline stages)."""
-        deadline = time.monotonic() + limits.time_budget_s
-        tr = Traversal(sorted(set(starts)))
-        for s in tr.starts:
-            tr.depth[s] = 0
-        versions = [s for s in tr.starts if s.startswith("version:")]
-        apps = [s for s in tr.starts if s.startswith("app:")]
-        depth = 0
-        while versions or apps:
-            if time.monotonic() > deadline:
-                tr.partial, tr.reason = True, f"time budget of {limits.time_budget_s}s spent"
-                return tr
-            if versions:
-                if depth >= limits.depth:
-                    more = (self.store.edges_to(versions, [READ], as_of) if direction == "down"
-                            else self.store.edges_to(versions, list(WRITE_RELS), as_of))
-                    if more:
-                        tr.partial, tr.reason = True, f"depth limit {limits.depth} reached"
-                    return tr
-                depth += 1
-                edges = (self.store.edges_to(versions, [READ], as_of) if direction == "down"
-                         else self.store.edges_to(versions, list(WRITE_RELS), as_of))
-                new_apps = self._visit(tr, edges, lambda e: (e.dst, e.src), depth)
-                apps = sorted(set(apps) | set(new_apps))
-                versions = []
-            if apps:
-                edges = (self.store.edges_from(apps, list(WRITE_RELS), as_of) if direction == "down"
-                         else self.store.edges_from(apps, [READ], as_of))
-                versions = self._visit(tr, edges, lambda e: (e.src, e.dst), depth)
-                apps = []
-            if len(tr.depth) > limits.max_nodes:
-                tr.partial, tr.reason = True, f"node cap {limits.max_nodes} reached"
-                return tr
-        return tr
+    def traverse(self, starts: Iterable[str], direction: str, as_of: int, limits: Limits) -> Walk:
+        """The lineage walk (`provenance.graph.lineage`), leaving out what the rules keep out of lineage."""
+        return walk(self.store, starts, direction, as_of, depth=limits.depth, time_budget_s=limits.time_budget_s,
+                    max_nodes=limits.max_nodes, excluded=lambda vids: self._excluded(vids, as_of))
 
-    @staticmethod
-    def _visit(tr: Traversal, edges: list[Edge], ends: Any, depth: int) -> list[str]:
-        new = []
-        for e in sorted(edges, key=lambda e: (e.first_ts, e.src, e.rel, e.dst)):
-            frm, to = ends(e)
-            if to not in tr.depth:
-                tr.depth[to] = depth
-                tr.parent[to] = (frm, e.rel)
-                new.append(to)
-        return sorted(new)
+    def _excluded(self, version_ids: Iterable[str], as_of: int) -> set[str]:
+        exclude = self.rules.lineage_exclude
+        return {v for v, (t, _) in self._types(version_ids, as_of).items() if t in exclude} if exclude else set()
+
+    def content_peers(self, version_ids: Iterable[str], as_of: int) -> dict[str, list[str]]:
+        """For each version, the versions of other artifacts that hold one of its files' bytes (copies: the
+        same hash at another path), by what the captures hashed."""
+        vids = sorted(set(version_ids))
+        if not vids:
+            return {}
+        arts = {v: split_version_node(v)[0] for v in vids}
+        creators = {v: n.props.get("creator") for v, n in self.store.nodes(vids, as_of).items()}
+        mine: dict[str, set[str]] = {}  # version → the hashes of its files
+        for c in self.store.contents(artifacts=sorted(set(arts.values())), as_of=as_of):
+            for v, art in arts.items():
+                key = split_version_node(v)[1]
+                if c.artifact != art:
+                    continue
+                if (key.startswith("#") and c.hash.rpartition(":")[2].startswith(key[1:])) or (
+                        not key.startswith("#") and c.app == creators.get(v) and c.op in _WRITTEN):
+                    mine.setdefault(v, set()).add(c.hash)
+        hashes = {h for hs in mine.values() for h in hs}
+        others = [c for c in self.store.contents(hashes=hashes, as_of=as_of)] if hashes else []
+        # a copy's version: of a file that is its own artifact, its content key; else what that app wrote or read
+        single = {c for c in others if c.uri == c.artifact}
+        written: dict[tuple[str, str], set[str]] = {}
+        pairs = {(c.app, c.artifact) for c in others if c not in single}
+        if pairs:
+            for e in self.store.edges_from(sorted({app_node(a) for a, _ in pairs}), list(LINEAGE_RELS), as_of):
+                art = split_version_node(e.dst)[0]
+                if (node_key(e.src), art) in pairs:
+                    written.setdefault((node_key(e.src), art), set()).add(e.dst)
+        out: dict[str, list[str]] = {}
+        for v, hs in mine.items():
+            peers: set[str] = set()
+            for c in others:
+                if c.hash not in hs or c.artifact == arts[v]:
+                    continue
+                if c in single:
+                    peers.add(version_node(c.artifact, "#" + c.hash.rpartition(":")[2][:16]))
+                else:
+                    peers |= written.get((c.app, c.artifact), set())
+            if peers:
+                existing = self.store.nodes(sorted(peers), as_of)
+                out[v] = sorted(p for p in peers if p in existing)
+        return out
 
     # -- describing nodes -------------------------------------------------------------------
     def version_fields(self, version_ids: Iterable[str], as_of: int) -> dict[str, dict[str, Any]]:
@@ -380,8 +365,9 @@ class LineageQueries:
             assert artifact is not None
             starts = self.versions_of(artifact, as_of, latest_only=False)
         tr = self.traverse(starts, "down", as_of, limits)
-        reached_apps = sorted((n for n in tr.depth if n.startswith("app:") and n not in starts),
-                              key=lambda a: (tr.depth[a], a))
+        start_apps = {app_of(x) for x in starts if is_hub(x)}
+        app_depth, app_certain = _app_reach(tr)
+        reached_apps = sorted((a for a in app_depth if a not in start_apps), key=lambda a: (app_depth[a], a))
         reached_versions = {n for n in tr.depth if n.startswith("version:") and n not in starts}
         # the union of the reached apps' footprints, ordered without reading a single node
         rels: dict[str, set[str]] = {}
@@ -394,13 +380,15 @@ class LineageQueries:
         shown = order[limits.offset : limits.offset + limits.limit]
         fields = self.version_fields(shown, as_of)
         artifacts = [ImpactItem(**fields[v], types=_types_of(rels[v]), first_ts=times[v][0], last_ts=times[v][1],
-                                reached=v in reached_versions, depth=tr.depth.get(v)) for v in shown]
+                                reached=v in reached_versions, depth=tr.depth.get(v),
+                                tier=tr.tier.get(v) if v in reached_versions else None,
+                                certain=(v in tr.certain) if v in reached_versions else None) for v in shown]
         app_page = reached_apps[limits.offset : limits.offset + limits.limit]
         apps = self.describe_apps(app_page, as_of)
         return Impact(
             as_of=_iso_or_none(as_of),
             start=self._start_refs(starts, as_of),
-            apps=[_ranked(apps[a], tr.depth[a]) for a in app_page],
+            apps=[_ranked(apps[a], app_depth[a], app_certain[a]) for a in app_page],
             artifacts=artifacts,
             totals={"apps": len(reached_apps), "artifacts": len(order)},
             offset=limits.offset,
@@ -439,31 +427,26 @@ class LineageQueries:
         tr = self.traverse([target], "up", as_of, limits)
         version_ids = sorted((n for n in tr.depth if n.startswith("version:") and n != target),
                              key=lambda v: (tr.depth[v], split_version_node(v)))
-        app_ids = [n for n in tr.depth if n.startswith("app:")]
+        app_depth, app_certain = _app_reach(tr)
+        app_ids = sorted(app_depth)
         shown = version_ids[limits.offset : limits.offset + limits.limit]
         apps = self.describe_apps(app_ids, as_of)
         fields = self.version_fields([*shown, target], as_of)
         ancestors = []
         for v in shown:
-            via = [n for n, _ in tr.path_to(v) if n.startswith("app:")][::-1][:1]
-            ancestors.append(AncestorItem(**fields[v], depth=tr.depth[v], via=[apps[a].ref() for a in via]))
+            path = tr.path_to(v)
+            via = [app_of(path[-2][0])] if len(path) >= 2 and is_hub(path[-2][0]) else []
+            ancestors.append(AncestorItem(**fields[v], depth=tr.depth[v], via=[apps[a].ref() for a in via if a in apps],
+                                          tier=tr.tier.get(v, "run"), certain=v in tr.certain))
         carriers: dict[str, list[str]] = {}  # propagating tag → the upstream versions that carry it
         for v, (_, tags) in sorted(self._types(version_ids, as_of).items()):
             for key in tags:
                 if key in self.rules.propagate:
                     carriers.setdefault(key, []).append(v)
         inherited = self._inherited(carriers, as_of)
-        # the apps that later read the target: evaluations, bias tests, deployments
-        consumer_edges = self.store.edges_to([target], [READ], as_of)
-        consumer_ids = sorted({e.src for e in consumer_edges})
-        consumers = self.describe_apps(consumer_ids, as_of)
-        outputs = self.store.edges_from(consumer_ids, list(WRITE_RELS), as_of)
-        out_items = self.version_items([e.dst for e in outputs], as_of)
-        consumer_list = []
-        for c in consumer_ids:
-            produced = sorted({e.dst for e in outputs if e.src == c})
-            consumer_list.append(ConsumerApp(**_fields(consumers[c]), outputs=[out_items[p] for p in produced]))
-        app_list = sorted((_ranked(apps[a], tr.depth[a]) for a in app_ids), key=lambda i: (i.depth, i.app_id))
+        consumer_list = self._consumers(target, as_of)
+        app_list = sorted((_ranked(apps[a], app_depth[a], app_certain[a]) for a in app_ids),
+                          key=lambda i: (i.depth, i.app_id))
         return Upstream(
             as_of=_iso_or_none(as_of),
             target=TargetItem(**fields[target], inherited_tags=inherited),
@@ -480,6 +463,28 @@ class LineageQueries:
             reason=tr.reason,
         )
 
+    def _consumers(self, target: str, as_of: int) -> list[ConsumerApp]:
+        """The runs that later read the target, or a copy of it (the same bytes at another path: a model and the
+        deployment it was copied to share their evaluations, bias tests and deployments)."""
+        copies = self.content_peers([target], as_of).get(target, [])
+        read = self.store.edges_to([target, *copies], [READ], as_of)
+        through: dict[str, str | None] = {}
+        for e in sorted(read, key=lambda e: e.dst != target):
+            through.setdefault(e.src, None if e.dst == target else e.dst)
+        consumer_ids = sorted(through)
+        consumers = self.describe_apps(consumer_ids, as_of)
+        outputs = self.store.edges_from(consumer_ids, list(WRITE_RELS), as_of)
+        out_items = self.version_items([e.dst for e in outputs], as_of)
+        copy_refs = {v: ArtifactRef(uri=f.uri, version=f.version, project=f.project)
+                     for v, f in self.version_items({c for c in through.values() if c}, as_of).items()}
+        out = []
+        for c in consumer_ids:
+            produced = sorted({e.dst for e in outputs if e.src == c} - {target, *copies})
+            copy = through[c]
+            out.append(ConsumerApp(**_fields(consumers[c]), outputs=[out_items[p] for p in produced],
+                                   through=copy_refs.get(copy) if copy else None))
+        return out
+
     def _inherited(self, carriers: dict[str, list[str]], as_of: int) -> dict[str, list[ArtifactRef]]:
         """Each propagating tag with the artifacts it came from (one entry per artifact)."""
         projects = self.artifact_projects({split_version_node(v)[0] for vs in carriers.values() for v in vs}, as_of)
@@ -491,66 +496,145 @@ class LineageQueries:
 
     # -- gdpr -------------------------------------------------------------------------------
     def gdpr(self, uris: Sequence[str], as_of: int = NEVER, limits: Limits = Limits()) -> Gdpr:
+        """Every model and deployment the data reached, with one evidence path each; what is certain to hold
+        it (exact flows) apart from what possibly does (a run read it among other inputs). The data's copies
+        count as the data: where its content came from (a version made from it alone, walking up) and every
+        other copy of the same bytes."""
         if not uris:
             raise QueryError("gdpr needs at least one data URI")
-        starts: list[str] = []
+        data: list[str] = []
         for u in uris:
-            starts.extend(self.versions_of(u, as_of, latest_only=False))
+            data.extend(self.versions_of(u, as_of, latest_only=False))
+        copies = self._copies(data, as_of)
+        starts = sorted({*data, *copies})
         tr = self.traverse(starts, "down", as_of, limits)
         version_ids = sorted((n for n in tr.depth if n.startswith("version:") and n not in starts),
-                             key=lambda v: (tr.depth[v], split_version_node(v)))
-        app_ids = sorted((n for n in tr.depth if n.startswith("app:")), key=lambda a: (tr.depth[a], a))
+                             key=lambda v: (v not in tr.certain, tr.depth[v], split_version_node(v)))
+        app_depth, app_certain = _app_reach(tr)
+        app_ids = sorted(app_depth, key=lambda a: (app_depth[a], a))
         types = self._types([*version_ids, *starts], as_of)
-        carriers = {k: [s] for s in starts for k in types[s][1] if k in self.rules.propagate}
+        carriers = {k: [s] for s in data for k in types[s][1] if k in self.rules.propagate}
         propagating = self._inherited(carriers, as_of)
-        model_ids = [v for v in version_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
-        model_ids.sort(key=lambda v: (types[v][0] != "deployment", tr.depth[v], split_version_node(v)))
+        logs = [v for v in version_ids if v in tr.excluded and types[v][0] == "log"]
+        derived_ids = [v for v in version_ids if v not in tr.excluded]
+        model_ids = [v for v in derived_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
+        model_ids.sort(key=lambda v: (v not in tr.certain, types[v][0] != "deployment", tr.depth[v],
+                                      split_version_node(v)))
         models_shown = model_ids[limits.offset : limits.offset + limits.limit]
-        derived_shown = version_ids[limits.offset : limits.offset + limits.limit]
+        derived_shown = derived_ids[limits.offset : limits.offset + limits.limit]
         apps_shown = app_ids[limits.offset : limits.offset + limits.limit]
         evidence_nodes = {n for m in models_shown for n, _ in tr.path_to(m)}
-        fields = self.version_fields({*derived_shown, *models_shown, *starts,
+        fields = self.version_fields({*derived_shown, *models_shown, *starts, *logs,
                                       *(n for n in evidence_nodes if n.startswith("version:"))}, as_of)
-        apps = self.describe_apps({*apps_shown, *(n for n in evidence_nodes if n.startswith("app:"))}, as_of)
+        apps = self.describe_apps({*apps_shown, *(app_of(n) for n in evidence_nodes if is_hub(n))}, as_of)
         deleted = {e.dst for e in self.store.edges_to(sorted({*derived_shown, *models_shown}), [DELETED], as_of)}
-        deployed_models = self._deployed([m for m in models_shown if types[m][0] in MODEL_TYPES], as_of)
+        currency = self._currency(models_shown, as_of)
+        deployed_now = self._deployed_now([m for m in models_shown if types[m][0] in MODEL_TYPES], tr, as_of)
 
-        def described(v: str) -> dict[str, Any]:
-            return {**fields[v], "depth": tr.depth[v], "deleted": v in deleted, "inherited_tags": propagating}
+        def described(v: str, depth: int | None = None) -> dict[str, Any]:
+            return {**fields[v], "depth": tr.depth.get(v, 0) if depth is None else depth, "deleted": v in deleted,
+                    "inherited_tags": propagating, "tier": tr.tier.get(v, "run"), "certain": v in tr.certain}
 
-        models = [GdprModel(**described(v), deployed=types[v][0] in DEPLOYMENT_TYPES or v in deployed_models,
-                            evidence=self._evidence(tr, v, fields, apps)) for v in models_shown]
+        models = []
+        for v in models_shown:
+            current, superseded = currency[v]
+            is_deployment = types[v][0] in DEPLOYMENT_TYPES
+            models.append(GdprModel(**described(v), current=current, superseded_ts=superseded,
+                                    deployed=(current and v not in deleted) if is_deployment else v in deployed_now,
+                                    evidence=self._evidence(tr, v, fields, apps)))
         return Gdpr(
             as_of=_iso_or_none(as_of),
-            data=[VersionItem(**fields[s]) for s in starts],
+            data=[VersionItem(**fields[s]) for s in data],
+            copies=[GdprItem(**{**described(c, 0), "tier": "content", "certain": True}) for c in copies],
             models=models,
-            apps=[_ranked(apps[a], tr.depth[a]) for a in apps_shown],
+            apps=[_ranked(apps[a], app_depth[a], app_certain[a]) for a in apps_shown],
             users=self._users_of(app_ids, as_of),
             derived=[GdprItem(**described(v)) for v in derived_shown],
-            totals={"models": len(model_ids), "apps": len(app_ids), "derived": len(version_ids)},
+            logs=[VersionItem(**fields[v]) for v in logs],
+            totals={"models": len(model_ids), "apps": len(app_ids), "derived": len(derived_ids),
+                    "copies": len(copies), "logs": len(logs)},
             offset=limits.offset,
             limit=limits.limit,
             partial=tr.partial,
             reason=tr.reason,
         )
 
-    def _deployed(self, models: list[str], as_of: int) -> set[str]:
-        """Model versions that an app copied into a deployment."""
-        readers = self.store.edges_to(models, [READ], as_of)
-        outs = self.store.edges_from(sorted({e.src for e in readers}), list(WRITE_RELS), as_of)
-        out_types = self._types([e.dst for e in outs], as_of)
-        deploying_apps = {e.src for e in outs if out_types[e.dst][0] in DEPLOYMENT_TYPES}
-        return {e.dst for e in readers if e.src in deploying_apps}
+    def _copies(self, data: list[str], as_of: int, rounds: int = 10) -> list[str]:
+        """The versions that hold the data's bytes as well: up to where its content came from (a version made
+        from exactly one version by exact flows: the data must have come from there) and every copy of the
+        same bytes, repeatedly."""
+        found = set(data)
+        frontier = list(data)
+        for _ in range(rounds):
+            if not frontier:
+                break
+            new: set[str] = set()
+            for peers in self.content_peers(frontier, as_of).values():
+                new |= set(peers)
+            one_step = walk(self.store, frontier, "up", as_of, depth=1, time_budget_s=5.0, max_nodes=10_000,
+                            excluded=lambda vids: self._excluded(vids, as_of))
+            sources: dict[str, set[str]] = {}
+            for v in one_step.versions():
+                if v in frontier or v not in one_step.certain:
+                    continue
+                origin = one_step.path_to(v)[0][0]
+                sources.setdefault(origin, set()).add(v)
+            code = {v for v, (t, _) in self._types({x for s in sources.values() for x in s}, as_of).items()
+                    if t == "code"}
+            for srcs in sources.values():
+                data_sources = srcs - code
+                if len(data_sources) == 1:
+                    new |= data_sources
+            frontier = sorted(new - found)
+            found |= new
+        return sorted(found - set(data))
 
-    @staticmethod
-    def _evidence(tr: Traversal, v: str, fields: dict[str, dict[str, Any]],
+    def _currency(self, version_ids: list[str], as_of: int) -> dict[str, tuple[bool, int | None]]:
+        """(the newest version of its artifact then, when a newer one replaced it) of each version."""
+        by_art: dict[str, list[str]] = {}
+        for v in version_ids:
+            by_art.setdefault(split_version_node(v)[0], []).append(v)
+        versions = self.store.versions(sorted(by_art), as_of)
+        out: dict[str, tuple[bool, int | None]] = {}
+        for art, vids in by_art.items():
+            timeline = [(x.created_ts, version_node(art, x.key)) for x in versions.get(art, [])]
+            for v in vids:
+                later = [ts for ts, other in timeline if other != v and ts > next(
+                    (t for t, o in timeline if o == v), 2**62)]
+                out[v] = (not later, min(later) if later else None)
+        return out
+
+    def _deployed_now(self, models: list[str], tr: Walk, as_of: int) -> set[str]:
+        """Model versions a deployment holds now: the current version of a deployment (not deleted) was made
+        from the model version, or holds its bytes."""
+        if not models:
+            return set()
+        down = walk(self.store, models, "down", as_of, depth=2, time_budget_s=5.0, max_nodes=10_000,
+                    excluded=lambda vids: self._excluded(vids, as_of))
+        peers = self.content_peers(models, as_of)
+        reached: dict[str, set[str]] = {}
+        for v in down.versions():
+            origin = down.path_to(v)[0][0]
+            reached.setdefault(origin, set()).add(v)
+        for m, ps in peers.items():
+            reached.setdefault(m, set()).update(ps)
+        candidates = {v for vs in reached.values() for v in vs}
+        types = self._types(candidates, as_of)
+        deployments = sorted(v for v in candidates if types[v][0] in DEPLOYMENT_TYPES)
+        currency = self._currency(deployments, as_of)
+        deleted = {e.dst for e in self.store.edges_to(deployments, [DELETED], as_of)}
+        live = {d for d in deployments if currency[d][0] and d not in deleted}
+        return {m for m, vs in reached.items() if vs & live}
+
+    def _evidence(self, tr: Walk, v: str, fields: dict[str, dict[str, Any]],
                   apps: dict[str, AppInfo]) -> list[EvidenceStep]:
         steps = []
         for node, rel in tr.path_to(v):
-            if node.startswith("app:"):
-                a = apps[node]
-                steps.append(EvidenceStep(kind="app", uri=node, app_id=a.app_id, job=a.job, users=a.users,
-                                          project=a.project, rel=rel))
+            if is_hub(node):
+                a = apps[app_of(node)]
+                flow = split_flow_node(node)[1] if node.startswith("flow:") else None
+                steps.append(EvidenceStep(kind="app", uri=a.uri, app_id=a.app_id, job=a.job, users=a.users,
+                                          project=a.project, rel=rel, process=flow, tier=hub_tier(node)))
             else:
                 f = fields[node]
                 steps.append(EvidenceStep(kind="artifact", uri=f["uri"], version=f["version"], type=f["type"],
@@ -603,8 +687,22 @@ def classify_files(touches: list[Touch]) -> list[FileTouch]:
     return out
 
 
-def _ranked(app: AppInfo, depth: int) -> RankedApp:
-    return RankedApp(**_fields(app), depth=depth)
+def _ranked(app: AppInfo, depth: int, certain: bool = True) -> RankedApp:
+    return RankedApp(**_fields(app), depth=depth, certain=certain)
+
+
+def _app_reach(tr: Walk) -> tuple[dict[str, int], dict[str, bool]]:
+    """Each app a walk reached through any of its hubs: its least depth, and whether an exact path reached it."""
+    depth: dict[str, int] = {}
+    certain: dict[str, bool] = {}
+    for hub in tr.hubs():
+        a = app_of(hub)
+        depth[a] = min(depth.get(a, 2**31), tr.depth[hub])
+        certain[a] = certain.get(a, False) or hub in tr.certain
+    return depth, certain
+
+
+_WRITTEN = frozenset({"write", "create", "rename_to"})
 
 
 def _fields(model: BaseModel) -> dict[str, Any]:

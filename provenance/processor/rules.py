@@ -173,6 +173,8 @@ class Rules:
     propagate: frozenset[str]
     type_key: str
     jobs: JobNaming
+    project_patterns: tuple[re.Pattern[str], ...] = ()
+    lineage_exclude: frozenset[str] = frozenset()
     _cache: dict[str, ArtifactRef | None] = field(default_factory=dict, compare=False, repr=False, hash=False)
     _ignore_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
     _rule_any: re.Pattern[str] | None = field(default=None, compare=False, repr=False, hash=False)
@@ -247,13 +249,20 @@ class Rules:
                 uri=join_uri(scheme, netloc, root),
                 type=rule.type,
                 name=fields.get("name") or root.rsplit("/", 1)[-1],
-                project=fields.get("project"),
+                project=fields.get("project") or self._project(path),
                 version=v,
                 rule=rule.name,
                 props=props,
             )
-        return ArtifactRef(join_uri(scheme, netloc, path), "file", path.rsplit("/", 1)[-1] or path, None,
-                           version, "file")
+        return ArtifactRef(join_uri(scheme, netloc, path), "file", path.rsplit("/", 1)[-1] or path,
+                           self._project(path), version, "file")
+
+    def _project(self, path: str) -> str | None:
+        for regex in self.project_patterns:
+            m = regex.fullmatch(path)
+            if m is not None:
+                return m.group("project")
+        return None
 
 
 def _prefix_to(path: str, last: int) -> str:
@@ -327,6 +336,11 @@ class JobsSpec(BaseModel):
     skip_flags: list[str] = []
 
 
+class LineageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    exclude_types: list[str] = ["log", "tool_state"]
+
+
 class RulesFile(BaseModel):
     """The shape of a rules file (`default_rules.yaml` is one)."""
 
@@ -335,8 +349,11 @@ class RulesFile(BaseModel):
     types: list[str] = []
     rules: list[RuleSpec] = []
     ignore: list[str] = []
+    projects: list[str] = Field(default=[], description="patterns with {project}: the project of a path no rule "
+                                "names one for")
     tags: TagsSpec | None = None
     jobs: JobsSpec | None = None
+    lineage: LineageSpec | None = None
 
 
 def _parse(text: str, origin: str) -> tuple[RulesFile, dict[str, Any]]:
@@ -410,6 +427,16 @@ def load_rules(
             compiled.append(PathRule(r.name, r.type, regex, r.artifact, version, fields, line, r.match))
     ignore = [_compile(pattern, f"ignore {pattern}", 0)[0] for layer in [base, *(x[1] for x in layers)]
               for pattern in layer.ignore]
+    projects = []
+    for layer in [*(x[1] for x in layers), base]:
+        for pattern in layer.projects:
+            regex, fields = _compile(pattern, f"projects {pattern}", 0)
+            if "project" not in fields:
+                raise RulesError(f"projects pattern {pattern!r} must capture {{project}}")
+            projects.append(regex)
+    lineage = base.lineage or LineageSpec()
+    for _, layer, _ in layers:
+        lineage = layer.lineage or lineage
     tags, jobs = base.tags or TagsSpec(), base.jobs or JobsSpec()
     for _, layer, _ in layers:  # a later file's settings replace the earlier ones, key by key
         tags = tags.model_copy(update=layer.tags.model_dump(exclude_unset=True)) if layer.tags else tags
@@ -422,6 +449,8 @@ def load_rules(
         propagate=frozenset(tags.propagate),
         type_key=tags.type_key,
         jobs=JobNaming(tuple(jobs.interpreters), frozenset(jobs.skip_flags)),
+        project_patterns=tuple(projects),
+        lineage_exclude=frozenset(lineage.exclude_types),
     )
 
 

@@ -59,6 +59,15 @@ def stat_fingerprint(path: str) -> Fingerprint | None:
     return fingerprint_of(st) if stat.S_ISREG(st.st_mode) else None
 
 
+def _current(path: str) -> Fingerprint | None:
+    """The fingerprint now; ``{}`` for something there that is not a regular file (never read)."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return fingerprint_of(st) if stat.S_ISREG(st.st_mode) else {}
+
+
 def _digest(h: Any) -> str:
     return f"blake2b:{h.hexdigest()}"
 
@@ -179,15 +188,15 @@ def attach_hashes(events: list[dict[str, Any]], cache_path: Path, *, limit: int 
             continue
         attrs = event.setdefault("attrs", {})
         if path not in current:
-            current[path] = None if path.startswith(_NEVER_READ) else stat_fingerprint(path)
+            current[path] = None if path.startswith(_NEVER_READ) else _current(path)
         fp = attrs.get("fingerprint")
-        if fp is None and attrs.get("ends_unknown") and current[path] is not None:
+        if fp is None and attrs.get("ends_unknown") and current[path]:
             # the end of the write is unknown: its content is the one the run left
             fp = attrs["fingerprint"] = dict(current[path] or {})
             attrs["fingerprint_taken"] = "run_end"
         if not _well_formed(fp):
             continue  # gone before the event was handled: nothing to identify
-        if path.startswith(_NEVER_READ):
+        if path.startswith(_NEVER_READ) or current[path] == {}:
             attrs["hash_skipped"] = "path"
         elif current[path] != fp:
             attrs["hash_skipped"] = "changed"

@@ -19,6 +19,7 @@ from typing import Any, cast
 from provenance.connectors.processes import ProcessRecord, clip_argv
 
 HOOK_DIR = Path(__file__).resolve().parent
+GAP_DETAILS = 100  # gaps the hook noted, listed one by one; past that, counted
 
 
 @dataclass
@@ -75,6 +76,7 @@ def collect(spool: Path) -> Collected:
         return out
     procs: dict[str, ProcessRecord] = {}
     unseen: set[str] = set()
+    noted = 0
     for path in sorted(spool.glob("*.jsonl")):
         ended = False
         current: ProcessRecord | None = None
@@ -107,7 +109,9 @@ def collect(spool: Path) -> Collected:
                 elif "_unseen" in note:
                     unseen.add(str(note["_unseen"]))
                 elif "_gap" in note and isinstance(note["_gap"], dict):
-                    out.gaps.append({k: v for k, v in note["_gap"].items() if isinstance(k, str)})
+                    noted += 1
+                    if noted <= GAP_DETAILS:
+                        out.gaps.append({k: v for k, v in note["_gap"].items() if isinstance(k, str)})
                 continue
             ended = False
             if current is not None:
@@ -116,6 +120,9 @@ def collect(spool: Path) -> Collected:
         if not ended:
             out.gaps.append({"pid": pid, "reason": "process ended without flushing its capture "
                              "(killed, or os._exit): its last file operations may be missing"})
+    if noted > GAP_DETAILS:
+        out.gaps.append({"reason": f"{noted - GAP_DETAILS} more operations whose path could not be named",
+                         "kind": "unresolved_path"})
     out.process_records = list(procs.values())
     out.processes = len(procs) or len(list(spool.glob("*.jsonl")))
     out.unseen = sorted(unseen)

@@ -100,6 +100,7 @@ _META = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, ma
 _INFO = struct.Struct("=BBH")  # info_type, pad, len
 _HANDLE = struct.Struct("=8sIi")  # fsid, handle_bytes, handle_type
 DIRECTORY_RENAME_FILES = 10_000
+COALESCE_S = 0.002
 GAP_DETAILS = 100  # unresolved names listed one by one; past that, counted
 _SHARED_OBJECT = re.compile(r"\.so(\.[\d.]+)?$")
 
@@ -364,6 +365,11 @@ class Watcher:
             if self._stop_r in ready:
                 stopping = True
                 poller.unregister(self._stop_r)
+            elif self._fd in ready:
+                # let a few events gather: one wake-up per event would take more of the job's CPU than
+                # the events themselves (forks are read first, to read /proc while the processes live)
+                self._drain_proc()
+                time.sleep(COALESCE_S)
             self._drain_proc()
             got = self._drain_fanotify() if (self._fd in ready or stopping) else 0
             if stopping and got == 0:

@@ -111,7 +111,7 @@ def test_content_hashes_name_the_bytes_read_and_left(runner: Runner, capture: st
         import os, time
         data = open("in.csv").read()
         open("draft.txt", "w").write("first")
-        time.sleep(0.05)
+        time.sleep(0.3)  # long enough for the watcher to read the first close before the second (else merged)
         open("draft.txt", "w").write("second, longer")  # the first write's content is gone at the end
         open("out.txt", "w").write(data.upper())
         os.rename("out.txt", "final.txt")  # moved after it was written: its content goes with it
@@ -127,7 +127,8 @@ def test_content_hashes_name_the_bytes_read_and_left(runner: Runner, capture: st
     assert rename["attrs"]["hash"] == blake(work / "final.txt")
     if capture == "fanotify":  # the first write's bytes were overwritten before the run ended
         first, second = by_name[("write", "draft.txt")]
-        assert first["hash_skipped"] == "changed" and "hash" not in first
+        assert "hash" not in first  # (no fingerprint either, if the watcher read both closes in one batch)
+        assert first.get("hash_skipped") == "changed" or "fingerprint" not in first
         assert second["hash"] == blake(work / "draft.txt")
     else:  # the hook's writes end unknown: each names the content the run left
         assert {a["hash"] for op in ("create", "write") for a in by_name.get((op, "draft.txt"), [])} == {

@@ -1,19 +1,44 @@
 """fanotify capture: every process of a launched job, in any language (Linux, needs CAP_SYS_ADMIN).
 
 The watcher puts a filesystem mark on each real filesystem of the machine, in the kernel's
-"directory file handle + name" reporting mode, so that it is told about opens for reading (reported
-on close), writes (close after writing), creates, deletes, renames and attribute changes (extended
-attributes among them), each with the pid of the process that did it. A pid belongs to the job when
-the kernel's proc connector saw it forked, directly or not, from the launcher after the watcher
-started (the job is the launcher's only child while it runs); where the proc connector is not
-available, the parent chain in ``/proc`` is walked instead (short-lived children may then be missed,
-and the app says so).
+"directory file handle + name" reporting mode (with the target's own handle, Linux 5.17+), so that
+it is told about opens, closes after reading or writing, creates, deletes, renames and attribute
+changes (extended attributes among them), each with the pid of the process that did it. A pid
+belongs to the job when the kernel's proc connector saw it forked, directly or not, from the
+launcher after the watcher started (the job is the launcher's only child while it runs); where the
+proc connector is not available, the parent chain in ``/proc`` is walked instead (short-lived
+children may then be missed, and the app says so).
 
 The watcher runs in a thread of the launcher and never blocks the job: fanotify only notifies
 (no permission events), the queue is unlimited, and the thread drains it as events come. A queue
 overflow is counted and reported on the app as a capture gap. Noise — interpreters, installed
 packages, shared libraries, caches, ``/proc``, ``/sys``, ``/dev`` — is dropped by path prefix; the
-list is configurable.
+list is configurable. Directory handles are turned into paths by :mod:`handles`, which keeps each
+path as it was at the event even when the watcher reads the queue after the job renamed or removed
+the directory; a name that still cannot be placed is a capture gap naming the operation and the
+file name (``kind: "unresolved_path"``), never a silent loss.
+
+fanotify events carry no time: an event's time is when the watcher read it, which is at or after
+when it happened, and never before an event queued earlier (times are kept monotonic), so the
+order of times is the kernel's order. Merged events (the kernel folds an open and a close of the
+same file by the same process into one while both wait in the queue) share one time.
+
+File events (``kind: "file"``, ``source: "fanotify"``) carry in ``attrs``:
+
+- ``pid`` (int) and ``proc`` (str): the process, as :mod:`processes` names it (``"<pid>.<starttime>"``);
+- ``opened_ts`` (int, ms) on ``read`` and ``write``: when the process opened the file (its first
+  open since it last closed it); ``ts`` is when it closed it: for a write, when the write ended;
+- ``fingerprint`` (``{"size", "mtime_ns", "inode", "dev"}``) on ``read``, ``write``, ``create`` and
+  ``rename`` (of the target), from a ``stat`` as the watcher handled the event; absent if the file
+  was gone by then. The launcher adds ``hash`` or ``hash_skipped`` (see :mod:`fingerprint`);
+- ``via_directory_rename: true`` on a ``rename`` of a file that moved because its directory did
+  (one per file beneath: those the run touched and those beneath the new path when the watcher
+  handled the rename; bounded, else a gap). A directory's own rename is not an event (an empty
+  directory holds no data);
+- ``name``/``value`` on ``xattr_set``/``xattr_remove``, as before.
+
+A process's repeated reads of a file are one ``read`` until the file is written, created, deleted
+or renamed (by anyone); each process that read a file has its own ``read``.
 """
 
 from __future__ import annotations
@@ -24,35 +49,60 @@ import os
 import re
 import select
 import socket
+import stat
 import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from provenance.connectors import processes
+from provenance.connectors.fingerprint import fingerprint_of
+from provenance.connectors.handles import DirectoryHandles
+from provenance.connectors.proc_connector import (  # noqa: F401 - part of this module's surface
+    _CNMSG,
+    _NLMSG,
+    PROC_EVENT_EXEC,
+    PROC_EVENT_EXIT,
+    PROC_EVENT_FORK,
+    open_proc_connector,
+    proc_events,
+    timed_proc_events,
+)
+from provenance.connectors.processes import ProcessRecord
 
 # <linux/fanotify.h>
 FAN_CLOEXEC, FAN_NONBLOCK = 0x1, 0x2
 FAN_CLASS_NOTIF = 0x0
 FAN_UNLIMITED_QUEUE = 0x10
-FAN_REPORT_FID, FAN_REPORT_DIR_FID, FAN_REPORT_NAME = 0x200, 0x400, 0x800
+FAN_REPORT_FID, FAN_REPORT_DIR_FID, FAN_REPORT_NAME, FAN_REPORT_TARGET_FID = 0x200, 0x400, 0x800, 0x1000
 FAN_REPORT_DFID_NAME = FAN_REPORT_DIR_FID | FAN_REPORT_NAME
-FAN_ATTRIB, FAN_CLOSE_WRITE, FAN_CLOSE_NOWRITE = 0x4, 0x8, 0x10
+FAN_REPORT_DFID_NAME_TARGET = FAN_REPORT_DFID_NAME | FAN_REPORT_FID | FAN_REPORT_TARGET_FID
+FAN_OPEN, FAN_ATTRIB, FAN_CLOSE_WRITE, FAN_CLOSE_NOWRITE = 0x20, 0x4, 0x8, 0x10
 FAN_MOVED_FROM, FAN_MOVED_TO, FAN_CREATE, FAN_DELETE = 0x40, 0x80, 0x100, 0x200
+FAN_OPEN_EXEC = 0x1000
 FAN_Q_OVERFLOW = 0x4000
 FAN_RENAME = 0x10000000
 FAN_ONDIR = 0x40000000
 FAN_MARK_ADD, FAN_MARK_FILESYSTEM = 0x1, 0x100
 FAN_NOFD = -1
-INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME = 2, 10, 12
+INFO_FID, INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME = 1, 2, 10, 12
 O_PATH = getattr(os, "O_PATH", 0o10000000)
 
-MASK = FAN_ATTRIB | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE | FAN_CREATE | FAN_DELETE | FAN_RENAME
-MARK_MASK = MASK | FAN_ONDIR  # directory renames are needed to keep the path cache true
+# opens are subscribed to so that a read's or a write's open time is known; FAN_OPEN_EXEC names
+# the program a process runs even when it is gone before /proc could be read
+MASK = (FAN_ATTRIB | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE | FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_OPEN
+        | FAN_OPEN_EXEC)
+MARK_MASK = MASK | FAN_ONDIR  # directory creates and renames keep the handle table true
 _META = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, mask, fd, pid
 _INFO = struct.Struct("=BBH")  # info_type, pad, len
 _HANDLE = struct.Struct("=8sIi")  # fsid, handle_bytes, handle_type
+DIRECTORY_RENAME_FILES = 10_000
+COALESCE_S = 0.002
+GAP_DETAILS = 100  # unresolved names listed one by one; past that, counted
+_SHARED_OBJECT = re.compile(r"\.so(\.[\d.]+)?$")
 
 # filesystems with nothing a job's lineage is made of
 PSEUDO_FS = frozenset({
@@ -153,53 +203,6 @@ def probe() -> str | None:
     return None
 
 
-# -- the proc connector: fork and exit of every process, from the kernel, in order -----------------
-_NLMSG = struct.Struct("=IHHII")
-_CNMSG = struct.Struct("=IIIIHH")  # cb_id idx, val, seq, ack, len, flags
-_PROC_EV = struct.Struct("=IIQ")  # what, cpu, timestamp_ns
-NETLINK_CONNECTOR, CN_IDX_PROC, CN_VAL_PROC = 11, 1, 1
-PROC_CN_MCAST_LISTEN = 1
-PROC_EVENT_FORK, PROC_EVENT_EXIT = 0x1, 0x80000000
-NLMSG_DONE = 3
-
-
-def open_proc_connector() -> socket.socket:
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
-    try:
-        sock.bind((os.getpid() ^ (threading.get_ident() & 0x7FFF0000), CN_IDX_PROC))
-        payload = struct.pack("=I", PROC_CN_MCAST_LISTEN)
-        cn = _CNMSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(payload), 0) + payload
-        sock.send(_NLMSG.pack(_NLMSG.size + len(cn), NLMSG_DONE, 0, 0, os.getpid()) + cn)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def proc_events(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(what, pid_a, pid_b) from one netlink datagram: fork → (parent tgid, child tgid), exit → (tgid, 0)."""
-    offset = 0
-    while offset + _NLMSG.size <= len(data):
-        length = _NLMSG.unpack_from(data, offset)[0]
-        if length < _NLMSG.size:
-            return
-        body = offset + _NLMSG.size + _CNMSG.size
-        if body + _PROC_EV.size <= len(data):
-            what = _PROC_EV.unpack_from(data, body)[0]
-            ev = body + _PROC_EV.size
-            if what == PROC_EVENT_FORK and ev + 16 <= len(data):
-                _ppid, ptgid, _cpid, ctgid = struct.unpack_from("=iiii", data, ev)
-                if ptgid != ctgid:  # a new process, not a new thread
-                    yield what, ptgid, ctgid
-            elif what == PROC_EVENT_EXIT and ev + 8 <= len(data):
-                pid, tgid = struct.unpack_from("=ii", data, ev)
-                if pid == tgid:
-                    yield what, tgid, 0
-        offset += (length + 3) & ~3
-
-
 @dataclass
 class Captured:
     """What the watcher saw of one job, as canonical raw events (dicts) plus its own accounting."""
@@ -209,21 +212,53 @@ class Captured:
     processes: int = 0
     overflows: int = 0
     seen: int = 0  # fanotify events read, the job's or not
+    process_records: list[ProcessRecord] = field(default_factory=list)
+
+
+@dataclass
+class _Named:
+    """What one fanotify event names: a path per info record (None: its directory could not be
+    placed), the file names as reported, and the target's own handle (FAN_REPORT_TARGET_FID)."""
+
+    paths: dict[int, str | None] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    target: bytes | None = None
+
+
+def _op_of(mask: int) -> str | None:
+    for bit, op in ((FAN_RENAME, "rename"), (FAN_DELETE, "delete"), (FAN_CREATE, "create"),
+                    (FAN_CLOSE_WRITE, "write"), (FAN_CLOSE_NOWRITE, "read")):
+        if mask & bit:
+            return op
+    return None
+
+
+def _fingerprint(path: str) -> dict[str, int] | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return fingerprint_of(st) if stat.S_ISREG(st.st_mode) else None
 
 
 class Watcher:
-    """Watches the filesystems for one job: ``start()`` before the job is forked, ``stop()`` after it ended."""
+    """Watches the filesystems for one job: ``start()`` before the job is forked, ``stop()`` after it ended.
+
+    ``workdir`` is the job's working directory: its directories are known by handle before the job
+    starts, so that what the job does in them can be named even after it removed them."""
 
     def __init__(self, app_id: str, user: str | None, *, noise: Iterable[str] | None = None,
-                 mounts: list[Mount] | None = None) -> None:
+                 mounts: list[Mount] | None = None, workdir: str | Path | None = None) -> None:
         self.app_id, self.user = app_id, user
         self.noise = tuple(noise if noise is not None else default_noise())
         self.mounts = mounts if mounts is not None else real_mounts()
+        self.workdir = str(workdir) if workdir is not None else None
         self.out = Captured()
         self._libc = _libc()
         self._fd = -1
         self._mount_fds: dict[bytes, int] = {}
-        self._dirs: dict[bytes, str] = {}
+        self._handles = DirectoryHandles(self._libc, self._mount_fds, lambda p: _fsid(self._libc, p))
+        self._target_fid = False
         self._proc: socket.socket | None = None
         self._launcher = os.getpid()
         self._tree: set[int] = set()
@@ -231,14 +266,29 @@ class Watcher:
         self._stop_r, self._stop_w = os.pipe()
         self._thread: threading.Thread | None = None
         self._seq = 0
+        self._last_ts = 0
+        self._mono_to_wall = time.time_ns() - time.monotonic_ns()
+        self._procs: dict[int, ProcessRecord] = {}  # pid → the process that has it now
+        self._all_procs: list[ProcessRecord] = []
         self._xattrs: dict[str, dict[str, str]] = {}
         self._xattr_ts: dict[str, int] = {}
-        self._last: dict[str, str] = {}  # path → last op recorded, so re-reading a file is one read
+        self._opens: dict[tuple[str, str], list[int]] = {}  # (proc, path) → [first open ts, opens not closed]
+        self._epoch: dict[str, int] = {}  # path → count of changes, so a read after a change is read again
+        self._read_at: dict[tuple[str, str], int] = {}  # (proc, path) → epoch of its last recorded read
+        self._touched: set[str] = set()  # the run's files, as they are named now
+        self._walked: dict[str, int] = {}  # a file found beneath a renamed directory → its rename event
+        self._dropped: set[int] = set()
+        self._unresolved = 0
+        self._rewritten: dict[bytes, int] = {}  # of the batch being parsed, see _later_writes
+        self._index = -1
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
-        fd = self._libc.fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE
-                                      | FAN_REPORT_DFID_NAME, os.O_RDONLY | os.O_LARGEFILE)
+        base = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE
+        fd = self._libc.fanotify_init(base | FAN_REPORT_DFID_NAME_TARGET, os.O_RDONLY | os.O_LARGEFILE)
+        self._target_fid = fd >= 0
+        if fd < 0 and ctypes.get_errno() == errno.EINVAL:  # before Linux 5.17: created directories by name
+            fd = self._libc.fanotify_init(base | FAN_REPORT_DFID_NAME, os.O_RDONLY | os.O_LARGEFILE)
         if fd < 0:
             raise FanotifyUnavailable(ctypes.get_errno(), f"fanotify_init: {os.strerror(ctypes.get_errno())}")
         self._fd = fd
@@ -257,6 +307,8 @@ class Watcher:
                     self._mount_fds[fsid] = os.open(mount.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 except OSError:
                     pass
+        if self.workdir is not None:  # after the marks: a rename from here on is in the queue
+            self._handles.prefill(self.workdir, skip=self._noise)
         try:
             self._proc = open_proc_connector()
         except OSError as exc:
@@ -267,7 +319,7 @@ class Watcher:
         self._thread.start()
 
     def add_root(self, pid: int) -> None:
-        self._tree.add(pid)
+        self._tree.add(pid)  # its record is made in the watcher's thread, which owns them
 
     def stop(self) -> Captured:
         """Drain what is left (the job has ended), then close everything."""
@@ -275,7 +327,16 @@ class Watcher:
             os.write(self._stop_w, b"x")
             self._thread.join()
         self.close()
+        if self._dropped:
+            self.out.events = [e for i, e in enumerate(self.out.events) if i not in self._dropped]
+        if self._unresolved > GAP_DETAILS:
+            self.out.gaps.append({"reason": f"{self._unresolved - GAP_DETAILS} more file operations whose directory "
+                                            "was gone before the watcher could name it", "kind": "unresolved_path"})
+        for rec in self._all_procs:
+            if rec.exe is None and rec.argv:
+                rec.exe = os.path.basename(rec.argv[0]) or None
         self.out.processes = len(self._tree)
+        self.out.process_records = list(self._all_procs)
         return self.out
 
     def close(self) -> None:
@@ -304,6 +365,11 @@ class Watcher:
             if self._stop_r in ready:
                 stopping = True
                 poller.unregister(self._stop_r)
+            elif self._fd in ready:
+                # let a few events gather: one wake-up per event would take more of the job's CPU than
+                # the events themselves (forks are read first, to read /proc while the processes live)
+                self._drain_proc()
+                time.sleep(COALESCE_S)
             self._drain_proc()
             got = self._drain_fanotify() if (self._fd in ready or stopping) else 0
             if stopping and got == 0:
@@ -324,14 +390,42 @@ class Watcher:
                     self.out.gaps.append({"reason": "the proc connector overflowed: some children may be missed"})
                     continue
                 return
-            for what, a, b in proc_events(data):
+            for what, a, b, mono in timed_proc_events(data):
                 if what == PROC_EVENT_FORK:
                     self._foreign.discard(b)
                     # the launcher forks nothing but the job while the watcher runs
                     if a in self._tree or a == self._launcher:
                         self._tree.add(b)
+                        self._adopt(b, a, mono)
                     elif b in self._tree:  # a pid of the job reused by another process
                         self._tree.discard(b)
+                elif a in self._tree and (rec := self._procs.get(a)) is not None:
+                    if what == PROC_EVENT_EXEC:
+                        rec.argv = processes.argv_of(a)  # None if it is gone already: not its parent's
+                        rec.exe = processes.exe_of(a) or rec.exe
+                    elif what == PROC_EVENT_EXIT:
+                        rec.end_ts = self._wall(mono)
+
+    # -- processes ------------------------------------------------------------------------------
+    def _wall(self, mono_ns: int) -> int:
+        return (mono_ns + self._mono_to_wall) // 1_000_000
+
+    def _adopt(self, pid: int, parent: int | None, mono_ns: int | None) -> ProcessRecord:
+        """A process of the job, first seen: its key is read now, while it most likely still lives."""
+        start = processes.starttime(pid)
+        up = self._procs.get(parent) if parent is not None else None
+        # a child not yet exec'd is a copy of its parent: its parent's program, until exec says otherwise
+        rec = ProcessRecord(proc=processes.proc_key(pid, start), pid=pid, ppid_proc=up.proc if up else None,
+                            exe=(processes.exe_of(pid) if start is not None else None) or (up.exe if up else None),
+                            argv=(processes.argv_of(pid) if start is not None else None) or (up.argv if up else None),
+                            start_ts=self._wall(mono_ns) if mono_ns is not None else self._now())
+        self._procs[pid] = rec
+        self._all_procs.append(rec)
+        return rec
+
+    def _process(self, pid: int) -> ProcessRecord:
+        rec = self._procs.get(pid)
+        return rec if rec is not None else self._adopt(pid, _ppid(pid), None)
 
     def _drain_fanotify(self) -> int:
         n = 0
@@ -347,28 +441,78 @@ class Watcher:
             n += self._parse(data)
 
     def _parse(self, data: bytes) -> int:
+        self._rewritten = self._later_writes(data)
+        self._index = -1
         offset, count = 0, 0
         while offset + _META.size <= len(data):
             event_len, _vers, _res, meta_len, mask, fd, pid = _META.unpack_from(data, offset)
             if event_len < _META.size:
                 break
             count += 1
+            self._index += 1
             self.out.seen += 1
             if fd != FAN_NOFD:
                 os.close(fd)
             if mask & FAN_Q_OVERFLOW:
                 self.out.overflows += 1
             elif mask & FAN_ONDIR:
-                if mask & (FAN_RENAME | FAN_ATTRIB):  # not listings (close), nor mkdir / rmdir
-                    records = self._records(data, offset + meta_len, offset + event_len)
-                    if mask & FAN_RENAME:
-                        self._dirs.clear()  # a renamed directory changes the paths below it
-                    if self._ours(pid):
-                        self._directory(mask, pid, records)
+                if mask & FAN_RENAME:  # anyone's: the table must follow every directory that moves
+                    self._directory_renamed(pid, self._named(data, offset + meta_len, offset + event_len))
+                elif mask & (FAN_CREATE | FAN_DELETE | FAN_ATTRIB) and self._ours(pid):
+                    self._directory(mask, pid, self._named(data, offset + meta_len, offset + event_len))
+                # opening and listing a directory is not lineage
             elif self._ours(pid):
-                self._event(mask, pid, self._records(data, offset + meta_len, offset + event_len))
+                self._event(mask, pid, self._named(data, offset + meta_len, offset + event_len))
             offset += event_len
         return count
+
+    @staticmethod
+    def _later_writes(data: bytes) -> dict[bytes, int]:
+        """File handle → index of the last write to end in this batch. A ``stat`` taken while handling an
+        earlier event of that file would show the later content, so that event gets no fingerprint."""
+        out: dict[bytes, int] = {}
+        offset, index = 0, 0
+        while offset + _META.size <= len(data):
+            event_len, _vers, _res, meta_len, mask, _fd, _pid = _META.unpack_from(data, offset)
+            if event_len < _META.size:
+                break
+            if mask & FAN_CLOSE_WRITE and not mask & FAN_ONDIR:
+                start, end = offset + meta_len, offset + event_len
+                while start + _INFO.size <= end:
+                    info_type, _pad, length = _INFO.unpack_from(data, start)
+                    if length == 0:
+                        break
+                    if info_type == INFO_FID:
+                        nbytes = _HANDLE.unpack_from(data, start + _INFO.size)[1]
+                        out[data[start + _INFO.size: start + _INFO.size + _HANDLE.size + nbytes]] = index
+                        break
+                    start += length
+            offset += event_len
+            index += 1
+        return out
+
+    def _fingerprint(self, named: _Named, path: str) -> dict[str, int] | None:
+        """The file's fingerprint now, found by its own handle where the event gave one (so a file
+        renamed since is still found); None if it is gone, or if a later write in the queue already
+        changed it."""
+        target = named.target
+        if target is None:
+            return _fingerprint(path)
+        if self._rewritten.get(target, -1) > self._index:
+            return None
+        mount_fd = self._mount_fds.get(target[:8])
+        if mount_fd is None:
+            return _fingerprint(path)
+        fd = self._libc.open_by_handle_at(mount_fd, target[8:], O_PATH | os.O_CLOEXEC)
+        if fd < 0:
+            return None
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return fingerprint_of(st) if stat.S_ISREG(st.st_mode) else None
 
     def _ours(self, pid: int) -> bool:
         if pid in self._tree:
@@ -386,100 +530,182 @@ class Watcher:
                     break
                 chain.append(current)
                 if parent in self._tree or parent == self._launcher:
-                    self._tree.update(chain)
+                    for child in reversed(chain):  # parents first, so each knows its parent's key
+                        self._tree.add(child)
+                        if child not in self._procs:
+                            self._adopt(child, _ppid(child), None)
                     return True
                 current = parent
             return False  # not cached: a pid seen before the job's fork might still become its
         self._foreign.add(pid)
         return False
 
-    def _records(self, data: bytes, start: int, end: int) -> dict[int, str]:
-        out: dict[int, str] = {}
+    def _named(self, data: bytes, start: int, end: int) -> _Named:
+        out = _Named()
         while start + _INFO.size <= end:
             info_type, _pad, length = _INFO.unpack_from(data, start)
             if length == 0:
                 break
-            if info_type in (INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME):
+            if info_type in (INFO_DFID_NAME, INFO_OLD_DFID_NAME, INFO_NEW_DFID_NAME, INFO_FID):
                 fsid, nbytes, _htype = _HANDLE.unpack_from(data, start + _INFO.size)
                 handle_at = start + _INFO.size + _HANDLE.size
                 handle = data[start + _INFO.size + 8: handle_at + nbytes]  # struct file_handle, whole
-                name = data[handle_at + nbytes: start + length].split(b"\0", 1)[0]
-                directory = self._resolve(fsid, handle)
-                if directory is not None:
-                    out[info_type] = directory if name in (b"", b".") else os.path.join(directory, os.fsdecode(name))
+                if info_type == INFO_FID:
+                    out.target = fsid + handle
+                else:
+                    name = os.fsdecode(data[handle_at + nbytes: start + length].split(b"\0", 1)[0])
+                    directory = self._handles.resolve(fsid, handle)
+                    out.names[info_type] = name
+                    out.paths[info_type] = (None if directory is None else
+                                            directory if name in ("", ".") else os.path.join(directory, name))
             start += length
         return out
-
-    def _resolve(self, fsid: bytes, handle: bytes) -> str | None:
-        key = fsid + handle
-        known = self._dirs.get(key)
-        if known is not None:
-            return known
-        mount_fd = self._mount_fds.get(fsid)
-        if mount_fd is None:
-            return None
-        fd = self._libc.open_by_handle_at(mount_fd, handle, O_PATH | os.O_CLOEXEC)
-        if fd < 0:
-            return None  # the directory is gone already
-        try:
-            path = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        if path.endswith(" (deleted)"):
-            return None
-        if len(self._dirs) > 100_000:
-            self._dirs.clear()
-        self._dirs[key] = path
-        return path
 
     def _noise(self, path: str) -> bool:
         return path.startswith(self.noise) or any(p in path for p in NOISE_PARTS) or bool(NOISE_SUFFIX.search(path))
 
-    def _rename(self, records: dict[int, str], pid: int, directory: bool = False) -> None:
-        attrs: dict[str, object] = {"directory": True} if directory else {}
-        src, dst = records.get(INFO_OLD_DFID_NAME), records.get(INFO_NEW_DFID_NAME)
-        src = None if src is None or self._noise(src) else src
-        dst = None if dst is None or self._noise(dst) else dst
-        if src and dst:
-            self._emit("rename", src, pid, dst=dst, attrs=attrs)
-        elif dst:  # moved in from a place nobody watches
-            self._emit("create", dst, pid, attrs=attrs)
-        elif src:
-            self._emit("delete", src, pid, attrs=attrs)
+    def _now(self) -> int:
+        """Wall time in ms, never before the time given to an event read earlier."""
+        ts = time.time_ns() // 1_000_000
+        if ts < self._last_ts:
+            ts = self._last_ts
+        self._last_ts = ts
+        return ts
 
-    def _directory(self, mask: int, pid: int, records: dict[int, str]) -> None:
-        if mask & FAN_RENAME:
-            self._rename(records, pid, directory=True)
+    def _unresolvable(self, op: str | None, name: str | None) -> None:
+        if op is None:
+            return  # an open, or an attribute change: no file event is lost
+        self._unresolved += 1
+        if self._unresolved <= GAP_DETAILS:
+            self.out.gaps.append({"reason": f"a {op} of {name!r}: its directory was gone before the watcher could "
+                                            "name it", "kind": "unresolved_path", "op": op, "name": name})
+
+    # -- directories ----------------------------------------------------------------------------
+    def _directory_renamed(self, pid: int, named: _Named) -> None:
+        src, dst = named.paths.get(INFO_OLD_DFID_NAME), named.paths.get(INFO_NEW_DFID_NAME)
+        if src is None or dst is None:
+            if dst is not None and named.target is not None:
+                self._handles.enter(named.target, dst)
+            if self._ours(pid):
+                self._unresolvable("rename", named.names.get(INFO_OLD_DFID_NAME) or named.names.get(INFO_NEW_DFID_NAME))
             return
-        path = records.get(INFO_DFID_NAME)  # making or removing an (empty) directory is not lineage
+        self._handles.renamed(src, dst, named.target)
+        if self._ours(pid):
+            self._moved_directory(src, dst, pid)
+
+    def _moved_directory(self, src: str, dst: str, pid: int) -> None:
+        """Emit the renames of the files a directory rename moved: those the run touched, then those
+        beneath the new path now. A file found there that the job creates later in the queue was not
+        moved: its rename is dropped when that create is read."""
+        prefix = src + "/"
+        for key in [k for k in self._opens if k[1].startswith(prefix)]:
+            self._opens[(key[0], dst + key[1][len(src):])] = self._opens.pop(key)
+        moved: set[str] = set()
+        for path in sorted(p for p in self._touched if p.startswith(prefix)):
+            target = dst + path[len(src):]
+            if not (self._noise(path) and self._noise(target)):
+                self._emit("rename", path, pid, dst=target, attrs={"via_directory_rename": True},
+                           fingerprint=_fingerprint(target))
+            moved.add(target)
+        found = 0
+        for root, dirs, files in os.walk(dst):
+            dirs.sort()
+            for name in sorted(files):
+                target = os.path.join(root, name)
+                if target in moved or self._noise(target):
+                    continue
+                found += 1
+                if found > DIRECTORY_RENAME_FILES:
+                    self.out.gaps.append({"reason": f"{src} was renamed to {dst}, which holds more than "
+                                                    f"{DIRECTORY_RENAME_FILES} files: the renames of the others "
+                                                    "are missing", "kind": "directory_rename_too_large"})
+                    return
+                index = self._emit("rename", src + target[len(dst):], pid, dst=target,
+                                   attrs={"via_directory_rename": True}, fingerprint=_fingerprint(target))
+                self._walked[target] = index
+
+    def _directory(self, mask: int, pid: int, named: _Named) -> None:
+        path = named.paths.get(INFO_DFID_NAME)
+        if mask & FAN_CREATE and path is not None:
+            key = named.target if self._target_fid else self._handles.key_of(path)
+            if key is not None:
+                self._handles.enter(key, path)
+        if mask & FAN_DELETE and named.target is not None:
+            self._handles.removed(named.target)
+        # making or removing an (empty) directory is not lineage; its tags are
         if path is not None and mask & FAN_ATTRIB and not self._noise(path + "/"):
             self._attrib(path, pid)
 
-    def _event(self, mask: int, pid: int, records: dict[int, str]) -> None:
+    # -- files ----------------------------------------------------------------------------------
+    def _file_renamed(self, named: _Named, pid: int) -> None:
+        src, dst = named.paths.get(INFO_OLD_DFID_NAME), named.paths.get(INFO_NEW_DFID_NAME)
+        if (src is None and INFO_OLD_DFID_NAME in named.names) or (dst is None and INFO_NEW_DFID_NAME in named.names):
+            self._unresolvable("rename", named.names.get(INFO_OLD_DFID_NAME) or named.names.get(INFO_NEW_DFID_NAME))
+        src = None if src is None or self._noise(src) else src
+        dst = None if dst is None or self._noise(dst) else dst
+        if src and dst:
+            self._emit("rename", src, pid, dst=dst, fingerprint=self._fingerprint(named, dst))
+        elif dst:  # moved in from a place nobody watches
+            self._emit("create", dst, pid, fingerprint=self._fingerprint(named, dst))
+        elif src:
+            self._emit("delete", src, pid)
+
+    def _event(self, mask: int, pid: int, named: _Named) -> None:
         if mask & FAN_RENAME:
-            self._rename(records, pid)
+            self._file_renamed(named, pid)
             return
-        path = records.get(INFO_DFID_NAME)
-        if path is not None and "/__pycache__/" in path and path.endswith(".pyc"):
+        path = named.paths.get(INFO_DFID_NAME)
+        if path is None:
+            if INFO_DFID_NAME in named.names:
+                self._unresolvable(_op_of(mask), named.names[INFO_DFID_NAME])
+            return
+        if mask & FAN_OPEN_EXEC and not _SHARED_OBJECT.search(path):
+            self._process(pid).exe = os.path.basename(path)  # the program it runs now (the loader aside)
+        if "/__pycache__/" in path and path.endswith(".pyc"):
             if not mask & FAN_CLOSE_NOWRITE:
                 return  # the interpreter caching bytecode
             head, _, name = path.rpartition("/__pycache__/")  # reading cached bytecode is reading the code
             path = f"{head}/{name.split('.', 1)[0]}.py"
-        if path is None or self._noise(path):
+            mask = FAN_CLOSE_NOWRITE
+            named.target = None  # the handle is the bytecode's; the fingerprint is the source's
+        if self._noise(path):
             return
+        proc = self._process(pid).proc
+        key = (proc, path)
+        ts = self._now()
         if mask & FAN_CREATE:
-            self._emit("create", path, pid)
+            self._emit("create", path, pid, ts=ts, fingerprint=self._fingerprint(named, path))
+        if mask & FAN_OPEN:
+            entry = self._opens.get(key)
+            if entry is None:
+                self._opens[key] = [ts, 1]
+            else:
+                entry[1] += 1
         if mask & FAN_CLOSE_WRITE:
-            self._emit("write", path, pid)
+            self._emit("write", path, pid, ts=ts, attrs={"opened_ts": self._closed(key, ts)},
+                       fingerprint=self._fingerprint(named, path))
         if mask & FAN_CLOSE_NOWRITE:
-            self._emit("read", path, pid)
+            opened = self._closed(key, ts)
+            if self._read_at.get(key) != self._epoch.get(path, 0):  # this process's first read of this content
+                self._read_at[key] = self._epoch.get(path, 0)
+                self._emit("read", path, pid, ts=ts, attrs={"opened_ts": opened},
+                           fingerprint=self._fingerprint(named, path))
         if mask & FAN_ATTRIB:
             self._attrib(path, pid)
         if mask & FAN_DELETE:
             self._xattrs.pop(path, None)
-            self._emit("delete", path, pid)
+            self._emit("delete", path, pid, ts=ts)
+
+    def _closed(self, key: tuple[str, str], ts: int) -> int:
+        """The open time of a file the process closes now (its close time, if the open was not seen:
+        the kernel merged it into an earlier one)."""
+        entry = self._opens.get(key)
+        if entry is None:
+            return ts
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del self._opens[key]
+        return entry[0]
 
     def _attrib(self, path: str, pid: int) -> None:
         """An attribute changed: compare the file's ``user.prov.*`` extended attributes with the last seen."""
@@ -490,7 +716,7 @@ class Watcher:
             return
         before = self._xattrs.get(path, {})
         # a later change of the same file's tags gets a later time, even within one millisecond
-        ts = max(time.time_ns() // 1_000_000, self._xattr_ts.get(path, 0) + 1)
+        ts = max(self._now(), self._xattr_ts.get(path, 0) + 1)
         changed = False
         for name, value in now.items():
             if before.get(name) != value:
@@ -503,28 +729,50 @@ class Watcher:
             self._xattr_ts[path] = ts
         self._xattrs[path] = now
 
+    def _confirm(self, path: str, made_here: bool) -> None:
+        """The first event after a walk found ``path`` beneath a renamed directory: if it makes the
+        file, the file was not there at the rename, and the rename found for it is dropped."""
+        index = self._walked.pop(path, None)
+        if index is not None and made_here:
+            self._dropped.add(index)
+
     def _emit(self, op: str, path: str, pid: int, *, dst: str | None = None, ts: int | None = None,
-              attrs: dict[str, object] | None = None) -> None:
-        if op == "read" and self._last.get(path) == "read":
-            return
-        self._last[path] = op
-        if dst is not None:
-            self._last.pop(dst, None)
+              attrs: dict[str, object] | None = None, fingerprint: dict[str, int] | None = None) -> int:
+        rec = self._process(pid)
+        rec.file_events += 1
+        if self._walked:
+            self._confirm(path, op == "create")
+            if dst is not None:
+                self._confirm(dst, True)
+        if op not in ("read", "xattr_set", "xattr_remove"):
+            self._epoch[path] = self._epoch.get(path, 0) + 1
+        if op == "delete":
+            self._touched.discard(path)
+        elif op == "rename" and dst is not None:
+            self._touched.discard(path)
+            self._touched.add(dst)
+            self._epoch[dst] = self._epoch.get(dst, 0) + 1
+        else:
+            self._touched.add(path)
         self._seq += 1
+        event_attrs: dict[str, object] = {"pid": pid, "proc": rec.proc, **(attrs or {})}
+        if fingerprint is not None:
+            event_attrs["fingerprint"] = fingerprint
         event: dict[str, object] = {"source": "fanotify", "kind": "file", "op": op,
-                                    "ts": ts if ts is not None else time.time_ns() // 1_000_000,
-                                    "app_id": self.app_id, "uri": path, "attrs": {"pid": pid, **(attrs or {})},
+                                    "ts": ts if ts is not None else self._now(),
+                                    "app_id": self.app_id, "uri": path, "attrs": event_attrs,
                                     "event_id": f"fanotify:{self.app_id}:{self._seq}"}
         if dst is not None:
             event["dst"] = dst
         if self.user:
             event["user"] = self.user
         self.out.events.append(event)
+        return len(self.out.events) - 1
 
 
 def _ppid(pid: int) -> int | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
+    return int(stat_line.rsplit(")", 1)[1].split()[1])

@@ -6,6 +6,14 @@ peak memory, the hardware, the git commit of the working tree (and whether it wa
 fingerprint of the Python environment. The job's stdout and stderr go to the terminal and to a log
 file that becomes the app's log artifact. The exit status is the job's. Signals sent to the
 launcher are passed on to the job.
+
+The end event (``finished``, ``failed`` or ``killed``) also says what the file capture saw:
+``capture`` (the mode), ``captured_events``, ``captured_processes``, ``capture_gaps`` (each
+``{"reason": ..., "kind"?: ...}``; ``kind`` is ``"unseen_processes"`` with ``programs`` when the
+audit hook could not see some of the job's programs, ``"unresolved_path"`` with ``op`` and
+``name`` when a file operation's path could not be named), and ``processes``/``processes_omitted``
+(see :mod:`provenance.connectors.processes`). After the job, the file events get content hashes
+(:mod:`provenance.connectors.fingerprint`).
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from provenance.bus.port import Bus, Record, raw_topic
-from provenance.connectors import audithook, fanotify
+from provenance.connectors import audithook, fanotify, processes
 from provenance.connectors.delta import DeltaLogTailer, fold_table_files
+from provenance.connectors.fingerprint import HASH_LIMIT, attach_hashes
 
 CAPTURE_MODES = ("auto", "fanotify", "audit-hook", "off")
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
@@ -98,6 +107,7 @@ class RunResult:
     events: int
     capture: str
     gaps: list[dict[str, object]] = field(default_factory=list)
+    processes: list[dict[str, object]] = field(default_factory=list)
 
 
 class _Capture:
@@ -110,9 +120,12 @@ class _Capture:
     """
 
     def __init__(self, requested: str, home: Path, app_id: str, user: str | None,
-                 noise: Sequence[str] | None, ignore: Sequence[str]) -> None:
+                 noise: Sequence[str] | None, ignore: Sequence[str], workdir: Path,
+                 hash_limit: int = HASH_LIMIT) -> None:
         self.app_id, self.user = app_id, user
+        self.home, self.hash_limit = home, hash_limit
         self.spool = home / "spool" / app_id
+        self.unseen_root: str | None = None
         self.gaps: list[dict[str, object]] = []
         self.watcher: fanotify.Watcher | None = None
         # never the job's data: the runtime and libraries, our own state and our own hook
@@ -123,7 +136,7 @@ class _Capture:
             reason = fanotify.probe()
             if reason is None:
                 mode = "fanotify"
-                self.watcher = fanotify.Watcher(app_id, user, noise=self.noise)
+                self.watcher = fanotify.Watcher(app_id, user, noise=self.noise, workdir=workdir)
             else:
                 mode = "audit-hook"
                 if requested == "fanotify":
@@ -131,11 +144,17 @@ class _Capture:
                                                 "captured Python file I/O only"})
         self.mode = mode
 
-    def environment(self, env: dict[str, str]) -> dict[str, str]:
+    def environment(self, argv: Sequence[str], env: dict[str, str]) -> dict[str, str]:
         if self.mode == "off":
             return env
-        return audithook.prepare(self.spool, self.app_id, self.user, env, files=self.mode == "audit-hook",
-                                 noise=self.noise)
+        job_env = audithook.prepare(self.spool, self.app_id, self.user, env, files=self.mode == "audit-hook",
+                                    noise=self.noise)
+        if self.mode == "audit-hook":  # the hook sees only a Python that loads it: say so when the job is not one
+            try:
+                self.unseen_root = audithook.unseen_program(argv, job_env)
+            except Exception as exc:  # never the job's failure
+                self.unseen_root = f"{argv[0]} (not checked: {exc})"
+        return job_env
 
     def start(self) -> None:
         if self.watcher is None:
@@ -154,6 +173,13 @@ class _Capture:
     def finish(self) -> tuple[audithook.Collected, dict[tuple[Path, int], tuple[str, str | None]]]:
         collected = audithook.collect(self.spool) if self.mode != "off" else audithook.Collected()
         collected.gaps[:0] = self.gaps
+        if self.mode == "audit-hook":
+            programs = sorted({*([self.unseen_root] if self.unseen_root else []), *collected.unseen})
+            if programs:
+                collected.gaps.append({"reason": "the audit hook sees only Python processes that load it; the job "
+                                                 f"ran {len(programs)} other program(s), whose file I/O is not "
+                                                 "captured (fanotify capture, as root, sees every process)",
+                                       "kind": "unseen_processes", "programs": programs[:50]})
         events: list[dict[str, Any]] = []
         torn: list[bytes] = []  # a line cut short goes on as it is: the processor dead-letters it
         for line in collected.lines:
@@ -165,12 +191,17 @@ class _Capture:
             seen = self.watcher.stop()
             events.extend(seen.events)
             collected.processes = seen.processes
+            collected.process_records = seen.process_records
             collected.gaps.extend(seen.gaps)
             if seen.overflows:
                 collected.gaps.append({"reason": f"the fanotify queue overflowed {seen.overflows} time(s): some "
                                                  "file events are missing"})
         known = [str(e["uri"]) for e in events if str(e.get("uri", "")).startswith("delta://")]
         folded = fold_table_files(events, self.app_id, self.user, known)
+        try:  # after the fold: a table's data and log files are not artifacts of their own
+            attach_hashes(folded.events, self.home / "hashes.db", limit=self.hash_limit)
+        except Exception as exc:  # hashing never fails the run; the events go on without hashes
+            collected.gaps.append({"reason": f"content hashes were not taken: {exc}"})
         collected.lines = [*(json.dumps(e).encode() for e in folded.events), *torn]
         collected.delta_tables.update(str(t) for t in folded.tables)
         if self.spool.is_dir():
@@ -188,11 +219,12 @@ class Launcher:
     """Runs one job and publishes what happened to ``bus``."""
 
     def __init__(self, bus: Bus, home: Path, *, echo: bool = True, noise: Sequence[str] | None = None,
-                 ignore: Sequence[str] = ()) -> None:
+                 ignore: Sequence[str] = (), hash_limit: int = HASH_LIMIT) -> None:
         self.bus = bus
         self.home = home
         self.echo = echo
         self.noise, self.ignore = noise, ignore
+        self.hash_limit = hash_limit
         self.topic = raw_topic("canonical")
 
     def _emit(self, events: Sequence[dict[str, Any]]) -> None:
@@ -211,7 +243,7 @@ class Launcher:
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{app_id}.log"
-        cap = _Capture(capture, self.home, app_id, user, self.noise, self.ignore)
+        cap = _Capture(capture, self.home, app_id, user, self.noise, self.ignore, workdir, self.hash_limit)
         attrs: dict[str, Any] = {"command": list(argv), "cwd": str(workdir), "host": socket.gethostname(),
                                  "log": str(log_path), **git_state(workdir), "hardware": hardware()}
         if name:
@@ -222,7 +254,7 @@ class Launcher:
         self._emit([{**base, "op": "submitted", "ts": now_ms(), "event_id": f"launcher:{app_id}:submitted",
                      "attrs": attrs}])
         cap.start()  # the watcher must be running before the job forks, and the launcher fork nothing else
-        job_env = cap.environment(dict(os.environ if env is None else env))
+        job_env = cap.environment(argv, dict(os.environ if env is None else env))
         start = now_ms()
         try:
             proc = subprocess.Popen(list(argv), cwd=workdir, env=job_env, stdout=subprocess.PIPE,
@@ -258,6 +290,7 @@ class Launcher:
         else:
             state, exit_code, extra = ("finished" if code == 0 else "failed"), code, {}
         collected, writers = cap.finish()
+        listed, omitted = processes.bounded(collected.process_records)
         if collected.lines:
             self.bus.produce(self.topic, [Record(value=ln, key=app_id) for ln in collected.lines])
         if collected.delta_tables:  # the commits the job made (and any it raced with) become events
@@ -275,9 +308,10 @@ class Launcher:
                        "cpu_user_s": round(usage.ru_utime, 3), "cpu_system_s": round(usage.ru_stime, 3),
                        "peak_rss_bytes": usage.ru_maxrss * 1024, "captured_events": len(collected.lines),
                        "capture": cap.mode,
-                       "captured_processes": collected.processes, "capture_gaps": collected.gaps}},
+                       "captured_processes": collected.processes, "capture_gaps": collected.gaps,
+                       "processes": listed, "processes_omitted": omitted}},
         ])
-        return RunResult(app_id, exit_code, state, log_path, len(collected.lines), cap.mode, collected.gaps)
+        return RunResult(app_id, exit_code, state, log_path, len(collected.lines), cap.mode, collected.gaps, listed)
 
     @staticmethod
     def _forward_signals(proc: subprocess.Popen[bytes]) -> Callable[[], None]:

@@ -3,9 +3,38 @@
 Records the job's own file operations as canonical events, one JSON line each, in a spool file per
 process: ``$PROVENANCE_SPOOL/<pid>.jsonl``. It covers open (with the mode), remove, rename and
 extended attributes; shutil's operations arrive through these. Making and removing directories is
-not lineage (an empty directory holds no data); renaming one is, as it moves what it holds. The launcher collects the
-spool after the job. The last line of a complete spool is an end marker. A spool without one (the
-process was killed, or called os._exit) is reported on the app as a capture gap.
+not lineage (an empty directory holds no data); renaming one is, as it moves what it holds: it
+becomes one rename per file beneath it. The launcher collects the spool after the job. The last
+line of a complete spool is an end marker. A spool without one (the process was killed, or called
+os._exit) is reported on the app as a capture gap.
+
+Paths relative to a directory descriptor (``dir_fd``, ``src_dir_fd``, ``dst_dir_fd``, as
+``shutil.rmtree`` uses them) are resolved through ``/proc/self/fd``. The ``open`` audit event of
+``os.open`` does not carry its ``dir_fd``, so ``os.open`` is wrapped to tell the hook; a relative
+``os.open`` the wrapper did not see (a reference taken before the hook was installed) is a capture
+gap, not a guess. A builtin ``open`` of a relative path is held until the next file operation of
+its thread, so that an ``opener`` that opens relative to a ``dir_fd`` can correct it.
+
+The hook sees only Python processes that load it. When a process starts another program
+(``subprocess``, ``os.exec*``, ``os.posix_spawn``, ``os.system``) that is not such a Python, the
+program is noted, and the launcher reports it as a capture gap (``kind: "unseen_processes"``).
+
+File events (``source: "audit-hook"``) carry in ``attrs``:
+
+- ``pid`` (int) and ``proc`` (str, ``"<pid>.<starttime>"``, see ``provenance.connectors.processes``);
+- ``opened_ts`` (int, ms) on ``read``, ``write`` and ``create``: when the file was opened, which is
+  also ``ts``; the hook never sees a close, so a ``write`` or ``create`` through ``open`` has
+  ``ends_unknown: true`` (its end is the process's end at the latest). Files that pyarrow writes
+  natively are recorded after the write returned: their ``ts`` is its end, and ends are known;
+- ``fingerprint`` (``{"size", "mtime_ns", "inode", "dev"}``) on ``read`` (a ``stat`` as the file is
+  opened) and ``rename`` (the source's, just before it moves: the target's content); for writes
+  and creates whose end is unknown the launcher takes it from the content the run left;
+- ``via_directory_rename: true`` on the renames a directory rename stands for;
+- ``mode`` (the open mode), ``code: true`` (the job's own code, read by the interpreter), ``via:
+  "pyarrow"``, and ``name``/``value`` on extended-attribute events.
+
+Each process's spool opens with a ``_proc`` record (its key, parent's key, program, arguments,
+start) and its end marker holds its end time: the launcher lists the processes from them.
 
 Stdlib only, and it never raises into the job: a capture failure must not kill the job.
 """
@@ -16,9 +45,11 @@ import atexit
 import json
 import os
 import re
+import stat
 import sys
 import time
-from typing import TYPE_CHECKING, TextIO
+from _thread import get_ident
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,6 +60,7 @@ _APP = os.environ.get("PROVENANCE_APP_ID", "")
 _USER = os.environ.get("PROVENANCE_USER") or None
 _SPOOL = os.environ.get("PROVENANCE_SPOOL", "")
 _FILES = os.environ.get("PROVENANCE_HOOK_FILES", "1") != "0"  # off when fanotify sees the file I/O
+_HOOK_DIR = os.path.dirname(os.path.abspath(__file__))
 _IMPORT_FILES = ("<frozen importlib._bootstrap_external>", "<frozen importlib._bootstrap>", "<frozen zipimport>")
 _SKIP_PREFIXES = tuple(
     sorted({p for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix) if p}
@@ -36,33 +68,63 @@ _SKIP_PREFIXES = tuple(
            | {p for p in os.environ.get("PROVENANCE_NOISE", "").split(os.pathsep) if p})
 )
 _SKIP_PARTS_RE = re.compile("/__pycache__/|/site-packages/|/dist-packages/")
+_WATCHED = ("open", "os.", "shutil.", "subprocess.")
 _FLUSH_EVERY = 256
+_DIRECTORY_RENAME_FILES = 10_000
+_ARGV, _ARG = 20, 200  # as provenance.connectors.processes bounds them
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _starttime(pid: int | str) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _key(pid: int, start: int | None) -> str:
+    return f"{pid}.{start}" if start is not None else str(pid)
 
 
 class _Spool:
-    """The process's spool file, created at its first event (a process with none leaves no file)."""
+    """The process's spool file, created at its first record (a process with none leaves no file)."""
 
     def __init__(self) -> None:
         self.pid = -1
+        self.proc = ""
+        self.parent: str | None = None
+        self.image = ""
+        self.started = 0
         self.seq = 0
         self.buf: list[str] = []
         self.file: TextIO | None = None
         self.failed = False
 
     def open(self) -> None:
+        """This process (a fork, or a new program image) starts recording."""
         self.pid, self.seq, self.buf, self.file, self.failed = os.getpid(), 0, [], None, False
+        self.started = _now()
+        self.proc = _key(self.pid, _starttime("self"))
+        ppid = os.getppid()
+        self.parent = _key(ppid, _starttime(ppid)) if ppid > 1 else None
+        # the pid and its start time stay the same across exec: the image tells this program's event ids apart
+        self.image = f"{time.monotonic_ns():x}"
 
-    def write(self, event: dict[str, object]) -> None:
-        """A record that is not a file event (an end marker, a table note)."""
+    def write(self, record: dict[str, object]) -> None:
+        """A record that is not a file event (an end marker, a table note, a program the hook cannot see)."""
         if self._ready():
-            self.buf.append(json.dumps(event))
+            self.buf.append(json.dumps(record))
 
     def write_event(self, head: str, tail: str) -> None:
         """A file event, as the JSON text around its event id (built by hand: this is the hot path)."""
         if not self._ready():
             return
         self.seq += 1
-        self.buf.append(f'{head}"event_id":"audit-hook:{_APP}:{self.pid}:{self.seq}"{tail}')
+        self.buf.append(f'{head}"event_id":"audit-hook:{_APP}:{self.proc}:{self.image}:{self.seq}"{tail}')
         if len(self.buf) >= _FLUSH_EVERY:
             self.flush()
 
@@ -75,6 +137,13 @@ class _Spool:
             except OSError:
                 self.failed = True
                 return False
+            try:
+                exe = os.path.basename(os.readlink("/proc/self/exe"))
+            except OSError:
+                exe = os.path.basename(sys.executable)
+            argv = [a[:_ARG] for a in (getattr(sys, "orig_argv", None) or sys.argv)[:_ARGV]]
+            self.buf.insert(0, json.dumps({"_proc": {"proc": self.proc, "pid": self.pid, "parent": self.parent,
+                                                     "exe": exe or None, "argv": argv, "start_ts": self.started}}))
         return True
 
     def flush(self) -> None:
@@ -88,9 +157,11 @@ class _Spool:
         self.buf = []
 
     def close(self) -> None:
+        _release_all()
         if self.file is None:
             return
-        self.buf.append(json.dumps({"_end": True, "pid": self.pid, "events": self.seq}))
+        self.buf.append(json.dumps({"_end": True, "pid": self.pid, "proc": self.proc, "events": self.seq,
+                                    "end_ts": _now()}))
         self.flush()
         try:
             self.file.close()
@@ -102,6 +173,9 @@ class _Spool:
 _spool = _Spool()
 _code_seen: set[str] = set()
 _busy = False  # our own file writes raise audit events too
+_opening: dict[int, int] = {}  # thread → dir_fd of the os.open it is in (-1: none), set by _os_open
+_held: dict[int, tuple[object, tuple[Any, ...]]] = {}  # thread → (path given, _emit arguments) of a relative open
+_noted: set[str] = set()
 
 
 def _source_of(path: str) -> str:
@@ -112,18 +186,52 @@ def _source_of(path: str) -> str:
     return f"{head}/{name.split('.', 1)[0]}.py"
 
 
-def _path(value: object) -> str | None:
+def _text(value: object) -> str | None:
     if isinstance(value, str):
-        path = value
-    elif isinstance(value, int):
+        return value
+    try:
+        return os.fsdecode(os.fspath(value))  # type: ignore[call-overload]
+    except TypeError:
+        return None
+
+
+def _fd_path(fd: int) -> str | None:
+    """The path an open descriptor names now (None for a pipe, a socket, or a removed directory)."""
+    try:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return path if path.startswith("/") and not path.endswith(" (deleted)") else None
+
+
+def _gap(op: str, name: object, why: str) -> None:
+    _spool.write({"_gap": {"reason": f"a {op} of {_text(name)!r}: {why}", "kind": "unresolved_path", "op": op,
+                           "name": _text(name)}})
+
+
+def _abs(value: object, dir_fd: int = -1, op: str = "") -> str | None:
+    """The absolute path a call names, relative to ``dir_fd`` when it has one (-1: the working
+    directory); None for a descriptor, and a capture gap when the directory cannot be named."""
+    if isinstance(value, int):
         return None  # an fd: its path was recorded when it was opened
-    else:
-        try:
-            path = os.fsdecode(os.fspath(value))  # type: ignore[call-overload]
-        except TypeError:
+    path = _text(value)
+    if path is None:
+        return None
+    if path[:1] != "/" and dir_fd >= 0:
+        base = _fd_path(dir_fd)
+        if base is None:
+            _gap(op, path, "the directory it is relative to (dir_fd) has no path")
             return None
+        path = os.path.join(base, path)
     if path[:1] != "/" or "/." in path or "//" in path:
         path = os.path.abspath(path)
+    return path
+
+
+def _keep(path: str | None) -> str | None:
+    """The path as an event names it, or None for what is never the job's data."""
+    if path is None:
+        return None
     if "/__pycache__/" in path:
         path = _source_of(path)
     if path.startswith("/dev/") and not path.startswith("/dev/shm/"):
@@ -131,6 +239,21 @@ def _path(value: object) -> str | None:
     if path.startswith(_SKIP_PREFIXES) or _SKIP_PARTS_RE.search(path) or path.endswith(".pyc"):
         return None
     return path
+
+
+def _path(value: object, dir_fd: int = -1, op: str = "") -> str | None:
+    return _keep(_abs(value, dir_fd, op))
+
+
+def _fp(path: str) -> str | None:
+    """The fingerprint of a regular file, as JSON; None when it is gone or not a regular file."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return f'{{"size":{st.st_size},"mtime_ns":{st.st_mtime_ns},"inode":{st.st_ino},"dev":{st.st_dev}}}'
 
 
 _xattr_ts: dict[str, int] = {}
@@ -145,20 +268,46 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
-def _emit(op: str, path: str, dst: str | None = None, mode: str | None = None, **more: object) -> None:
-    ts = time.time_ns() // 1_000_000
+def _emit(op: str, path: str, dst: str | None = None, mode: str | None = None, fp: str | None = None,
+          ts: int | None = None, opened: int | None = None, ends_unknown: bool = False, **more: object) -> None:
+    if ts is None:
+        ts = _now()
     if op.startswith("xattr"):  # a later change of a file's tags gets a later time, even within a millisecond
         ts = _xattr_ts[path] = max(ts, _xattr_ts.get(path, 0) + 1)
+    attrs = f'{{"pid":{_spool.pid},"proc":"{_spool.proc}"'
+    if mode is not None:
+        attrs += f',"mode":{_q(mode)}'
+    if op in ("read", "write", "create"):
+        attrs += f',"opened_ts":{opened if opened is not None else ts}'
+    if ends_unknown:
+        attrs += ',"ends_unknown":true'
+    if fp is not None:
+        attrs += f',"fingerprint":{fp}'
     if more:
-        attrs = json.dumps({"pid": _spool.pid, **({"mode": mode} if mode is not None else {}), **more})
-    else:
-        attrs = f'{{"pid":{_spool.pid}' + (f',"mode":{_q(mode)}}}' if mode is not None else "}")
+        attrs += "," + json.dumps(more)[1:-1]
     where = f'"uri":{_q(path)},' + (f'"dst":{_q(dst)},' if dst is not None else "")
-    _spool.write_event(f'{_HEAD}"op":"{op}","ts":{ts},{where}"attrs":{attrs},', "}")
+    _spool.write_event(f'{_HEAD}"op":"{op}","ts":{ts},{where}"attrs":{attrs}}},', "}")
+
+
+def _release(held: tuple[object, tuple[Any, ...]]) -> None:
+    op, path, mode, fp, ts, ends_unknown = held[1]
+    _emit(op, path, mode=mode, fp=fp, ts=ts, ends_unknown=ends_unknown)
+
+
+def _release_all() -> None:
+    while _held:
+        try:
+            _release(_held.popitem()[1])
+        except KeyError:  # another thread took it
+            break
 
 
 def _open(args: tuple[object, ...]) -> None:
-    path = _path(args[0])
+    raw, mode = args[0], args[1]
+    if mode is None:  # os.open: flags say what it does, and only the wrapper knows its dir_fd
+        _os_opened(raw, int(args[2] or 0))  # type: ignore[call-overload]
+        return
+    path = _path(raw)
     if path is None:
         return
     try:
@@ -166,52 +315,182 @@ def _open(args: tuple[object, ...]) -> None:
     except ValueError:
         caller = ""  # no Python frame: the interpreter reading the main script
     if caller in _IMPORT_FILES or not caller:  # the job's own code (its installed libraries are noise)
-        if path not in _code_seen and os.path.isfile(path):
-            _code_seen.add(path)
-            _emit("read", path, code=True)
+        if path not in _code_seen:
+            fp = _fp(path)
+            if fp is not None:
+                _code_seen.add(path)
+                _emit("read", path, fp=fp, code=True)
         return
-    mode, flags = args[1], args[2] if len(args) > 2 else 0
-    if isinstance(mode, str):
-        writes = "w" in mode or "a" in mode or "x" in mode or "+" in mode
-        creates = "x" in mode or (("w" in mode or "a" in mode) and not os.path.exists(path))
-    else:  # os.open: mode is None, flags say it
-        flags = int(flags or 0)  # type: ignore[call-overload]
-        writes = bool(flags & (os.O_WRONLY | os.O_RDWR))
+    text = str(mode)
+    writes = "w" in text or "a" in text or "x" in text or "+" in text
+    fp = None
+    if writes:
+        creates = "x" in text or (("w" in text or "a" in text) and not os.path.exists(path))
+    else:
+        fp = _fp(path)
+        if fp is None:
+            return  # a directory, or a read that will fail (the hook runs before the open)
+        creates = False
+    emit = ("create" if creates else "write" if writes else "read", path, text, fp, _now(), writes)
+    name = _text(raw)
+    if name is not None and name[:1] != "/":
+        _held[get_ident()] = (raw, emit)  # an opener may still say it is relative to another directory
+    else:
+        _release((raw, emit))
+
+
+def _os_opened(raw: object, flags: int) -> None:
+    dir_fd = _opening.get(get_ident())
+    name = _text(raw)
+    writes = bool(flags & (os.O_WRONLY | os.O_RDWR))
+    op = "create" if flags & os.O_CREAT else "write" if writes else "read"
+    if dir_fd is None and name is not None and name[:1] != "/":
+        _gap(op, name, "os.open through a reference the hook did not wrap, so its dir_fd is unknown")
+        return
+    path = _path(raw, -1 if dir_fd is None else dir_fd, op)
+    if path is None:
+        return
+    fp = None
+    if writes:
         creates = bool(flags & os.O_CREAT) and not os.path.exists(path)
-    if not writes and not os.path.isfile(path):
-        return  # a directory, or a read that will fail (the hook runs before the open)
-    _emit("create" if creates else "write" if writes else "read", path, mode=str(mode))
+    else:
+        fp = _fp(path)
+        if fp is None:
+            return  # a directory (rmtree opens those relative to their parent), or an open that will fail
+        creates = False
+    _emit("create" if creates else "write" if writes else "read", path, mode=None, fp=fp, ends_unknown=writes)
+
+
+def _os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+    """``os.open``, telling the hook its ``dir_fd`` (the audit event leaves it out)."""
+    thread = get_ident()
+    _opening[thread] = -1 if dir_fd is None else dir_fd
+    try:
+        return _real_os_open(path, flags, mode, dir_fd=dir_fd)
+    finally:
+        _opening.pop(thread, None)
+
+
+_real_os_open = os.open
+_os_open.__doc__ = _real_os_open.__doc__
+_os_open.__wrapped__ = _real_os_open  # type: ignore[attr-defined]
+
+
+def _moved_directory(src: str, dst: str) -> None:
+    """A directory is about to be renamed: each file beneath it moves with it."""
+    count = 0
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(files):
+            count += 1
+            if count > _DIRECTORY_RENAME_FILES:
+                _spool.write({"_gap": {"reason": f"{src} was renamed to {dst} with more than "
+                                                 f"{_DIRECTORY_RENAME_FILES} files beneath it: the renames of the "
+                                                 "others are missing", "kind": "directory_rename_too_large"}})
+                return
+            old = os.path.join(root, name)
+            new = dst + old[len(src):]
+            s, d = _keep(old), _keep(new)
+            if s is not None and d is not None:
+                _emit("rename", s, dst=d, fp=_fp(old), via_directory_rename=True)
+            elif d is not None:
+                _emit("create", d, fp=_fp(old), via_directory_rename=True)
+            elif s is not None:
+                _emit("delete", s, via_directory_rename=True)
+
+
+def _renamed(args: tuple[Any, ...]) -> None:
+    src_fd = args[2] if len(args) > 2 and isinstance(args[2], int) else -1
+    dst_fd = args[3] if len(args) > 3 and isinstance(args[3], int) else -1
+    src_abs, dst_abs = _abs(args[0], src_fd, "rename"), _abs(args[1], dst_fd, "rename")
+    if src_abs is not None and dst_abs is not None:
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(src_abs).st_mode)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            _moved_directory(src_abs, dst_abs)
+            return
+    src, dst = _keep(src_abs), _keep(dst_abs)
+    if src is not None and dst is not None:
+        _emit("rename", src, dst=dst, fp=_fp(src))
+    elif dst is not None and src_abs is not None:
+        _emit("create", dst, fp=_fp(src_abs))
+    elif src is not None:
+        _emit("delete", src)
+
+
+def _xattr_path(value: object) -> str | None:
+    return _keep(_fd_path(value)) if isinstance(value, int) else _path(value)
+
+
+_programs: Any = None
+
+
+def _launched(event: str, args: tuple[Any, ...]) -> None:
+    """A process of the job starts a program: note it when it is not a Python that loads this hook."""
+    global _programs
+    if event == "os.system":
+        program: str | None = "sh"  # the command runs in /bin/sh -c
+    else:
+        if _programs is None:  # loaded by file: the job may have changed sys.path
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location(
+                "_provenance_programs", os.path.join(_HOOK_DIR, "_provenance_programs.py"))
+            if spec is None or spec.loader is None:
+                return
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            _programs = module
+        executable, argv = args[0], args[1]
+        env = args[3] if event == "subprocess.Popen" else args[2]
+        program = _programs.unseen_program(executable, argv, env, _HOOK_DIR)
+    if program is not None and program not in _noted:
+        _noted.add(program)
+        _spool.write({"_unseen": program})
+    if event == "os.exec":
+        _spool.close()  # the program image is about to be replaced: what it buffered must be on disk now
 
 
 def _hook(event: str, args: tuple[object, ...]) -> None:
     global _busy
-    if _busy or not event.startswith(("open", "os.", "shutil.")):
+    if _busy or not event.startswith(_WATCHED):
         return
     _busy = True
     try:
         if os.getpid() != _spool.pid:  # a forked child: its own spool file
             _spool.open()
+        if _held:
+            held = _held.pop(get_ident(), None)
+            if held is not None:
+                if event == "open" and args[1] is None and _text(args[0]) == _text(held[0]):
+                    # the opener of that open: with a dir_fd (or one the wrapper did not see), it names
+                    # the file, or says it cannot; without, it opens the very file already held
+                    if _opening.get(get_ident(), -2) == -1:
+                        _release(held)
+                    else:
+                        _os_opened(args[0], int(args[2] or 0))  # type: ignore[call-overload]
+                    return
+                _release(held)
         if event == "open":
             _open(args)
         elif event == "os.remove":
-            if (p := _path(args[0])) is not None:
+            if (p := _path(args[0], args[1] if isinstance(args[1], int) else -1, "delete")) is not None:
                 _emit("delete", p)
         elif event == "os.rename":
-            src, dst = _path(args[0]), _path(args[1])
-            if src is not None and dst is not None:
-                _emit("rename", src, dst=dst)
-            elif dst is not None:
-                _emit("create", dst)
-            elif src is not None:
-                _emit("delete", src)
+            _renamed(args)
         elif event == "os.setxattr":
-            if (p := _path(args[0])) is not None:
+            if (p := _xattr_path(args[0])) is not None:
                 value = args[2]
                 text = value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
                 _emit("xattr_set", p, name=os.fsdecode(args[1]), value=text)  # type: ignore[arg-type]
         elif event == "os.removexattr":
-            if (p := _path(args[0])) is not None:
+            if (p := _xattr_path(args[0])) is not None:
                 _emit("xattr_remove", p, name=os.fsdecode(args[1]))  # type: ignore[arg-type]
+        elif event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.system"):
+            _launched(event, args)
+        # os.rmdir (also relative to a dir_fd) removes an empty directory: nothing to record
     except Exception:
         pass
     finally:
@@ -219,7 +498,10 @@ def _hook(event: str, args: tuple[object, ...]) -> None:
 
 
 def _after_fork() -> None:
-    """A forked child records into its own spool."""
+    """A forked child records into its own spool; what its parent held is the parent's to record."""
+    _held.clear()
+    _opening.clear()
+    _noted.clear()
     _spool.open()
 
 
@@ -363,6 +645,7 @@ def _native(function: object, position: int, keyword: str, writes: bool) -> obje
         source = args[position] if len(args) > position else kwargs.get(keyword)
         outermost = _native_depth == 0
         paths = _local(source) if outermost else []
+        began = _now()
         before = _snapshot(paths) if writes and paths else {}
         _native_depth += 1
         try:
@@ -373,13 +656,13 @@ def _native(function: object, position: int, keyword: str, writes: bool) -> obje
             try:
                 if writes:
                     for f, mtime in _snapshot(paths).items():
-                        if before.get(f) != mtime and (q := _path(f)) is not None:
-                            _emit("write" if f in before else "create", q, via="pyarrow")
+                        if before.get(f) != mtime and (q := _path(f)) is not None:  # written, and ended: known
+                            _emit("write" if f in before else "create", q, fp=_fp(f), opened=began, via="pyarrow")
                 else:
                     for p in paths:
                         for f in _files_below(p) if os.path.isdir(p) else [p]:
                             if (q := _path(f)) is not None:
-                                _emit("read", q, via="pyarrow")
+                                _emit("read", q, fp=_fp(f), opened=began, via="pyarrow")
             except Exception:
                 pass
         return result
@@ -414,7 +697,8 @@ def _opened_natively(path: object, mode: object) -> None:
         text = str(mode or "r")
         writes = any(c in text for c in "wax+")
         creates = writes and ("x" in text or not os.path.exists(q))
-        _emit("create" if creates else "write" if writes else "read", q, mode=text, via="pyarrow")
+        _emit("create" if creates else "write" if writes else "read", q, mode=text, fp=None if writes else _fp(q),
+              ends_unknown=writes, via="pyarrow")
 
 
 def _instrument_pyarrow_streams(module: ModuleType) -> None:
@@ -522,6 +806,10 @@ def _install() -> None:
     os.register_at_fork(before=_before_fork, after_in_child=_after_fork)
     sys.meta_path.insert(0, _AfterImport())
     if _FILES:
+        os.open = _os_open
+        for functions in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks, os.supports_effective_ids):
+            if _real_os_open in functions:  # shutil.rmtree uses its dir_fd walk only if os.open is listed
+                functions.add(_os_open)
         sys.addaudithook(_hook)
 
 

@@ -25,8 +25,8 @@ from provenance.bus.port import raw_topic
 from provenance.config import load_settings
 from provenance.connectors import fanotify
 from provenance.connectors.launcher import Launcher, RunResult
-from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack, open_stack
+from tests.conftest import Queries
 
 FANOTIFY_UNAVAILABLE = fanotify.probe()
 needs_fanotify = pytest.mark.skipif(FANOTIFY_UNAVAILABLE is not None,
@@ -73,7 +73,7 @@ class Runner:
         with open_stack(load_settings(home=self.home)) as stack:
             result = Launcher(stack.bus, self.home, echo=False).run(argv, capture=capture, cwd=work)
             stack.processor.catch_up()
-            fp = LineageQueries(stack.store, stack.rules).footprint(result.app_id)
+            fp = Queries(stack.store, stack.rules).footprint(result.app_id)
             return result, fp, raw_events(stack, result.app_id)
 
 
@@ -205,7 +205,7 @@ def test_directory_rename_moves_its_files(runner: Runner, capture: str) -> None:
         assert renames == [(f"{w}/out.tmp/part0", f"{w}/out/part0", True)]
         # the moved file's content is known at its new name
         moved = next(e for e in events if e["op"] == "rename")
-        assert moved["attrs"]["hash"].startswith("blake2b:") and "hash_skipped" not in moved["attrs"]
+        assert moved["attrs"]["hash"].startswith("blake3:") and "hash_skipped" not in moved["attrs"]
 
 
 @needs_fanotify

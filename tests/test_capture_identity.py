@@ -3,7 +3,6 @@ builds process-level lineage, time-order pruning and content identity on."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -11,6 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from provenance.config import load_settings
@@ -31,7 +31,7 @@ def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Runner:
 
 
 def blake(path: Path) -> str:
-    return "blake2b:" + hashlib.blake2b(path.read_bytes(), digest_size=16).hexdigest()
+    return "blake3:" + blake3.blake3(path.read_bytes()).hexdigest(length=16)
 
 
 def file_events(events: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]:

@@ -24,12 +24,13 @@ from provenance.bus.port import DEAD_LETTER_TOPIC, Record, raw_topic, read_topic
 from provenance.config import Settings
 from provenance.errors import Forbidden, NotFoundError, QueryError
 from provenance.events.model import ms_to_iso
-from provenance.graph import export, repro
+from provenance.graph import export, facets, repro
 from provenance.graph.answers import (
     AppInfo,
     AppList,
     AppRef,
     ArtifactAnswer,
+    ColumnLineage,
     Comparison,
     Footprint,
     Gdpr,
@@ -190,12 +191,14 @@ class Service:
         for e in store.edges_to(vids, [READ], as_of):
             reads.setdefault(e.dst, set()).add(e.src)
         readers = q.describe_apps({a for s in reads.values() for a in s}, as_of)
+        vprops = {v: n.props for v, n in store.nodes(vids, as_of).items()}
         answer = ArtifactAnswer(
             as_of=_iso(as_of), id=node.id, uri=uri, name=_opt(node.props.get("name")),
             type=str(node.tags.get(self.stack.rules.type_key) or node.props.get("type", "file")),
             project=q.artifact_projects([uri], as_of).get(uri), tags=dict(node.tags), props=node.props,
             first_ts=node.first_ts, last_ts=node.last_ts,
-            versions=[VersionDetail(**fields[v], readers=[readers[a].ref() for a in sorted(reads.get(v, ()))])
+            versions=[VersionDetail(**fields[v], readers=[readers[a].ref() for a in sorted(reads.get(v, ()))],
+                                    facets=facets.stated_facets(vprops.get(v, {})))
                       for v in vids])
         return redact(answer, who)
 
@@ -282,8 +285,18 @@ class Service:
         return redact(export.subgraph(q, uri, direction, as_of, Limits(depth=depth)), who)
 
     def openlineage_export(self, who: Principal, app: str, producer: str, as_of: int = NEVER) -> list[dict[str, Any]]:
+        """The run as OpenLineage RunEvents, of what ``who`` may see of it: for a run that came from OpenLineage
+        its own runId, job, datasets as they were named, versions and facets."""
         fp = self.footprint(who, app, as_of, Limits(limit=1_000_000))
-        return export.openlineage_events(fp, producer)
+        return export.openlineage_events(self.queries(), fp, producer, as_of)
+
+    def column_lineage(self, who: Principal, ref: str, as_of: int = NEVER) -> ColumnLineage:
+        """The column lineage a producer stated for a dataset (``uri`` or ``uri@version``), its input fields
+        of datasets ``who`` may not see redacted."""
+        q = self.queries()
+        uri = self.visible_artifact(q, who, ref, as_of)
+        _, version = q.resolve_artifact(ref, as_of)
+        return redact(self._timed("column_lineage", lambda: facets.column_lineage(q, uri, version, as_of)), who)
 
     # -- search ------------------------------------------------------------------------------------
     def search(self, who: Principal, query: SearchQuery) -> SearchAnswer:

@@ -114,7 +114,9 @@ class AppInfo(Visible):
     exit_code: int | None = None
     started_ts: int | None = None
     ended_ts: int | None = None
-    props: dict[str, Any] = {}
+    props: dict[str, Any] = Field(default={}, description="everything its source said of it, OpenLineage run facets "
+                                  "as facet:run:<name>")
+    parent: AppRef | None = Field(default=None, description="the run that started this one (OpenLineage parent)")
 
     def ref(self) -> AppRef:
         return AppRef(app_id=self.app_id, job=self.job, project=self.project)
@@ -381,6 +383,8 @@ class AppList(Answer):
 
 class VersionDetail(VersionItem):
     readers: list[AppRef] = []
+    facets: dict[str, Any] = Field(default={}, description="what a source stated of this version (OpenLineage "
+                                   "dataset, input and output facets), as facet:<scope>:<name>")
 
 
 class ArtifactAnswer(Answer):
@@ -494,3 +498,35 @@ class LineageGraph(Answer):
             self.edges = [e.model_copy(update={"source": opaque.get(e.source, e.source),
                                                "target": opaque.get(e.target, e.target)}) for e in self.edges]
         return len(opaque)
+
+
+class ColumnInput(Visible):
+    """A field of another dataset that a column is computed from, and how (OpenLineage columnLineage)."""
+
+    uri: str = Field(description="the input dataset's artifact")
+    namespace: str
+    name: str
+    field: str
+    transformations: list[dict[str, Any]] = []
+
+
+class ColumnField(Model):
+    """One column of the dataset and the input fields it comes from."""
+
+    name: str
+    inputs: list[ColumnInput]
+    transformation_description: str | None = None
+    transformation_type: str | None = None
+
+
+class ColumnLineage(Answer):
+    """The column lineage a producer stated for a dataset (the ``columnLineage`` facet of the version it
+    names, else of its newest version that has one): per output field, the input fields and the
+    transformation; ``dataset``: input fields that affect the whole dataset (filters, joins, sorts)."""
+
+    uri: str
+    namespace: str
+    name: str
+    version: str | None = None
+    fields: list[ColumnField] = []
+    dataset: list[ColumnInput] = []

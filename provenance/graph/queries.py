@@ -25,6 +25,7 @@ from provenance.events.model import ms_to_iso, normalize_uri
 from provenance.graph.answers import (
     AncestorItem,
     AppInfo,
+    AppRef,
     ArtifactRef,
     ConsumerApp,
     EvidenceStep,
@@ -48,6 +49,7 @@ from provenance.graph.model import (
     LINEAGE_RELS,
     MODIFIED,
     NEVER,
+    PARENT,
     READ,
     WRITE_RELS,
     Edge,
@@ -291,8 +293,13 @@ class LineageQueries:
         ids = sorted(set(app_ids))
         nodes = self.store.nodes(ids, as_of)
         jobs: dict[str, str] = {}
-        for e in self.store.edges_from(ids, ["INSTANCE_OF"], as_of):
-            jobs[e.src] = node_key(e.dst)
+        parents: dict[str, str] = {}
+        for e in self.store.edges_from(ids, ["INSTANCE_OF", PARENT], as_of):
+            if e.rel == PARENT:
+                parents[e.src] = e.dst
+            else:
+                jobs[e.src] = node_key(e.dst)
+        parent_refs = self._parent_refs(set(parents.values()), as_of) if parents else {}
         users: dict[str, list[str]] = {}
         for e in self.store.edges_to(ids, ["RAN"], as_of):
             users.setdefault(e.dst, []).append(node_key(e.src))
@@ -319,8 +326,16 @@ class LineageQueries:
                 started_ts=_int(p.get("started_ts")) or _int(p.get("submitted_ts")) or (n.first_ts if n else None),
                 ended_ts=_int(p.get("ended_ts")),
                 props=p,
+                parent=parent_refs.get(parents.get(i, "")),
             )
         return out
+
+    def _parent_refs(self, ids: set[str], as_of: int) -> dict[str, AppRef]:
+        """The runs that started others (PARENT), named as a reference carrying their own project."""
+        nodes = self.store.nodes(sorted(ids), as_of)
+        jobs = {e.src: node_key(e.dst) for e in self.store.edges_from(sorted(ids), ["INSTANCE_OF"], as_of)}
+        return {i: AppRef(app_id=node_key(i), job=jobs.get(i), project=self.app_project(n.props))
+                for i, n in nodes.items()}
 
     def app_project(self, props: dict[str, Any]) -> str | None:
         """The run's own project (``--project``), else the project of its working directory by the naming

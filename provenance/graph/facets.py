@@ -71,8 +71,12 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def dataset_facets(q: LineageQueries, uri: str, version: str | None, as_of: int = NEVER) -> dict[str, Any]:
-    """The dataset facets of an artifact (or of one of its versions: laid over the artifact's), by name."""
+def dataset_facets(q: LineageQueries, uri: str, version: str | None = None, as_of: int = NEVER) -> dict[str, Any]:
+    """The dataset facets of an artifact with those of one of its versions (by key; None: the newest) laid
+    over them, by name."""
+    if version is None:
+        versions = q.store.versions([uri], as_of)[uri]
+        version = versions[-1].key if versions else None
     ids = [artifact_node(uri)] + ([version_node(uri, version)] if version else [])
     nodes = q.store.nodes(ids, as_of)
     out: dict[str, Any] = {}

@@ -151,6 +151,7 @@ class MarquezView:
         self.who = who
         self.q: LineageQueries = svc.queries()
         self.store = self.q.store
+        self._declared_by: dict[str, list[tuple[_Job, bool]]] | None = None
 
     # -- the graph's nodes as Marquez's ----------------------------------------------------------
     def _scan(self, kind: str) -> Iterable[list[Node]]:
@@ -537,7 +538,26 @@ class MarquezView:
                 g.jobs[job.id] = job
                 new_jobs.add(job.id)
             g.edges.add((here, job.node_id) if e.rel == READ else (job.node_id, here))
+        for uri in sorted(uris):  # jobs that declared the dataset (JobEvents), with no run of them needed
+            here = g.datasets[uri].node_id
+            for job, reads in self._declaring_jobs().get(uri, []):
+                if job.id not in g.jobs:
+                    g.jobs[job.id] = job
+                    new_jobs.add(job.id)
+                g.edges.add((here, job.node_id) if reads else (job.node_id, here))
         return new_jobs, new_datasets
+
+    def _declaring_jobs(self) -> dict[str, list[tuple[_Job, bool]]]:
+        """Artifact URI → the visible jobs whose JobEvents declared it, and whether as an input."""
+        if self._declared_by is None:
+            self._declared_by = {}
+            for job in self._all_jobs():
+                ins, outs = self._declared(job.node.props)
+                for ids, reads in ((ins, True), (outs, False)):
+                    for i in ids:
+                        if (u := stated.uri_of(i.namespace, i.name)) is not None:
+                            self._declared_by.setdefault(self.q.rules.classify(u).uri, []).append((job, reads))
+        return self._declared_by
 
     def _link_ends(self, app: str) -> list[tuple[str, bool]]:
         """The artifacts a declared-lineage link app read (True) and wrote (False)."""
@@ -647,7 +667,7 @@ class _ColumnGraph:
     def _add(self, d: _Dataset, cl: Any, fields: set[str] | None) -> list[tuple[str, str]]:
         """The output fields of ``d`` (those named, or all) with their visible inputs; returns the (uri, field)
         pairs the inputs name, to go on up from."""
-        types = {f.name: f.type for f in _fields(stated.dataset_facets(self.view.q, d.uri, None))}
+        types = {f.name: f.type for f in _fields(stated.dataset_facets(self.view.q, d.uri))}
         up = []
         for f in cl.fields:
             if fields is not None and f.name not in fields:

@@ -235,9 +235,13 @@ def test_facets_over_the_budget_are_cut_and_named() -> None:
 
 
 # -- what the processor stores ---------------------------------------------------------------
-@pytest.fixture
-def ol_stack(tmp_path: Any) -> Any:
+@pytest.fixture(params=["embedded", "neo4j"])
+def ol_stack(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    """A stack on the embedded store and on the Neo4j adapter (ArcadeDB's Bolt server), as ``loan`` does."""
     with open_stack(load_settings(home=tmp_path / "home")) as s:
+        if request.param == "neo4j":
+            s.store.close()
+            s.store = request.getfixturevalue("neo4j_store")
         yield s
 
 

@@ -294,3 +294,33 @@ def test_an_export_of_an_openlineage_run_keeps_its_names(api: dict[str, Any], sc
                                                                                           ("namespace", "name")}),
                           producer=e["producer"])
 
+
+
+def test_an_export_of_a_run_captured_otherwise_and_of_files_inside_artifacts(api: dict[str, Any]) -> None:
+    import uuid
+
+    c, root = api["c"], api["root"]
+    captured = [
+        {"source": "launcher", "kind": "app", "op": "started", "ts": 1775000000000, "app_id": "app-42",
+         "attrs": {"name": "train", "project": "loan"}},
+        {"source": "launcher", "kind": "file", "op": "read", "ts": 1775000001000, "app_id": "app-42",
+         "uri": "/Projects/loan/Raw/applications.csv"},
+        {"source": "launcher", "kind": "file", "op": "create", "ts": 1775000002000, "app_id": "app-42",
+         "uri": "/Projects/loan/Models/loan_model/2/model.pkl"},
+        {"source": "launcher", "kind": "app", "op": "finished", "ts": 1775000003000, "app_id": "app-42"}]
+    assert c.post("/api/events", json=captured, headers=root).status_code == 202
+    events = c.get("/api/export/openlineage", params={"app": "app-42"}, headers=root).json()["events"]
+    assert {e["run"]["runId"] for e in events} == {str(uuid.uuid5(uuid.NAMESPACE_URL, "provenance:app:app-42"))}
+    assert {(e["job"]["namespace"], e["job"]["name"]) for e in events} == {("loan", "train")}
+    done = events[-1]
+    assert [(d["namespace"], d["name"], d["facets"]) for d in done["inputs"]] == [
+        ("file", "/Projects/loan/Raw/applications.csv", {})]  # its version is this graph's label: none sent
+    assert [(d["namespace"], d["name"], d["facets"]["version"]["datasetVersion"]) for d in done["outputs"]] == [
+        ("file", "/Projects/loan/Models/loan_model", "2")]  # the artifact, at the version its path names
+    # an OpenLineage run that names a file inside an artifact gets the file back, as it named it
+    run = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4d20"
+    model = event_v2.OutputDataset(namespace="file", name="/Projects/loan/Models/loan_model/3/model.pkl")
+    assert post(api, run_event("COMPLETE", run_id=run, outputs=[model])).status_code == 201
+    events = c.get("/api/export/openlineage", params={"app": f"openlineage:{run}"}, headers=root).json()["events"]
+    assert [(d["namespace"], d["name"], d["facets"]["version"]["datasetVersion"]) for d in events[-1]["outputs"]] == [
+        ("file", "/Projects/loan/Models/loan_model/3/model.pkl", "3")]

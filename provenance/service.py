@@ -200,7 +200,22 @@ class Service:
             versions=[VersionDetail(**fields[v], readers=[readers[a].ref() for a in sorted(reads.get(v, ()))],
                                     facets=facets.stated_facets(vprops.get(v, {})))
                       for v in vids])
-        return redact(answer, who)
+        return redact(self._facets_shown(q, who, answer), who)
+
+    @staticmethod
+    def _facets_shown(q: LineageQueries, who: Principal, answer: ArtifactAnswer) -> ArtifactAnswer:
+        """The artifact's facets without the parts that name datasets ``who`` may not see (a column lineage
+        input, a lineage source: a producer's words about other data)."""
+        if who.admin:
+            return answer
+        named = facets.named_datasets(answer.props).union(*(facets.named_datasets(v.facets) for v in answer.versions))
+        hidden = facets.hidden_datasets(q, named, who.sees) if named else set()
+        if not hidden:
+            return answer
+        return answer.model_copy(update={
+            "props": facets.without_hidden(answer.props, hidden),
+            "versions": [v.model_copy(update={"facets": facets.without_hidden(v.facets, hidden)})
+                         for v in answer.versions]})
 
     def users(self, who: Principal, as_of: int = NEVER, limit: int = 100, offset: int = 0) -> UserList:
         """Users; one who ran nothing ``who`` may see is not listed for a project member."""

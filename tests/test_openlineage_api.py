@@ -324,3 +324,35 @@ def test_an_export_of_a_run_captured_otherwise_and_of_files_inside_artifacts(api
     events = c.get("/api/export/openlineage", params={"app": f"openlineage:{run}"}, headers=root).json()["events"]
     assert [(d["namespace"], d["name"], d["facets"]["version"]["datasetVersion"]) for d in events[-1]["outputs"]] == [
         ("file", "/Projects/loan/Models/loan_model/3/model.pkl", "3")]
+
+
+def test_a_dataset_of_another_project_made_from_hidden_columns(api: dict[str, Any], scored: dict[str, Any]) -> None:
+    """Project `other` derives a table from the loan project's: its member sees the table, its column lineage
+    with the loan input as a placeholder, and a lineage graph that stops where the loan project begins."""
+    run = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4d30"
+    ev = run_event("COMPLETE", run_id=run, job="copy", inputs=[table("public.applications", "7")],
+                   outputs=[output("other.copy", "1", columnLineage=column_lineage(
+                       income=[("public.applications", "income")]))])
+    ev["job"]["namespace"] = "other"
+    assert post(api, ev).status_code == 201
+    c, eve, alice = api["c"], api["eve"], api["alice"]
+    mine = dataset_uri(PG, "other.copy")
+    cl = c.get("/api/column-lineage", params={"uri": mine}, headers=eve).json()
+    (field,) = cl["fields"]
+    assert field["inputs"][0]["redacted"] and field["inputs"][0]["namespace"] == "redacted" and cl["redacted"] == 1
+    assert "public.applications" not in json.dumps(cl)
+    d = c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets/other.copy", headers=eve).json()
+    assert d["columnLineage"] == [{"name": "income", "inputFields": [], "transformationDescription": None,
+                                   "transformationType": None}]
+    g = c.get("/api/v1/lineage", params={"nodeId": f"dataset:{PG}:other.copy"}, headers=eve).json()
+    assert {n["id"] for n in g["graph"]} == {f"dataset:{PG}:other.copy", "job:other:copy"}
+    assert "loan" not in json.dumps(g) and "public.applications" not in json.dumps(g)
+    names = {n["name"] for n in c.get("/api/v1/namespaces", headers=eve).json()["namespaces"]}
+    assert names == {"other", PG}
+    listed = {x["name"] for x in c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets", headers=eve).json()["datasets"]}
+    assert "other.copy" in listed and not listed & {"public.applications", "scores/2026:04"}  # loan's
+    art = c.get("/api/artifacts", params={"uri": mine}, headers=eve).json()
+    assert art["versions"][0]["facets"]["facet:dataset:columnLineage"]["fields"]["income"]["inputFields"] == []
+    assert "public.applications" not in json.dumps(art)
+    # and the loan project's member does not see project other's table
+    assert_error(c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets/other.copy", headers=alice), 404, "not_found")

@@ -176,7 +176,7 @@ def test_the_lineage_of_the_runs(server: dict[str, Any], sent: dict[str, Any]) -
 def test_facets_and_the_parent_run_are_stored_and_given_back(server: dict[str, Any], sent: dict[str, Any]) -> None:
     _, app = get(server, "pipeline", f"/api/apps/openlineage:{TRAIN}")
     assert app["parent"]["app_id"] == f"openlineage:{DAG}" and app["parent"]["job"] == "loan/loan_pipeline"
-    assert app["props"]["facet:run:parent"]["run"]["runId"] == DAG
+    assert app["parent"]["facet"]["run"]["runId"] == DAG and "facet:run:parent" not in app["props"]
     _, art = get(server, "pipeline", "/api/artifacts", uri=sent["out"])
     facets = art["versions"][0]["facets"]
     assert facets["facet:dataset:version"]["datasetVersion"] == "v3"

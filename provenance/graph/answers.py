@@ -89,6 +89,12 @@ class AppRef(Visible):
     job: str | None = None
 
 
+class ParentRef(AppRef):
+    """The run that started a run, with the ``parent`` facet that said so (hidden with it)."""
+
+    facet: dict[str, Any] | None = Field(default=None, description="the OpenLineage parent facet as it was sent")
+
+
 class ArtifactRef(Visible):
     """An artifact (or one of its versions) named from elsewhere: where a propagated tag came from."""
 
@@ -115,8 +121,9 @@ class AppInfo(Visible):
     started_ts: int | None = None
     ended_ts: int | None = None
     props: dict[str, Any] = Field(default={}, description="everything its source said of it, OpenLineage run facets "
-                                  "as facet:run:<name>")
-    parent: AppRef | None = Field(default=None, description="the run that started this one (OpenLineage parent)")
+                                  "as facet:run:<name> (but the parent's, in parent)")
+    parent: ParentRef | None = Field(default=None, description="the run that started this one (OpenLineage parent); "
+                                     "its facet is here, not in props, so that it is hidden with it")
 
     def ref(self) -> AppRef:
         return AppRef(app_id=self.app_id, job=self.job, project=self.project)

@@ -153,7 +153,8 @@ def openlineage_events(q: LineageQueries, fp: Footprint, producer: str, as_of: i
     from_ol = a.app_id.startswith("openlineage:")
     run_id = a.app_id.removeprefix("openlineage:") if from_ol else str(
         uuid.uuid5(uuid.NAMESPACE_URL, f"provenance:app:{a.app_id}"))
-    run = {"runId": run_id, "facets": facets_of(props, "run")}
+    parent = a.parent.facet if a.parent is not None and not a.parent.redacted else None
+    run = {"runId": run_id, "facets": {**facets_of(props, "run"), **({"parent": parent} if parent else {})}}
     namespace = str(job_props.get("project") or a.project or "default")
     job_out = {"namespace": namespace, "name": str(job_props.get("name") or a.app_id),
                "facets": facets_of(job_props, "job")}

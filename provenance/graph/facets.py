@@ -11,6 +11,7 @@ JSON type.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -142,3 +143,85 @@ def _inputs(q: LineageQueries, raw: list[Any], as_of: int) -> dict[int, ColumnIn
     return {k: ColumnInput(uri=root, namespace=ns, name=name, field=field, transformations=ts,
                            project=projects.get(root))
             for k, (root, ns, name, field, ts) in parsed.items()}
+
+
+# -- facets that name other datasets, as a caller may see them ------------------------------------
+_REFERRING = ("columnLineage", "lineage")  # the facets that name other datasets
+
+
+def _name_of(key: str) -> str:
+    """A facet's name, from its name or its property key (``facet:<scope>:<name>``)."""
+    return key.split(":", 2)[2] if key.startswith("facet:") and key.count(":") >= 2 else key
+
+
+def _sources(facet: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The source entries a referring facet holds (input fields, lineage inputs, job lineage entries)."""
+    if name == "columnLineage":
+        return [*(f for spec in _dict(facet.get("fields")).values() for f in _list(_dict(spec).get("inputFields"))),
+                *_list(facet.get("dataset"))]
+    entries = [facet, *_list(facet.get("entries"))]
+    return [*(e for e in entries[1:]), *(i for e in entries for i in _list(_dict(e).get("inputs"))),
+            *(i for e in entries for spec in _dict(_dict(e).get("fields")).values()
+              for i in _list(_dict(spec).get("inputs")))]
+
+
+def named_datasets(facets: dict[str, Any]) -> set[tuple[str, str]]:
+    """The datasets (namespace, name) that the facets (by name or property key) name."""
+    out = set()
+    for key, facet in facets.items():
+        name = _name_of(key)
+        if name in _REFERRING and isinstance(facet, dict):
+            for s in _sources(facet, name):
+                ns, n = _dict(s).get("namespace"), _dict(s).get("name")
+                if isinstance(ns, str) and isinstance(n, str):
+                    out.add((ns, n))
+    return out
+
+
+def hidden_datasets(q: LineageQueries, named: set[tuple[str, str]], sees: Callable[[str | None], bool],
+                    as_of: int = NEVER) -> set[tuple[str, str]]:
+    """Those of ``named`` the caller may not see (by the project of the artifact each names)."""
+    roots = {pair: q.rules.classify(uri).uri for pair in named if (uri := uri_of(*pair)) is not None}
+    projects = q.artifact_projects(set(roots.values()), as_of)
+    return {pair for pair, root in roots.items() if not sees(projects.get(root))}
+
+
+def without_hidden(facets: dict[str, Any], hidden: set[tuple[str, str]]) -> dict[str, Any]:
+    """The facets with every part that names a hidden dataset left out (copies; the rest as they are)."""
+    if not hidden:
+        return facets
+
+    def shown(entry: Any) -> bool:
+        e = _dict(entry)
+        return (e.get("namespace"), e.get("name")) not in hidden
+
+    def keep(items: Any) -> Any:
+        return [i for i in items if shown(i)] if isinstance(items, list) else items
+
+    out = dict(facets)
+    for key, facet in facets.items():
+        name = _name_of(key)
+        if name not in _REFERRING or not isinstance(facet, dict):
+            continue
+        f = dict(facet)
+        if name == "columnLineage":
+            f["fields"] = {k: {**spec, "inputFields": keep(spec.get("inputFields"))} if isinstance(spec, dict) else spec
+                           for k, spec in _dict(facet.get("fields")).items()}
+            if "dataset" in facet:
+                f["dataset"] = keep(facet["dataset"])
+        else:
+            f = _lineage_without(f, keep)
+            if isinstance(facet.get("entries"), list):
+                f["entries"] = [_lineage_without(dict(e), keep) for e in facet["entries"]
+                                if isinstance(e, dict) and shown(e)]
+        out[key] = f
+    return out
+
+
+def _lineage_without(entry: dict[str, Any], keep: Callable[[Any], Any]) -> dict[str, Any]:
+    if "inputs" in entry:
+        entry["inputs"] = keep(entry["inputs"])
+    if isinstance(entry.get("fields"), dict):
+        entry["fields"] = {k: {**v, "inputs": keep(v.get("inputs"))} if isinstance(v, dict) else v
+                           for k, v in entry["fields"].items()}
+    return entry

@@ -213,6 +213,13 @@ class MarquezView:
                 return _Dataset(root, node, *stated.dataset_id(root, node.props))
         raise NotFoundError(f"no dataset {name!r} in namespace {ns!r}")
 
+    def _shown(self, facets: dict[str, Any]) -> dict[str, Any]:
+        """Facets without the parts that name datasets the caller may not see (column lineage, lineage)."""
+        if self.who.admin:
+            return facets
+        named = stated.named_datasets(facets)
+        return stated.without_hidden(facets, stated.hidden_datasets(self.q, named, self.who.sees)) if named else facets
+
     def _visible_apps(self, app_ids: Iterable[str]) -> dict[str, AppInfo]:
         return {i: a for i, a in self.q.describe_apps(app_ids, NEVER).items() if self.who.sees(a.project)}
 
@@ -261,6 +268,8 @@ class MarquezView:
         out = {}
         for i, a in apps.items():
             run_facets = facets_of(a.props, "run")
+            if a.parent is not None and a.parent.facet and self.who.sees(a.parent.project):
+                run_facets["parent"] = a.parent.facet
             job = jobs.get(f"job:{a.job}", (a.project or DEFAULT_NAMESPACE, a.job or a.app_id))
             start, end = a.started_ts, a.ended_ts
             out[i] = m.Run(
@@ -306,7 +315,7 @@ class MarquezView:
         for j in jobs:
             latest_runs = [runs[a.uri] for a in ordered[j.id][:latest]]
             first = firsts.get(j.id)
-            facets = facets_of(j.node.props, "job")
+            facets = self._shown(facets_of(j.node.props, "job"))
             ins = [d.datasetVersionId for d in (latest_runs[0].inputDatasetVersions if latest_runs else [])]
             outs = [d.datasetVersionId for d in (latest_runs[0].outputDatasetVersions if latest_runs else [])]
             declared_in, declared_out = self._declared(j.node.props)
@@ -361,7 +370,8 @@ class MarquezView:
         out = []
         for d in datasets:
             vn = vnodes.get(latest.get(d.uri, ""))
-            facets = {**facets_of(d.node.props, "dataset"), **(facets_of(vn.props, "dataset") if vn else {})}
+            own = facets_of(vn.props, "dataset") if vn else {}
+            facets = self._shown({**facets_of(d.node.props, "dataset"), **own})
             made = [v.created_ts for v in versions.get(d.uri, []) if v.creator]
             vs = versions.get(d.uri, [])
             out.append(m.Dataset(
@@ -409,7 +419,7 @@ class MarquezView:
         out = []
         for v in shown:
             vn = vnodes.get(version_node(d.uri, v.key))
-            facets = {**base, **(facets_of(vn.props, "dataset") if vn else {})}
+            facets = self._shown({**base, **(facets_of(vn.props, "dataset") if vn else {})})
             label = stated.version_name(v.key, vn)
             out.append(m.DatasetVersion(
                 id=m.DatasetVersionId(namespace=d.ns, name=d.name, version=label), name=d.name,
@@ -715,7 +725,7 @@ class _ColumnGraph:
         for _ in range(depth):
             versions = view.store.versions(sorted(frontier), NEVER)
             vids = [version_node(u, v.key) for u in frontier for v in versions.get(u, [])]
-            readers = _visible_keys(view, {e.src for e in view.store.edges_to(vids, [READ], NEVER)})
+            readers = set(view._visible_apps({e.src for e in view.store.edges_to(vids, [READ], NEVER)}))
             written = {split_version_node(e.dst)[0] for e in view.store.edges_from(sorted(readers), list(LINEAGE_RELS),
                                                                                      NEVER) if e.rel != READ}
             frontier = written - done
@@ -741,10 +751,6 @@ class _ColumnGraph:
             id=n, type="DATASET_FIELD", data=self.data[n],
             inEdges=[m.Edge(origin=n, destination=s) for s in self.inputs_of.get(n, [])],
             outEdges=[m.Edge(origin=n, destination=t) for t in out_edges.get(n, [])]) for n in sorted(self.data)])
-
-
-def _visible_keys(view: MarquezView, app_ids: set[str]) -> set[str]:
-    return set(view._visible_apps(app_ids))
 
 
 __all__ = ["DEFAULT_NAMESPACE", "MarquezView", "node_id_splits", "run_uuid"]

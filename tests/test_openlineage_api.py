@@ -356,3 +356,13 @@ def test_a_dataset_of_another_project_made_from_hidden_columns(api: dict[str, An
     assert "public.applications" not in json.dumps(art)
     # and the loan project's member does not see project other's table
     assert_error(c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets/other.copy", headers=alice), 404, "not_found")
+
+
+def test_node_ids_are_read_as_marquez_reads_them_and_within_bounds() -> None:
+    from provenance.marquez import node_id_splits
+
+    assert node_id_splits("dataset:postgres://db:5432:public.t", 2)[0] == ["dataset", "postgres://db:5432", "public.t"]
+    assert node_id_splits("job:loan:train", 2) == [["job", "loan", "train"]]
+    assert node_id_splits("datasetField:s3://b:k/x:col", 3)[0] == ["datasetField", "s3://b", "k/x", "col"]
+    assert node_id_splits("dataset:nothing", 2) == [] and node_id_splits("dataset", 2) == []
+    assert len(node_id_splits("dataset:" + "a:1" * 3000, 3)) == 16  # looked up one by one: never thousands

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ from provenance.service import Service
 
 DEFAULT_NAMESPACE = "default"
 MAX_GRAPH_NODES = 2000  # a lineage graph stops growing here (Marquez's graphs are bounded by depth only)
+MAX_SPLITS = 16  # ways of reading a node id's ':'s that are looked up
 _PAGE = 5000
 _STATES: dict[str, m.RunState] = {"submitted": "NEW", "started": "RUNNING", "finished": "COMPLETED",
                                   "failed": "FAILED", "killed": "ABORTED"}
@@ -68,20 +69,34 @@ def job_node_id(ns: str, name: str) -> str:
 
 
 def node_id_splits(value: str, parts: int) -> list[list[str]]:
-    """The ways a Marquez node id (``kind:namespace:name[:field]``) can be split into ``parts``, Marquez's
-    own choice first (names and namespaces may hold ':', so the caller tries each against the graph)."""
+    """The ways a Marquez node id (``kind:namespace:name``, ``datasetField:namespace:name:field``) can be
+    split, Marquez's own first (the first ':' that starts neither '//' nor a port ends the namespace; a
+    field follows the last ':'), then others, at most `MAX_SPLITS` of them: names and namespaces may hold
+    ':', so the caller looks each up in the graph."""
     kind, sep, rest = value.partition(":")
-    if not sep or not rest:
+    if not sep or not rest or parts not in (2, 3):
         return []
-    preferred: list[int] = [mt.start() for mt in _DELIM.finditer(rest)]
+    preferred = [mt.start() for mt in _DELIM.finditer(rest)]
     every = [i for i, c in enumerate(rest) if c == ":"]
     cuts = list(dict.fromkeys([*preferred, *every]))
+
+    def candidates() -> Iterator[tuple[str, ...]]:
+        if parts == 2:
+            for i in cuts:
+                yield rest[:i], rest[i + 1:]
+            return
+        for j in dict.fromkeys([*preferred[-1:], *reversed(every)]):
+            for i in cuts:
+                if i < j:
+                    yield rest[:i], rest[i + 1:j], rest[j + 1:]
+
     out: list[list[str]] = []
-    if parts == 2:
-        out = [[rest[:i], rest[i + 1:]] for i in cuts]
-    elif parts == 3:
-        out = [[rest[:i], rest[i + 1:j], rest[j + 1:]] for i in cuts for j in cuts if j > i]
-    return [[kind, *p] for p in out if all(p)]
+    for p in candidates():
+        if all(p) and [kind, *p] not in out:
+            out.append([kind, *p])
+            if len(out) == MAX_SPLITS:
+                break
+    return out
 
 
 @dataclass

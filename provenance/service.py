@@ -24,12 +24,13 @@ from provenance.bus.port import DEAD_LETTER_TOPIC, Record, raw_topic, read_topic
 from provenance.config import Settings
 from provenance.errors import Forbidden, NotFoundError, QueryError
 from provenance.events.model import ms_to_iso
-from provenance.graph import export, repro
+from provenance.graph import export, facets, repro
 from provenance.graph.answers import (
     AppInfo,
     AppList,
     AppRef,
     ArtifactAnswer,
+    ColumnLineage,
     Comparison,
     Footprint,
     Gdpr,
@@ -190,14 +191,31 @@ class Service:
         for e in store.edges_to(vids, [READ], as_of):
             reads.setdefault(e.dst, set()).add(e.src)
         readers = q.describe_apps({a for s in reads.values() for a in s}, as_of)
+        vprops = {v: n.props for v, n in store.nodes(vids, as_of).items()}
         answer = ArtifactAnswer(
             as_of=_iso(as_of), id=node.id, uri=uri, name=_opt(node.props.get("name")),
             type=str(node.tags.get(self.stack.rules.type_key) or node.props.get("type", "file")),
             project=q.artifact_projects([uri], as_of).get(uri), tags=dict(node.tags), props=node.props,
             first_ts=node.first_ts, last_ts=node.last_ts,
-            versions=[VersionDetail(**fields[v], readers=[readers[a].ref() for a in sorted(reads.get(v, ()))])
+            versions=[VersionDetail(**fields[v], readers=[readers[a].ref() for a in sorted(reads.get(v, ()))],
+                                    facets=facets.stated_facets(vprops.get(v, {})))
                       for v in vids])
-        return redact(answer, who)
+        return redact(self._facets_shown(q, who, answer), who)
+
+    @staticmethod
+    def _facets_shown(q: LineageQueries, who: Principal, answer: ArtifactAnswer) -> ArtifactAnswer:
+        """The artifact's facets without the parts that name datasets ``who`` may not see (a column lineage
+        input, a lineage source: a producer's words about other data)."""
+        if who.admin:
+            return answer
+        named = facets.named_datasets(answer.props).union(*(facets.named_datasets(v.facets) for v in answer.versions))
+        hidden = facets.hidden_datasets(q, named, who.sees) if named else set()
+        if not hidden:
+            return answer
+        return answer.model_copy(update={
+            "props": facets.without_hidden(answer.props, hidden),
+            "versions": [v.model_copy(update={"facets": facets.without_hidden(v.facets, hidden)})
+                         for v in answer.versions]})
 
     def users(self, who: Principal, as_of: int = NEVER, limit: int = 100, offset: int = 0) -> UserList:
         """Users; one who ran nothing ``who`` may see is not listed for a project member."""
@@ -282,8 +300,18 @@ class Service:
         return redact(export.subgraph(q, uri, direction, as_of, Limits(depth=depth)), who)
 
     def openlineage_export(self, who: Principal, app: str, producer: str, as_of: int = NEVER) -> list[dict[str, Any]]:
+        """The run as OpenLineage RunEvents, of what ``who`` may see of it: for a run that came from OpenLineage
+        its own runId, job, datasets as they were named, versions and facets."""
         fp = self.footprint(who, app, as_of, Limits(limit=1_000_000))
-        return export.openlineage_events(fp, producer)
+        return export.openlineage_events(self.queries(), fp, producer, as_of)
+
+    def column_lineage(self, who: Principal, ref: str, as_of: int = NEVER) -> ColumnLineage:
+        """The column lineage a producer stated for a dataset (``uri`` or ``uri@version``), its input fields
+        of datasets ``who`` may not see redacted."""
+        q = self.queries()
+        uri = self.visible_artifact(q, who, ref, as_of)
+        _, version = q.resolve_artifact(ref, as_of)
+        return redact(self._timed("column_lineage", lambda: facets.column_lineage(q, uri, version, as_of)), who)
 
     # -- search ------------------------------------------------------------------------------------
     def search(self, who: Principal, query: SearchQuery) -> SearchAnswer:

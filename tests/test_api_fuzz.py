@@ -32,6 +32,13 @@ def history() -> None:
         r = c.post("/api/events", content=EXAMPLE.read_bytes(),
                    headers={"Authorization": f"Bearer {TOKEN}", "content-type": "application/x-ndjson"})
         assert r.status_code == 202
+        # an OpenLineage run with facets, so that the Marquez routes have namespaces, jobs and datasets to find
+        from tests.test_openlineage import column_lineage, output, run_event, table
+
+        ol = run_event("COMPLETE", inputs=[table("public.applications", "7")],
+                       outputs=[output("public.scores", "3", columnLineage=column_lineage(score=[
+                           ("public.applications", "income")]))])
+        assert c.post("/api/v1/lineage", json=ol, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 201
 
 
 @schema.parametrize()

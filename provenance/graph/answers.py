@@ -89,6 +89,12 @@ class AppRef(Visible):
     job: str | None = None
 
 
+class ParentRef(AppRef):
+    """The run that started a run, with the ``parent`` facet that said so (hidden with it)."""
+
+    facet: dict[str, Any] | None = Field(default=None, description="the OpenLineage parent facet as it was sent")
+
+
 class ArtifactRef(Visible):
     """An artifact (or one of its versions) named from elsewhere: where a propagated tag came from."""
 
@@ -114,7 +120,10 @@ class AppInfo(Visible):
     exit_code: int | None = None
     started_ts: int | None = None
     ended_ts: int | None = None
-    props: dict[str, Any] = {}
+    props: dict[str, Any] = Field(default={}, description="everything its source said of it, OpenLineage run facets "
+                                  "as facet:run:<name> (but the parent's, in parent)")
+    parent: ParentRef | None = Field(default=None, description="the run that started this one (OpenLineage parent); "
+                                     "its facet is here, not in props, so that it is hidden with it")
 
     def ref(self) -> AppRef:
         return AppRef(app_id=self.app_id, job=self.job, project=self.project)
@@ -401,6 +410,8 @@ class AppList(Answer):
 
 class VersionDetail(VersionItem):
     readers: list[AppRef] = []
+    facets: dict[str, Any] = Field(default={}, description="what a source stated of this version (OpenLineage "
+                                   "dataset, input and output facets), as facet:<scope>:<name>")
 
 
 class ArtifactAnswer(Answer):
@@ -514,3 +525,35 @@ class LineageGraph(Answer):
             self.edges = [e.model_copy(update={"source": opaque.get(e.source, e.source),
                                                "target": opaque.get(e.target, e.target)}) for e in self.edges]
         return len(opaque)
+
+
+class ColumnInput(Visible):
+    """A field of another dataset that a column is computed from, and how (OpenLineage columnLineage)."""
+
+    uri: str = Field(description="the input dataset's artifact")
+    namespace: str
+    name: str
+    field: str
+    transformations: list[dict[str, Any]] = []
+
+
+class ColumnField(Model):
+    """One column of the dataset and the input fields it comes from."""
+
+    name: str
+    inputs: list[ColumnInput]
+    transformation_description: str | None = None
+    transformation_type: str | None = None
+
+
+class ColumnLineage(Answer):
+    """The column lineage a producer stated for a dataset (the ``columnLineage`` facet of the version it
+    names, else of its newest version that has one): per output field, the input fields and the
+    transformation; ``dataset``: input fields that affect the whole dataset (filters, joins, sorts)."""
+
+    uri: str
+    namespace: str
+    name: str
+    version: str | None = None
+    fields: list[ColumnField] = []
+    dataset: list[ColumnInput] = []

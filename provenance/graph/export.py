@@ -13,8 +13,18 @@ from typing import Any, Literal, TypeAlias
 import networkx as nx
 
 from provenance.events.model import ms_to_iso
-from provenance.graph.answers import Footprint, GraphEdge, GraphNode, LineageGraph
-from provenance.graph.model import CREATED, LINEAGE_RELS, MODIFIED, NEVER, READ
+from provenance.graph.answers import Footprint, FootprintItem, GraphEdge, GraphNode, LineageGraph
+from provenance.graph.facets import dataset_id, derived_id
+from provenance.graph.model import (
+    CREATED,
+    LINEAGE_RELS,
+    MODIFIED,
+    NEVER,
+    READ,
+    artifact_node,
+    facets_of,
+    version_node,
+)
 from provenance.graph.queries import Limits, LineageQueries, _iso_or_none
 
 DIRECTIONS = ("up", "down", "both")
@@ -122,33 +132,89 @@ def prov_json(g: LineageGraph) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v}
 
 
-def openlineage_events(fp: Footprint, producer: str) -> list[dict[str, Any]]:
-    """The run of a footprint as OpenLineage RunEvents: START, then COMPLETE / FAIL / ABORT with its inputs
-    and outputs (what the caller may see of them: pass a redacted footprint)."""
+RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+VERSION_FACET_SCHEMA = ("https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json"
+                        "#/$defs/DatasetVersionDatasetFacet")
+
+
+def openlineage_events(q: LineageQueries, fp: Footprint, producer: str, as_of: int = NEVER) -> list[dict[str, Any]]:
+    """The run of a footprint as OpenLineage RunEvents: START with its inputs, then COMPLETE / FAIL / ABORT
+    with its inputs and outputs, of what the caller may see (pass a redacted footprint).
+
+    A run that came from OpenLineage keeps its runId, its job's namespace and name, its datasets' names
+    as they were sent (the files it named, not the artifacts they belong to), their versions as their
+    ``version`` facets gave them, and the facets that were stored. Any other run gets a uuid5 of its app
+    id, its project (or ``default``) as namespace, and its artifacts, with a version facet only where a
+    version was explicit (a path convention, a table commit)."""
     a = fp.app
-    namespace = a.project or "provenance"
-    visible = [i for i in fp.artifacts if not i.redacted]
-    inputs = [_dataset(i.uri, i.version) for i in visible if "INPUT" in i.types]
-    outputs = [_dataset(i.uri, i.version) for i in visible
-               if any(t.startswith("OUTPUT") and t != "OUTPUT_TMP" for t in i.types)]
-    run = {"runId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"provenance:app:{a.app_id}")), "facets": {}}
-    job = {"namespace": namespace, "name": a.job or a.app_id, "facets": {}}
-    schema = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
-    start = {"eventType": "START", "eventTime": ms_to_iso(a.started_ts) if a.started_ts else None,
-             "run": run, "job": job, "inputs": inputs, "outputs": [], "producer": producer, "schemaURL": schema}
+    props = a.props
+    job = q.store.nodes([f"job:{a.job}"], as_of).get(f"job:{a.job}") if a.job else None
+    job_props = job.props if job else {}
+    from_ol = a.app_id.startswith("openlineage:")
+    run_id = a.app_id.removeprefix("openlineage:") if from_ol else str(
+        uuid.uuid5(uuid.NAMESPACE_URL, f"provenance:app:{a.app_id}"))
+    parent = a.parent.facet if a.parent is not None and not a.parent.redacted else None
+    run = {"runId": run_id, "facets": {**facets_of(props, "run"), **({"parent": parent} if parent else {})}}
+    namespace = str(job_props.get("project") or a.project or "default")
+    job_out = {"namespace": namespace, "name": str(job_props.get("name") or a.app_id),
+               "facets": facets_of(job_props, "job")}
+    inputs, outputs = (_ol_datasets if from_ol else _artifact_datasets)(q, fp, producer, as_of)
+    start_ts = a.started_ts
+    events = [{"eventType": "START", "eventTime": ms_to_iso(start_ts), "run": run, "job": job_out, "inputs": inputs,
+               "outputs": [], "producer": producer, "schemaURL": RUN_EVENT_SCHEMA}]
     end_type = {"finished": "COMPLETE", "failed": "FAIL", "killed": "ABORT"}.get(a.state)
-    events = [start]
     if end_type:
-        events.append({"eventType": end_type, "eventTime": ms_to_iso(a.ended_ts) if a.ended_ts else None,
-                       "run": run, "job": job, "inputs": inputs, "outputs": outputs, "producer": producer,
-                       "schemaURL": schema})
+        events.append({"eventType": end_type, "eventTime": ms_to_iso(a.ended_ts or start_ts), "run": run,
+                       "job": job_out, "inputs": inputs, "outputs": outputs, "producer": producer,
+                       "schemaURL": RUN_EVENT_SCHEMA})
     return events
 
 
-def _dataset(uri: str, version: str) -> dict[str, Any]:
-    scheme, _, rest = uri.partition("://")
-    if scheme == "file":
-        namespace, name = "file", rest
-    else:
-        namespace, name = f"{scheme}://{rest.split('/', 1)[0]}", (rest.split("/", 1)[1] if "/" in rest else "")
-    return {"namespace": namespace, "name": name, "facets": {"version": {"datasetVersion": version}}}
+def _version_facet(version: str, producer: str) -> dict[str, Any]:
+    return {"_producer": producer, "_schemaURL": VERSION_FACET_SCHEMA, "datasetVersion": version}
+
+
+def _artifact_datasets(q: LineageQueries, fp: Footprint, producer: str,
+                       as_of: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    visible = [i for i in fp.artifacts if not i.redacted]
+
+    def dataset(i: FootprintItem) -> dict[str, Any]:
+        ns, name = derived_id(i.uri)
+        explicit = not i.version_key.startswith("~")  # "v1", "initial": labels of this graph, not versions
+        return {"namespace": ns, "name": name,
+                "facets": {"version": _version_facet(i.version_key, producer)} if explicit else {}}
+
+    return ([dataset(i) for i in visible if "INPUT" in i.types],
+            [dataset(i) for i in visible if any(t.startswith("OUTPUT") and t != "OUTPUT_TMP" for t in i.types)])
+
+
+def _ol_datasets(q: LineageQueries, fp: Footprint, producer: str,
+                 as_of: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    items = [i for i in fp.artifacts if not i.redacted]
+    files = [f for f in fp.files if not f.redacted]
+    ids = {artifact_node(i.uri) for i in items} | {version_node(i.uri, i.version_key) for i in items}
+    nodes = q.store.nodes(sorted(ids), as_of)
+    out: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for f in files:
+        for role, wanted in ((0, ("INPUT",)), (1, ("OUTPUT_ADDED", "OUTPUT_MODIFIED", "OUTPUT_REMOVED"))):
+            if not any(t in wanted for t in f.types):
+                continue
+            item = next((i for i in items if i.uri == f.artifact and any(t in wanted for t in i.types)), None)
+            anode = nodes.get(artifact_node(f.artifact))
+            vnode = nodes.get(version_node(f.artifact, item.version_key)) if item else None
+            whole = f.uri == f.artifact  # the dataset is the artifact, not a file inside one
+            ns, name = dataset_id(f.uri, anode.props if anode else {}) if whole else derived_id(f.uri)
+            facets: dict[str, Any] = {}
+            extra: dict[str, Any] = {}
+            if whole:
+                for node in (anode, vnode):
+                    if node is not None:
+                        facets.update(facets_of(node.props, "dataset"))
+                        extra.update(facets_of(node.props, "input" if role == 0 else "output"))
+            if "version" not in facets and item is not None and not item.version_key.startswith("~"):
+                facets["version"] = _version_facet(item.version_key, producer)
+            dataset = {"namespace": ns, "name": name, "facets": facets}
+            if extra:
+                dataset["inputFacets" if role == 0 else "outputFacets"] = extra
+            out[role].append(dataset)
+    return out

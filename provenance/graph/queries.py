@@ -35,6 +35,7 @@ from provenance.graph.answers import (
     GdprModel,
     Impact,
     ImpactItem,
+    ParentRef,
     RankedApp,
     StartRef,
     TargetItem,
@@ -48,6 +49,7 @@ from provenance.graph.model import (
     LINEAGE_RELS,
     MODIFIED,
     NEVER,
+    PARENT,
     READ,
     WRITE_RELS,
     Edge,
@@ -55,6 +57,7 @@ from provenance.graph.model import (
     Touch,
     app_node,
     artifact_node,
+    facet_key,
     node_key,
     split_flow_node,
     split_version_node,
@@ -70,6 +73,7 @@ _REL_TYPE = {READ: INPUT, CREATED: ADDED, MODIFIED: MODIFIED_T, DELETED: REMOVED
 MODEL_TYPES = frozenset({"model"})
 DEPLOYMENT_TYPES = frozenset({"deployment"})
 T = TypeVar("T")
+PARENT_FACET = facet_key("run", "parent")
 
 
 @dataclass(frozen=True)
@@ -276,8 +280,13 @@ class LineageQueries:
         ids = sorted(set(app_ids))
         nodes = self.store.nodes(ids, as_of)
         jobs: dict[str, str] = {}
-        for e in self.store.edges_from(ids, ["INSTANCE_OF"], as_of):
-            jobs[e.src] = node_key(e.dst)
+        parents: dict[str, str] = {}
+        for e in self.store.edges_from(ids, ["INSTANCE_OF", PARENT], as_of):
+            if e.rel == PARENT:
+                parents[e.src] = e.dst
+            else:
+                jobs[e.src] = node_key(e.dst)
+        parent_refs = self._parent_refs(set(parents.values()), as_of) if parents else {}
         users: dict[str, list[str]] = {}
         for e in self.store.edges_to(ids, ["RAN"], as_of):
             users.setdefault(e.dst, []).append(node_key(e.src))
@@ -285,6 +294,10 @@ class LineageQueries:
         for i in ids:
             n = nodes.get(i)
             p = n.props if n else {}
+            parent_facet = None
+            if PARENT_FACET in p:  # it names the parent run, which may be hidden from whom this run is not
+                p = dict(p)
+                parent_facet = p.pop(PARENT_FACET)
             command = p.get("command")
             out[i] = AppInfo(
                 app_id=node_key(i),
@@ -304,8 +317,16 @@ class LineageQueries:
                 started_ts=_int(p.get("started_ts")) or _int(p.get("submitted_ts")) or (n.first_ts if n else None),
                 ended_ts=_int(p.get("ended_ts")),
                 props=p,
+                parent=_parent(parent_refs.get(parents.get(i, "")), parent_facet),
             )
         return out
+
+    def _parent_refs(self, ids: set[str], as_of: int) -> dict[str, ParentRef]:
+        """The runs that started others (PARENT), named as a reference carrying their own project."""
+        nodes = self.store.nodes(sorted(ids), as_of)
+        jobs = {e.src: node_key(e.dst) for e in self.store.edges_from(sorted(ids), ["INSTANCE_OF"], as_of)}
+        return {i: ParentRef(app_id=node_key(i), job=jobs.get(i), project=self.app_project(n.props))
+                for i, n in nodes.items()}
 
     def app_project(self, props: dict[str, Any]) -> str | None:
         """The run's own project (``--project``), else the project of its working directory by the naming
@@ -640,6 +661,12 @@ class LineageQueries:
                 steps.append(EvidenceStep(kind="artifact", uri=f["uri"], version=f["version"], type=f["type"],
                                           project=f["project"], rel=rel))
         return steps
+
+
+def _parent(ref: ParentRef | None, facet: Any) -> ParentRef | None:
+    if ref is None:
+        return None
+    return ref.model_copy(update={"facet": facet}) if isinstance(facet, dict) else ref
 
 
 def _types_of(rels: Iterable[str]) -> list[str]:

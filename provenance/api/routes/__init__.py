@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from provenance.api.routes import entities, exports, ingest, ops, queries, search
+from provenance.api.routes import entities, exports, ingest, marquez, ops, queries, search
 
 router = APIRouter()
-for module in (ops, entities, queries, search, ingest, exports):
+for module in (ops, entities, queries, search, ingest, exports, marquez):
     router.include_router(module.router)
 
 __all__ = ["router"]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from provenance.api.deps import AsOf, Budget, Depth, Limit, Offset, Svc, Who, as_of_ms
-from provenance.graph.answers import Comparison, Gdpr, Impact, Upstream
+from provenance.graph.answers import ColumnLineage, Comparison, Gdpr, Impact, Upstream
 from provenance.graph.queries import Limits
 
 router = APIRouter(tags=["queries"])
@@ -45,3 +45,11 @@ def repro(svc: Svc, who: Who, a: str, b: str | None = None, as_of: AsOf = None) 
     """Reproducibility: two runs compared (inputs, code, environment), or, without ``b``, a run against
     what was captured since (its inputs' and code files' latest versions, the newest run of its job)."""
     return svc.repro(who, a, b, as_of_ms(as_of))
+
+
+@router.get("/api/column-lineage")
+def column_lineage(uri: Annotated[str, Query(description="the dataset: a URI, a path, or URI@version")], svc: Svc,
+                   who: Who, as_of: AsOf = None) -> ColumnLineage:
+    """The column lineage a producer stated (OpenLineage ``columnLineage``): for each field of the dataset,
+    the input datasets' fields it comes from and the transformation."""
+    return svc.column_lineage(who, uri, as_of_ms(as_of))

@@ -19,7 +19,13 @@ from provenance.processor.rules import Rules, default_rules, load_rules
          "file:///Projects/loan/loan_featurestore.db/fg_1", None, "loan"),
         ("file:///Projects/p/Experiments/e1/x.json", "experiment", "file:///Projects/p/Experiments/e1", None, "p"),
         ("file:///Projects/p/Deployments/d/model.pkl", "deployment", "file:///Projects/p/Deployments/d", None, "p"),
-        ("file:///Projects/p/Logs/app1/stdout.log", "log", "file:///Projects/p/Logs/app1", None, "p"),
+        ("file:///Projects/p/Logs/app1/stdout.log", "log", "file:///Projects/p/Logs/app1/stdout.log", None, "p"),
+        ("file:///Projects/p/Resources/raw/a.csv", "resource", "file:///Projects/p/Resources/raw/a.csv", None, "p"),
+        ("file:///Projects/p/notes.csv", "dataset", "file:///Projects/p/notes.csv", None, "p"),
+        ("file:///w/.dvc/tmp/btime", "tool_state", "file:///w/.dvc", None, None),
+        ("file:///var/tmp/dvc/repo/abc/db", "tool_state", "file:///var/tmp/dvc", None, None),
+        ("file:///x/__pycache__/a.cpython-311.pyc", "tool_state", "file:///x/__pycache__", None, None),
+        ("file:///home/u/data/raw/2026/jan.csv", "dataset", "file:///home/u/data/raw/2026/jan.csv", None, None),
         ("file:///home/u/serving/clf/model.onnx", "deployment", "file:///home/u/serving/clf", None, None),
         ("file:///home/u/models/clf/v3/w.pt", "model", "file:///home/u/models/clf", "v3", None),
         ("file:///home/u/data/raw/people.csv", "dataset", "file:///home/u/data/raw/people.csv", None, None),
@@ -39,7 +45,8 @@ def test_default_rules(uri: str, type_: str, artifact: str, version: str | None,
 
 def test_ignore_and_job_names() -> None:
     r = default_rules()
-    assert r.ignored("file:///proc/12/status") and r.ignored("file:///x/__pycache__/a.cpython-311.pyc")
+    assert r.ignored("file:///proc/12/status") and not r.ignored("file:///x/__pycache__/a.cpython-311.pyc")
+    assert r.lineage_exclude == {"log", "tool_state"}
     assert not r.ignored("file:///x/a.py")
     assert r.jobs.job_name({"name": "train"}) == "train"
     assert r.jobs.job_name({"command": "python3 -u /src/train.py --lr 1"}) == "train.py"

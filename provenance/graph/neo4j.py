@@ -465,8 +465,11 @@ class Neo4jStore(LineageStore):
             "props": sorted(self._read("MATCH (p:ProvProp) RETURN p.node, p.name, p.ts, p.rank, p.value")),
             "edges": sorted(self._read("MATCH (a:ProvNode)-[e]->(b:ProvNode) RETURN a.id, type(e), b.id, "
                                        "e.first_ts, e.last_ts")),
-            "touches": sorted((app_node(a), u, o, v, art, f, la) for a, u, o, v, art, f, la in self._read(
-                "MATCH (t:ProvTouch) RETURN t.app, t.uri, t.op, t.version, t.artifact, t.first_ts, t.last_ts")),
+            "touches": sorted((app_node(a), u, o, v, fl, art, f, la) for a, u, o, v, fl, art, f, la in self._read(
+                "MATCH (t:ProvTouch) RETURN t.app, t.uri, t.op, t.version, coalesce(t.flow, ''), t.artifact, "
+                "t.first_ts, t.last_ts")),
+            "contents": sorted((h, u, app_node(a), o, art, ts) for h, u, a, o, art, ts in self._read(
+                "MATCH (c:ProvContent) RETURN c.hash, c.uri, c.app, c.op, c.artifact, c.ts")),
             "tags": sorted(self._read("MATCH (t:ProvTag) RETURN t.node, t.name, t.ts, t.removed, t.value, t.uri")),
         }
 

@@ -9,8 +9,11 @@ launcher after the watcher started (the job is the launcher's only child while i
 proc connector is not available, the parent chain in ``/proc`` is walked instead (short-lived
 children may then be missed, and the app says so).
 
-The watcher runs in a thread of the launcher and never blocks the job: fanotify only notifies
-(no permission events), the queue is unlimited, and the thread drains it as events come. A queue
+The watcher runs in a thread of the launcher and never blocks the job's file I/O: its group only
+notifies, the queue is unlimited, and the thread drains it as events come. Only a job's ``execve`` waits,
+for the moment :mod:`exec_gate` (a process of its own) takes to read what the new program was handed
+(``cmd > out``, ``a | b``); at the end, a read or write through a handed descriptor is joined to the
+process that used it (``attrs.shared_with``), and the pipes go on the process list. A queue
 overflow is counted and reported on the app as a capture gap. Noise — interpreters, installed
 packages, shared libraries, caches, ``/proc``, ``/sys``, ``/dev`` — is dropped by path prefix; the
 list is configurable. Directory handles are turned into paths by :mod:`handles`, which keeps each
@@ -35,6 +38,9 @@ File events (``kind: "file"``, ``source: "fanotify"``) carry in ``attrs``:
   (one per file beneath: those the run touched and those beneath the new path when the watcher
   handled the rename; bounded, else a gap). A directory's own rename is not an event (an empty
   directory holds no data);
+- ``shared_with`` (list[str]) on ``read`` and ``write``: the other processes of the run that held the file
+  open, for reading or for writing, when they started their program (by device and inode, within the
+  process's life): ``cat in.csv > out.csv`` in a shell is written by cat, whoever closed it last;
 - ``name``/``value`` on ``xattr_set``/``xattr_remove``, as before.
 
 A process's repeated reads of a file are one ``read`` until the file is written, created, deleted
@@ -45,20 +51,24 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import json
 import os
 import re
 import select
 import socket
 import stat
 import struct
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance.connectors import processes
+from provenance.connectors import exec_gate, processes
+from provenance.connectors.exec_gate import Descriptors, descriptors_of
 from provenance.connectors.fingerprint import fingerprint_of
 from provenance.connectors.handles import DirectoryHandles
 from provenance.connectors.proc_connector import (  # noqa: F401 - part of this module's surface
@@ -102,6 +112,10 @@ _HANDLE = struct.Struct("=8sIi")  # fsid, handle_bytes, handle_type
 DIRECTORY_RENAME_FILES = 10_000
 COALESCE_S = 0.002
 GAP_DETAILS = 100  # unresolved names listed one by one; past that, counted
+GATE_START_S = 10.0
+#: how far a file event's times and a process's life may disagree (the event's time is when the watcher read
+#: it; the process's, the kernel's) for the process to be taken as one that used the file through a descriptor
+HANDED_SLACK_MS = 2_000
 _SHARED_OBJECT = re.compile(r"\.so(\.[\d.]+)?$")
 
 # filesystems with nothing a job's lineage is made of
@@ -281,9 +295,110 @@ class Watcher:
         self._unresolved = 0
         self._rewritten: dict[bytes, int] = {}  # of the batch being parsed, see _later_writes
         self._index = -1
+        self._gate: subprocess.Popen[bytes] | None = None
+        self._gate_samples: str | None = None
+
+    # -- the exec gate --------------------------------------------------------------------------
+    def _start_gate(self) -> None:
+        """Start :mod:`exec_gate` (before anything else: its own start is not the job's), or say why not."""
+        fd, self._gate_samples = tempfile.mkstemp(prefix="provenance-exec-", suffix=".jsonl")
+        os.close(fd)
+        why = None
+        try:
+            self._gate = subprocess.Popen(
+                [sys.executable, "-S", "-E", exec_gate.__file__, str(self._launcher), self._gate_samples,
+                 *(m.path for m in self.mounts)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, close_fds=True)
+            assert self._gate.stdout is not None
+            ready, _, _ = select.select([self._gate.stdout], [], [], GATE_START_S)
+            line = self._gate.stdout.readline().decode("utf-8", "replace").strip() if ready else "no answer"
+            if line != "ok":
+                why = line.removeprefix("error: ")
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        if why is not None:
+            self._stop_gate()
+            self.out.gaps.append({"reason": f"no exec gate ({why}): the pipes and redirections of processes that "
+                                            "end very quickly may be missed", "kind": "no_exec_gate"})
+
+    def _stop_gate(self) -> list[dict[str, object]]:
+        """Stop the gate; what it saw."""
+        samples: list[dict[str, object]] = []
+        if self._gate is not None:
+            gate, self._gate = self._gate, None
+            if gate.stdin is not None:
+                gate.stdin.close()
+            try:
+                gate.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                gate.kill()
+                gate.wait()
+            if gate.stdout is not None:
+                gate.stdout.close()
+        if self._gate_samples is not None:
+            try:
+                with open(self._gate_samples, encoding="utf-8") as f:
+                    for line in f:
+                        try:
+                            samples.append(json.loads(line))
+                        except ValueError:
+                            continue  # a line cut short by a kill
+            except OSError:
+                pass
+            try:
+                os.unlink(self._gate_samples)
+            except OSError:
+                pass
+            self._gate_samples = None
+        return samples
+
+    def _handed(self, samples: list[dict[str, object]]) -> None:
+        """Join what the processes held when they exec'd to the file events: a file a process was handed open
+        (``cmd > out``: the shell opened it, cmd wrote it) was used by that process too; ``attrs.shared_with``
+        names the other processes of the run that read (or wrote) it through a descriptor they were handed."""
+        by_key = {r.proc: r for r in self._all_procs}
+        by_pid: dict[int, list[ProcessRecord]] = {}
+        for r in self._all_procs:
+            by_pid.setdefault(r.pid, []).append(r)
+        for sample in samples:
+            key, pid = sample.get("proc"), sample.get("pid")
+            rec = by_key.get(key) if isinstance(key, str) else None
+            if rec is None and isinstance(pid, int):  # keyed by pid alone: gone before its start time was read
+                rec = next((r for r in by_pid.get(pid, ()) if r.proc == str(pid)), None)
+            if rec is None:
+                continue
+            rec.note(Descriptors(pipes_in=set(_ints(sample.get("pipes_in"))),
+                                 pipes_out=set(_ints(sample.get("pipes_out"))),
+                                 files_in=set(_pairs(sample.get("files_in"))),
+                                 files_out=set(_pairs(sample.get("files_out")))))
+        holders: dict[tuple[str, tuple[int, int]], list[ProcessRecord]] = {}
+        for r in self._all_procs:
+            for side, files in (("read", r.files_in), ("write", r.files_out)):
+                for f in files:
+                    holders.setdefault((side, f), []).append(r)
+        if not holders:
+            return
+        for event in self.out.events:
+            op = event["op"]
+            attrs = event["attrs"]
+            assert isinstance(attrs, dict)
+            fp = attrs.get("fingerprint")
+            if op not in ("read", "write") or not isinstance(fp, dict):
+                continue
+            found = holders.get((str(op), (fp["dev"], fp["inode"])))
+            if not found:
+                continue
+            ts = int(event["ts"])  # type: ignore[call-overload]
+            opened = int(attrs.get("opened_ts", ts))
+            others = sorted({r.proc for r in found if r.proc != attrs["proc"]
+                             and (r.start_ts is None or r.start_ts <= ts + HANDED_SLACK_MS)
+                             and (r.end_ts is None or r.end_ts + HANDED_SLACK_MS >= opened)})
+            if others:
+                attrs["shared_with"] = others
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
+        self._start_gate()
         base = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE
         fd = self._libc.fanotify_init(base | FAN_REPORT_DFID_NAME_TARGET, os.O_RDONLY | os.O_LARGEFILE)
         self._target_fid = fd >= 0
@@ -326,7 +441,9 @@ class Watcher:
         if self._thread is not None:
             os.write(self._stop_w, b"x")
             self._thread.join()
+        samples = self._stop_gate()
         self.close()
+        self._handed(samples)
         if self._dropped:
             self.out.events = [e for i, e in enumerate(self.out.events) if i not in self._dropped]
         if self._unresolved > GAP_DETAILS:
@@ -351,6 +468,8 @@ class Watcher:
         if self._proc is not None:
             self._proc.close()
             self._proc = None
+        if self._gate is not None:
+            self._stop_gate()
 
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -403,6 +522,8 @@ class Watcher:
                     if what == PROC_EVENT_EXEC:
                         rec.argv = processes.argv_of(a)  # None if it is gone already: not its parent's
                         rec.exe = processes.exe_of(a) or rec.exe
+                        if self._gate is None:  # else the gate saw them, before the exec closed any
+                            rec.note(descriptors_of(a, at_exec=True))
                     elif what == PROC_EVENT_EXIT:
                         rec.end_ts = self._wall(mono)
 
@@ -419,6 +540,8 @@ class Watcher:
                             exe=(processes.exe_of(pid) if start is not None else None) or (up.exe if up else None),
                             argv=(processes.argv_of(pid) if start is not None else None) or (up.argv if up else None),
                             start_ts=self._wall(mono_ns) if mono_ns is not None else self._now())
+        if start is not None and mono_ns is None and self._gate is None:
+            rec.note(descriptors_of(pid))  # found late (by a file event): what it holds now is all there is
         self._procs[pid] = rec
         self._all_procs.append(rec)
         return rec
@@ -768,6 +891,16 @@ class Watcher:
             event["user"] = self.user
         self.out.events.append(event)
         return len(self.out.events) - 1
+
+
+def _ints(value: object) -> list[int]:
+    return [v for v in value if type(v) is int] if isinstance(value, list) else []
+
+
+def _pairs(value: object) -> list[tuple[int, int]]:
+    if not isinstance(value, list):
+        return []
+    return [(v[0], v[1]) for v in value if isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v)]
 
 
 def _ppid(pid: int) -> int | None:

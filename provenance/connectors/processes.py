@@ -18,7 +18,11 @@ The app's ``finished`` (or ``failed``/``killed``) event carries ``processes``: a
   of ``argv[0]``);
 - ``argv`` (list[str] | None): the first :data:`ARGV_LIMIT` arguments, each cut to
   :data:`ARG_LIMIT` characters; null when the process was gone before it could be read;
-- ``start_ts``, ``end_ts`` (int | None): ms since the epoch, null when unknown.
+- ``start_ts``, ``end_ts`` (int | None): ms since the epoch, null when unknown;
+- ``pipes_in``, ``pipes_out`` (list[int]): the pipes (by inode) the process was handed, for reading and for
+  writing, when it started its program (read by :mod:`exec_gate` while the exec waits): how a shell pipeline
+  passes data from one process to the next (``sort in.csv | gzip > out.gz``: sort writes the pipe gzip
+  reads). Without the gate, read when the watcher handles the exec, and empty for a process gone by then.
 
 ``processes_omitted`` (int) says how many were left out.
 """
@@ -27,7 +31,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+
+from provenance.connectors.exec_gate import Descriptors
 
 PROCESS_LIMIT = 2_000
 ARGV_LIMIT = 20
@@ -89,11 +95,24 @@ class ProcessRecord:
     argv: list[str] | None = None
     start_ts: int | None = None
     end_ts: int | None = None
+    pipes_in: list[int] = field(default_factory=list)
+    pipes_out: list[int] = field(default_factory=list)
     file_events: int = 0  # not published: orders the list when it must be cut
+    #: not published: the files it held open when it started its program, by (dev, inode)
+    files_in: set[tuple[int, int]] = field(default_factory=set)
+    files_out: set[tuple[int, int]] = field(default_factory=set)
+
+    def note(self, held: Descriptors) -> None:
+        """Add descriptors the process was seen holding (when it was found, when it exec'd)."""
+        self.pipes_in = sorted(set(self.pipes_in) | held.pipes_in)
+        self.pipes_out = sorted(set(self.pipes_out) | held.pipes_out)
+        self.files_in |= held.files_in
+        self.files_out |= held.files_out
 
     def public(self) -> dict[str, object]:
         out = asdict(self)
-        del out["file_events"]
+        for internal in ("file_events", "files_in", "files_out"):
+            del out[internal]
         return out
 
 

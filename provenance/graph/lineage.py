@@ -3,7 +3,7 @@
 A *hub* is what data passed through between an input and an output: a flow of a run (one process, one
 move, what a source declared), or the run itself when nothing finer was captured. Walking down from a
 version visits the hubs that read it, then what each hub wrote *after* it read it (an output whose last
-write ended before the input's first read does not hold it), and the hubs a process fed through a pipe.
+write ended before the input's first read, by more than :data:`TIME_SLACK_MS`, does not hold it), and the hubs a process fed through a pipe.
 Walking up is the same in reverse: the hubs that wrote a version, then what each read before that write
 ended. Where a run has flows for a version, its flows are walked, not the run: they say which of its
 inputs reached which output.
@@ -23,13 +23,16 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from provenance.graph.answers import Tier
-from provenance.graph.model import FEEDS, READ, WRITE_RELS, Edge, app_node, split_flow_node
+from provenance.graph.model import FEEDS, INHERITS, MAY_FEED, READ, WRITE_RELS, Edge, app_node, split_flow_node
 from provenance.graph.port import LineageStore
 
 #: how an edge through a hub is known, by the hub's flow kind (the part of its key before ':')
 FLOW_TIERS: dict[str, Tier] = {"p": "process", "mv": "process", "d": "declared"}
 CERTAIN_TIERS = frozenset({"process", "declared", "content"})
 _TIER_RANK = {"declared": 0, "process": 1, "content": 2, "run": 3}
+#: how far apart two times must be for one to be taken as before the other: a capture stamps an event when it
+#: reads it, a little after it happened, and the kernel may fold a close into the open queued before (fanotify)
+TIME_SLACK_MS = 250
 
 
 def is_hub(node: str) -> bool:
@@ -184,7 +187,7 @@ def walk(store: LineageStore, starts: Iterable[str], direction: str, as_of: int,
             for e in sorted(edges, key=lambda e: (e.first_ts, e.src, e.rel, e.dst)):
                 for c in states.get(e.src, ()):
                     limit = bound[(e.src, c)]
-                    if e.last_ts < limit if down else e.first_ts > limit:
+                    if e.last_ts + TIME_SLACK_MS < limit if down else e.first_ts - TIME_SLACK_MS > limit:
                         continue  # written before the input was read / read after the output was written
                     if reach(e.dst, c, level, tier_of(e.src, c), (e.src, e.rel)):
                         found[(e.dst, c)] = None
@@ -205,25 +208,37 @@ def _states(pairs: Iterable[tuple[str, bool]]) -> dict[str, set[bool]]:
     return out
 
 
+PASSES = [FEEDS, INHERITS, MAY_FEED]
+
+
 def _feed(store: LineageStore, hubs: list[tuple[str, bool]], bound: dict[tuple[str, bool], int], down: bool,
           as_of: int, reach: Callable[[str, bool, tuple[str, str]], bool]) -> list[tuple[str, bool]]:
-    """The hubs and every flow they fed through a pipe (down) or were fed by (up), transitively: data read by a
-    process passes, in time, to the processes it writes a pipe to."""
+    """The hubs and every process they passed data to (down) or took it from (up), transitively: through a pipe
+    (`FEEDS`: exactly), or to a process they started (`INHERITS`: possibly, in memory or arguments), or to the
+    parent that may have read a pipe of theirs nobody else read (`MAY_FEED`); a path through the last two is a
+    possible one. Data goes only forwards in time: not to a process that ended, or was
+    started, before the data was read."""
     out = list(hubs)
     frontier = [h for h in hubs if h[0].startswith("flow:")]
     while frontier:
         states = _states(frontier)
         ids = sorted(states)
-        edges = store.edges_from(ids, [FEEDS], as_of) if down else store.edges_to(ids, [FEEDS], as_of)
+        edges = (store.edges_from(ids, PASSES, as_of) if down else store.edges_to(ids, PASSES, as_of))
         frontier = []
         for e in edges:
             src, dst = (e.src, e.dst) if down else (e.dst, e.src)
             for c in states.get(src, ()):
                 t = bound[(src, c)]
-                old = bound.get((dst, c))
+                if e.rel != FEEDS:  # (a pipe: what went in came out, whenever it was read)
+                    if down and t > e.last_ts + TIME_SLACK_MS:
+                        continue  # read after it started the other / after the parent ended
+                    if not down:
+                        t = min(t, e.last_ts)  # what the parent read before it started this one
+                nc = c and e.rel == FEEDS
+                old = bound.get((dst, nc))
                 if old is None or (t < old if down else t > old):
-                    bound[(dst, c)] = t
-                    reach(dst, c, (src, FEEDS))
-                    frontier.append((dst, c))
-                    out.append((dst, c))
+                    bound[(dst, nc)] = t
+                    reach(dst, nc, (src, e.rel))
+                    frontier.append((dst, nc))
+                    out.append((dst, nc))
     return out

@@ -15,6 +15,9 @@ from typing import Any
 from provenance.errors import EventError
 from provenance.events.model import APP_STATE_RANK, Event, Kind
 from provenance.graph.model import (
+    FEEDS,
+    INHERITS,
+    MAY_FEED,
     INSTANCE_OF,
     PARENT,
     PART_OF,
@@ -144,6 +147,9 @@ def _app(event: Event, rules: Rules, out: FactBatch) -> None:
     out.encoded_props(node, ts, 0, known)
     out.encoded_props(node, ts, 0, {key: encode_value(value) for key, value in event.attrs.items()})
     _instance_of(node, event.attrs, rules, ts, out)
+    records = event.attrs.get("processes")
+    if isinstance(records, list):
+        _processes(event.app_id, records, ts, out)
 
 
 def _job(attrs: dict[str, Any], rules: Rules, ts: int, out: FactBatch) -> str | None:
@@ -199,6 +205,58 @@ def _describe(event: Event, rules: Rules, out: FactBatch) -> None:
         _artifact(ref, ts, out)
         version = ref.version or _attr_version(attrs)
         out.encoded_props(version_node(ref.uri, version) if version else artifact_node(ref.uri), ts, 0, props)
+
+
+PROCESS_RECORDS = 5_000
+SHARED_LIMIT = 64
+
+
+def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
+    """The processes the capture saw (an app's end event): a flow each, with its program. A process that wrote
+    a pipe another read feeds it (``FEEDS``, exact). A process that started another may have handed it data in
+    memory or arguments (``INHERITS``, possible). A pipe a process wrote that no process of the run read, and
+    that its parent did not write itself (its own output, shared), is taken as read by its parent
+    (``MAY_FEED``, possible: ``subprocess.run(..., capture_output=True)``)."""
+    flows: dict[str, tuple[int, int, set[int]]] = {}
+    parents: dict[str, str] = {}
+    writers: dict[int, list[str]] = {}
+    readers: dict[int, list[str]] = {}
+    for r in records[:PROCESS_RECORDS]:
+        if not isinstance(r, dict) or not isinstance(proc := r.get("proc"), str) or not proc or len(proc) > 64:
+            continue
+        flow = "p:" + proc
+        node = flow_node(app, _flow(app, flow, ts, out))
+        start = _int(r.get("start_ts")) or ts
+        end = max(_int(r.get("end_ts")) or ts, start)
+        described = {k: encode_value(r[k]) for k in ("exe", "argv", "pid", "start_ts", "end_ts")
+                     if r.get(k) is not None}
+        if described:
+            out.encoded_props(node, 0, 0, described)
+        outs = {i for i in r.get("pipes_out") or () if type(i) is int}
+        flows[flow] = (start, end, outs)
+        for inode in outs:
+            writers.setdefault(inode, []).append(flow)
+        for inode in r.get("pipes_in") or ():
+            if type(inode) is int:
+                readers.setdefault(inode, []).append(flow)
+        parent = r.get("ppid_proc")
+        if isinstance(parent, str) and parent and len(parent) <= 64:
+            parents[flow] = "p:" + parent
+    for flow, parent in parents.items():
+        start, _end, outs = flows[flow]
+        pnode = flow_node(app, _flow(app, parent, ts, out))
+        out.edge(pnode, INHERITS, flow_node(app, flow), start)
+        _, parent_end, parent_outs = flows.get(parent, (start, ts, set()))
+        if any(i not in readers and i not in parent_outs for i in outs):
+            out.edge(flow_node(app, flow), MAY_FEED, pnode, start)
+            out.edge(flow_node(app, flow), MAY_FEED, pnode, max(parent_end, start))
+    for inode, wrote in writers.items():
+        for src in wrote:
+            for dst in readers.get(inode, ()):
+                if src != dst:
+                    (s1, e1, _), (s2, e2, _) = flows[src], flows[dst]
+                    out.edge(flow_node(app, src), FEEDS, flow_node(app, dst), min(s1, s2))
+                    out.edge(flow_node(app, src), FEEDS, flow_node(app, dst), max(e1, e2))
 
 
 def _artifact(ref: ArtifactRef, ts: int, out: FactBatch) -> None:
@@ -276,6 +334,12 @@ def _file(event: Event, rules: Rules, out: FactBatch) -> None:
         if flow:
             _flow(app, flow, event.ts, out)
         _touch(app, event.uri, op, event, rules, out, flow=flow)
+        if flow.startswith("p:") and op in ("read", "write"):
+            # the processes that used the file through a descriptor they were handed (`cmd > out`)
+            shared = event.attrs.get("shared_with")
+            for proc in shared[:SHARED_LIMIT] if isinstance(shared, list) else ():
+                if isinstance(proc, str) and proc and len(proc) <= 64:
+                    _touch(app, event.uri, op, event, rules, out, flow=_flow(app, "p:" + proc, event.ts, out))
 
 
 def _short(text: str) -> str:

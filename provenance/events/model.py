@@ -28,6 +28,7 @@ class Kind(StrEnum):
     TABLE_COMMIT = "table_commit"
     TAG = "tag"
     LINK = "link"
+    DESCRIBE = "describe"
 
 
 #: The operations each kind allows.
@@ -37,6 +38,9 @@ OPS: dict[Kind, frozenset[str]] = {
     Kind.TABLE_COMMIT: frozenset({"commit"}),
     Kind.TAG: frozenset({"set", "remove"}),
     Kind.LINK: frozenset({"derived_from"}),
+    # properties a source states about a thing without an access to it (OpenLineage facets): the op
+    # names what is described
+    Kind.DESCRIBE: frozenset({"app", "job", "artifact"}),
 }
 
 #: App states in the order they happen; a later state wins over an earlier one at the same instant.
@@ -197,6 +201,8 @@ def consistency_problem(kind: Kind, op: str, app_id: str | None, uri: str | None
     if op not in OPS[kind]:
         allowed = ", ".join(sorted(OPS[kind]))
         return f"op {op!r} is not valid for kind {kind.value!r} (one of: {allowed})"
+    if kind is Kind.DESCRIBE:
+        return _describe_problem(op, app_id, uri, attrs)
     if kind is Kind.APP and not app_id:
         return "an app event needs app_id"
     if kind is not Kind.APP and not uri:
@@ -207,6 +213,18 @@ def consistency_problem(kind: Kind, op: str, app_id: str | None, uri: str | None
         return "a tag event needs attrs.key"
     if op in ("xattr_set", "xattr_remove") and "name" not in attrs:
         return f"an {op} event needs attrs.name (the extended attribute)"
+    return None
+
+
+def _describe_problem(op: str, app_id: str | None, uri: str | None, attrs: dict[str, Any]) -> str | None:
+    if op == "app" and not app_id:
+        return "a describe event of an app needs app_id"
+    if op == "artifact" and not uri:
+        return "a describe event of an artifact needs uri"
+    if op == "job" and not (isinstance(attrs.get("name"), str) and attrs["name"].strip()):
+        return "a describe event of a job needs attrs.name"
+    if not isinstance(attrs.get("props", {}), dict):
+        return "attrs.props of a describe event must be an object"
     return None
 
 

@@ -131,7 +131,7 @@ def json_schema() -> dict[str, Any]:
                    "anyOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0},
                              {"type": "string", "format": "date-time"}]}
     needs = {Kind.APP: ["app_id"], Kind.FILE: ["uri"], Kind.TABLE_COMMIT: ["uri"], Kind.TAG: ["uri"],
-             Kind.LINK: ["uri", "dst"]}
+             Kind.LINK: ["uri", "dst"], Kind.DESCRIBE: []}
     rules: list[dict[str, Any]] = []
     for kind in Kind:
         then: dict[str, Any] = {"properties": {"op": {"enum": sorted(OPS[kind])}}, "required": needs[kind]}
@@ -141,6 +141,10 @@ def json_schema() -> dict[str, Any]:
                   "then": {"properties": {"attrs": {"required": ["key"]}}}})
     rules.append({"if": {"properties": {"kind": {"const": "table_commit"}}, "required": ["kind"]},
                   "then": {"properties": {"attrs": {"required": ["version"]}}}})
+    for op, need in (("app", {"required": ["app_id"]}), ("artifact", {"required": ["uri"]}),
+                     ("job", {"properties": {"attrs": {"required": ["name"]}}, "required": ["attrs"]})):
+        rules.append({"if": {"properties": {"kind": {"const": "describe"}, "op": {"const": op}},
+                             "required": ["kind", "op"]}, "then": need})
     schema["allOf"] = rules
     return schema
 

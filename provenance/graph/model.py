@@ -29,9 +29,26 @@ CREATED = "CREATED"  # app -> version
 MODIFIED = "MODIFIED"  # app -> version
 DELETED = "DELETED"  # app -> version
 VERSION_OF = "VERSION_OF"  # version -> artifact
+PARENT = "PARENT"  # app -> app: a run started by another one (an OpenLineage parent facet)
 
 WRITE_RELS = (CREATED, MODIFIED)
 LINEAGE_RELS = (READ, CREATED, MODIFIED, DELETED)  # app -> version
+
+#: Facets a source stated (OpenLineage) are properties of the node they describe, one per facet, so that
+#: facets of later events add to earlier ones and each answers as of any time: ``facet:<scope>:<name>``
+#: with scope run (an app), job, dataset, input or output (an artifact or one of its versions).
+FACET_SCOPES = ("run", "job", "dataset", "input", "output")
+
+
+def facet_key(scope: str, name: str) -> str:
+    return f"facet:{scope}:{name}"
+
+
+def facets_of(props: dict[str, Any], scope: str) -> dict[str, Any]:
+    """The facets of one scope among a node's properties, by name (a facet deleted later is absent)."""
+    prefix = f"facet:{scope}:"
+    return {k[len(prefix):]: v for k, v in props.items() if k.startswith(prefix) and v is not None}
+
 
 INITIAL_VERSION = "~0"
 NEVER = 2**62  # "as of the end of time"

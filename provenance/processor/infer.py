@@ -15,6 +15,7 @@ from provenance.errors import EventError
 from provenance.events.model import APP_STATE_RANK, Event, Kind
 from provenance.graph.model import (
     INSTANCE_OF,
+    PARENT,
     RAN,
     FactBatch,
     app_node,
@@ -57,6 +58,8 @@ def infer(event: Event, rules: Rules, out: FactBatch | None = None) -> FactBatch
         _who(app, event.user, event.ts, out)
         _touch(app, event.dst, "read", event, rules, out)
         _touch(app, event.uri, "write", event, rules, out)
+    elif kind is Kind.DESCRIBE:
+        _describe(event, rules, out)
     return out
 
 
@@ -88,15 +91,62 @@ def _app(event: Event, rules: Rules, out: FactBatch) -> None:
         known["user"] = encode_value(event.user)
     out.encoded_props(node, ts, 0, known)
     out.encoded_props(node, ts, 0, {key: encode_value(value) for key, value in event.attrs.items()})
-    job = rules.jobs.job_name(event.attrs)
-    if job:
-        project = event.attrs.get("project")
-        jid = job_node(f"{project}/{job}" if project else job)
-        out.node(jid, "job", ts)
-        out.prop(jid, "name", 0, job)
-        if project:
-            out.prop(jid, "project", 0, project)
-        out.edge(node, INSTANCE_OF, jid, ts)
+    _instance_of(node, event.attrs, rules, ts, out)
+
+
+def _job(attrs: dict[str, Any], rules: Rules, ts: int, out: FactBatch) -> str | None:
+    """The job (pipeline stage) that ``attrs`` name (``name``, ``project``), or None."""
+    job = rules.jobs.job_name(attrs)
+    if not job:
+        return None
+    project = attrs.get("project")
+    jid = job_node(f"{project}/{job}" if project else job)
+    out.node(jid, "job", ts)
+    out.prop(jid, "name", 0, job)
+    if project:
+        out.prop(jid, "project", 0, project)
+    return jid
+
+
+def _instance_of(app: str, attrs: dict[str, Any], rules: Rules, ts: int, out: FactBatch) -> None:
+    jid = _job(attrs, rules, ts, out)
+    if jid:
+        out.edge(app, INSTANCE_OF, jid, ts)
+
+
+def _describe(event: Event, rules: Rules, out: FactBatch) -> None:
+    """Properties a source stated about an app, a job or an artifact (or one of its versions), as of the
+    event's time; for an app also the job it is a run of (``attrs.job``) and the run that started it
+    (``attrs.parent``: its ``app_id``, ``project`` and ``job``), which becomes a PARENT edge."""
+    attrs, ts = event.attrs, event.ts
+    props = {key: encode_value(value) for key, value in (attrs.get("props") or {}).items()}
+    if event.op == "app":
+        assert event.app_id is not None
+        node = _who(event.app_id, event.user, ts, out)
+        out.encoded_props(node, ts, 0, props)
+        job = attrs.get("job")
+        if isinstance(job, dict):
+            _instance_of(node, job, rules, ts, out)
+        parent = attrs.get("parent")
+        if isinstance(parent, dict) and isinstance(parent.get("app_id"), str) and parent["app_id"].strip():
+            pnode = _who(parent["app_id"].strip(), None, ts, out)  # a placeholder until its own events come
+            if parent.get("project"):  # the project its own events will state: hidden as it will be then
+                out.prop(pnode, "project", ts, parent["project"])
+            if isinstance(parent.get("job"), dict):
+                _instance_of(pnode, parent["job"], rules, ts, out)
+            out.edge(node, PARENT, pnode, ts)
+    elif event.op == "job":
+        jid = _job(attrs, rules, ts, out)
+        if jid:
+            out.encoded_props(jid, ts, 0, props)
+    else:
+        assert event.uri is not None
+        ref = rules.lookup(event.uri)
+        if ref is None:
+            return
+        _artifact(ref, ts, out)
+        version = ref.version or _attr_version(attrs)
+        out.encoded_props(version_node(ref.uri, version) if version else artifact_node(ref.uri), ts, 0, props)
 
 
 def _artifact(ref: ArtifactRef, ts: int, out: FactBatch) -> None:

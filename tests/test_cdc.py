@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -85,9 +86,16 @@ def test_updates_follow_states_and_rename_keeps_its_target() -> None:
     assert ren.op == "rename" and ren.dst == "hopsfs:///Projects/loan/Raw/apps/b.csv"
 
 
-def test_unmapped_tables_and_broken_rows_are_errors_for_the_dead_letter_topic() -> None:
-    with pytest.raises(EventError, match=r"no table mapping for public\.orders"):
-        normalize(change("orders", "c", {"id": 1}))
+def test_unmapped_tables_are_ignored_with_one_warning_and_broken_rows_are_errors_for_the_dead_letter_topic(
+        caplog: pytest.LogCaptureFixture) -> None:
+    mine = CdcNormalizer(mappings=load_table_mappings())
+    with caplog.at_level(logging.WARNING, logger="provenance.connectors.cdc"):
+        assert mine(change("orders", "c", {"id": 1})) == []
+        assert mine(change("orders", "u", {"id": 1})) == []
+    assert [r.getMessage() for r in caplog.records if "public.orders" in r.getMessage()] == [
+        caplog.records[0].getMessage()]  # one warning for the table, not one a change
+    assert "no table mapping for public.orders: its changes are ignored" in caplog.records[0].getMessage()
+    assert mine.mappings.ignored == {"public.orders": 2}
     with pytest.raises(EventError, match="not JSON"):
         normalize(b"{nope")
     with pytest.raises(EventError, match="ts came out null"):
@@ -302,15 +310,16 @@ def _check_graph(stack: Stack, q: LineageQueries) -> None:
     assert "mlflow://registry/models/scoring" in json.dumps(g)
 
 
-def test_a_record_that_maps_to_nothing_known_goes_to_the_dead_letter_topic_and_the_rest_is_applied(
+def test_an_unusable_change_of_a_mapped_table_goes_to_the_dead_letter_topic_and_the_rest_is_applied(
         tmp_path: Path) -> None:
     with open_stack(load_settings(home=tmp_path / "home", search={"type": "none"})) as stack:
         stack.bus.produce(raw_topic("debezium"), [
-            Record(value=change("orders", "c", {"id": 1})),
+            Record(value=change("orders", "c", {"id": 1})),  # an unmapped table: ignored, not a dead letter
+            Record(value=change("hops_file_provenance_log", "c", {**FILE_ROW, "io_timestamp": None})),
             Record(value=change("hops_file_provenance_log", "c", FILE_ROW)),
             Record(value=b""),  # tombstone
         ])
         stats = stack.processor.catch_up()
-        assert (stats.records, stats.dead_lettered, stats.events) == (3, 1, 1)
-        assert "no table mapping for public.orders" in stats.errors[0]
+        assert (stats.records, stats.dead_lettered, stats.events) == (4, 1, 1)
+        assert "ts came out null" in stats.errors[0]
         assert stack.store.nodes(["app:application_1_0001"])

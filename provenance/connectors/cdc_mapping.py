@@ -184,14 +184,14 @@ class ConditionModel(BaseModel):
     not_equals: Any = None
     in_: list[Any] | None = Field(default=None, alias="in")
     not_in: list[Any] | None = None
-    null: bool | None = None
+    is_null: bool | None = None  # not `null`: YAML reads that key as a null
     prefix: str | None = None
     not_prefix: str | None = None
 
     @model_validator(mode="after")
     def _some_test(self) -> ConditionModel:
         if not self.model_fields_set:
-            raise ValueError("a condition needs a test: equals, not_equals, in, not_in, null, prefix or not_prefix")
+            raise ValueError("a condition needs a test: equals, not_equals, in, not_in, is_null, prefix or not_prefix")
         return self
 
 
@@ -201,7 +201,7 @@ def _condition_from_yaml(raw: Any) -> Any:
         return raw
     if isinstance(raw, list):
         return {"in": raw}
-    return {"equals": raw} if raw is not None else {"null": True}
+    return {"equals": raw} if raw is not None else {"is_null": True}
 
 
 Condition = Annotated[ConditionModel, BeforeValidator(_condition_from_yaml)]
@@ -322,6 +322,12 @@ class ValueSpec:
     def columns(self) -> tuple[str, ...]:
         return ((self.field,) if self.field else ()) + self.first + self.template_fields
 
+    @property
+    def is_null(self) -> bool:
+        """A constant null (``key: null`` in an object: the property is removed)."""
+        return (self.const is None and self.field is None and not self.first and self.template is None
+                and self.source is None and self.members is None and self.default is None)
+
     def _compile(self) -> Resolve:
         """One closure per value, built once per mapping (this runs for every change). A template with
         a null column gives null, whatever the default."""
@@ -372,7 +378,7 @@ class ValueSpec:
                             continue
                         key = key.format(**{n: text_of(p) for n, p in zip(names, parts, strict=True)})
                     value = spec.resolve(row, meta)
-                    if value is not None:
+                    if value is not None or spec.is_null:  # a written null stays: it removes a property
                         out[key] = value
                 return post(out) if out else post(None)
 
@@ -446,8 +452,8 @@ def compile_condition(column: str, cond: ConditionModel) -> Predicate:
     if cond.not_in is not None:
         outside = frozenset(text_of(x) for x in cond.not_in if x is not None)
         tests.append(lambda v: v is None or text_of(v) not in outside)
-    if cond.null is not None:
-        null = cond.null
+    if cond.is_null is not None:
+        null = cond.is_null
         tests.append(lambda v: (v is None) == null)
     if cond.prefix is not None:
         pre = cond.prefix

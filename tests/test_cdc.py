@@ -66,14 +66,19 @@ def test_changes_a_mapping_does_not_count_tombstones_and_truncates_make_nothing(
 
 
 def test_updates_follow_states_and_rename_keeps_its_target() -> None:
-    run = {"run_uuid": "r1", "name": "train", "source_name": "train.py", "entry_point_name": "main", "user_id": "bob",
-           "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "abc123",
+    # an MLflow run row as MLflow 2.x/3.x writes it (source_name and source_version are left empty)
+    run = {"run_uuid": "r1", "name": "brave-owl-12", "source_type": "UNKNOWN", "source_name": "", "user_id": "bob",
+           "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "", "deleted_time": None,
            "lifecycle_stage": "active", "artifact_uri": "s3://mlflow/1/r1/artifacts", "experiment_id": 1}
-    [started] = normalize(change("runs", "c", run))
-    assert (started.kind, started.op, started.app_id, started.ts) == ("app", "started", "mlflow:r1", 1000)
-    assert started.attrs["git_commit"] == "abc123" and started.attrs["project"] == "mlflow-experiment-1"
-    [finished] = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}))
-    assert (finished.op, finished.ts) == ("finished", 5000)
+    started = normalize(change("runs", "c", run))
+    assert {(e.kind, e.op, e.app_id, e.ts) for e in started} == {("app", "started", "mlflow:r1", 1000)}
+    assert started[0].attrs["project"] == "mlflow-experiment-1" and "name" not in started[0].attrs  # not the job
+    finished = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}))
+    assert [(e.op, e.ts) for e in finished] == [("started", 1000), ("finished", 5000)]
+    # a deleted run is killed when it was deleted, never "finished" again
+    gone = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000, "lifecycle_stage": "deleted",
+                                          "deleted_time": 9000}))
+    assert [(e.op, e.ts) for e in gone] == [("started", 1000), ("killed", 9000)]
     # a state the mapping does not track makes no event
     task = {"task_id": "fit", "dag_id": "loan", "run_id": "m1", "map_index": -1, "state": "deferred",
             "try_number": 1, "start_date": "2026-03-02T09:00:00Z", "end_date": None, "queued_dttm": None,
@@ -191,7 +196,8 @@ VALUES (1, 'ACCESS_DATA', 1772442010000, 1, 'application_1_0001', 'alice', '/Pro
         '/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet', 'loan');
 INSERT INTO runs (run_uuid, name, source_name, user_id, status, start_time, end_time, source_version, artifact_uri,
                   experiment_id)
-VALUES ('r1', 'train', 'train.py', 'bob', 'RUNNING', 1772442100000, NULL, 'c0ffee', 's3://mlflow/1/r1/artifacts', 1);
+VALUES ('r1', 'train', '', 'bob', 'RUNNING', 1772442100000, NULL, '', 's3://mlflow/1/r1/artifacts', 1);
+INSERT INTO tags (key, value, run_uuid) VALUES ('mlflow.source.git.commit', 'c0ffee', 'r1');
 INSERT INTO registered_models (name, creation_time, last_updated_time, description)
 VALUES ('scoring', 1772442200000, 1772442200000, 'loan scoring');
 INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, current_stage, source, run_id,
@@ -203,7 +209,8 @@ VALUES ('scoring', 1, 1772442200000, 1772442200000, 'bob', 'None',
 
 def _cdc_config(home: Path, postgres: Any, database: str) -> Path:
     home.mkdir(parents=True, exist_ok=True)
-    tables = ["yarn_app_provenance_log", "hops_file_provenance_log", "runs", "registered_models", "model_versions"]
+    tables = ["yarn_app_provenance_log", "hops_file_provenance_log", "runs", "tags", "registered_models",
+              "model_versions"]
     cfg = {"search": {"type": "none"}, "cdc": {"sources": [{
         "name": "meta", "connector": "postgresql", "host": "127.0.0.1", "port": postgres.extra["port"],
         "user": "postgres", "database": database, "tables": [f"public.{t}" for t in tables]}]}}
@@ -254,13 +261,13 @@ def test_postgres_changes_reach_the_graph_through_the_debezium_engine(postgres: 
     out = tmp_path / "cdc.log"
     proc = _start_cdc(config, home, out)
     try:
-        _wait_for_records(home / "log.db", 8, proc, out)
+        _wait_for_records(home / "log.db", 9, proc, out)
         with psycopg.connect(dsn, autocommit=True) as c:  # live changes: an update and a new row
             c.execute("UPDATE runs SET status = 'FINISHED', end_time = 1772442150000 WHERE run_uuid = 'r1'")
             c.execute("INSERT INTO hops_file_provenance_log (inode_id, operation, io_timestamp, io_app_id, "
                       "io_user_name, path) VALUES (3, 'ACCESS_DATA', 1772442120000, 'application_1_0002', 'bob', "
                       "'/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet')")
-        _wait_for_records(home / "log.db", 10, proc, out)
+        _wait_for_records(home / "log.db", 11, proc, out)
     finally:
         _stop(proc, out)
 
@@ -276,17 +283,17 @@ def test_postgres_changes_reach_the_graph_through_the_debezium_engine(postgres: 
     try:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("UPDATE model_versions SET current_stage = 'Production', last_updated_time = 1772442300000")
-        have = _wait_for_records(home / "log.db", 11, proc, out)
+        have = _wait_for_records(home / "log.db", 12, proc, out)
         time.sleep(2)  # anything re-published would arrive by now
     finally:
         _stop(proc, out)
     bus = EmbeddedLog(home / "log.db")
-    assert bus.end_offsets(raw_topic("debezium"))[0] == have == 11
+    assert bus.end_offsets(raw_topic("debezium"))[0] == have == 12
     bus.close()
     with open_stack(settings) as stack:
         assert stack.processor.catch_up().records == 1
-        model_id = "artifact:mlflow://registry/models/scoring"
-        assert stack.store.nodes([model_id])[model_id].tags.get("stage") == "Production"
+        v1 = "version:mlflow://registry/models/scoring@1"  # the stage is a property of the version
+        assert stack.store.nodes([v1])[v1].props.get("stage") == "Production"
 
 
 def _check_graph(stack: Stack, q: LineageQueries) -> None:

@@ -132,6 +132,12 @@ def test_mlflow_through_cdc_gives_gdpr_audit_and_registry_state(version: str, po
     if version.startswith("3."):
         assert len(tables) >= 60 and len(unmapped) >= 50  # MLflow 3 has ~65 tables; most say nothing of lineage
 
+    # `provenance status` counts the tables cdc warned about
+    env = {**os.environ, "PROVENANCE_CONFIG": str(config), "PROVENANCE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    status = subprocess.run([sys.executable, "-m", "provenance.cli", "status", "--json"], capture_output=True,
+                            text=True, env=env, timeout=120, check=True)
+    assert json.loads(status.stdout)["cdc"] == {"unmapped_tables": len(unmapped), "unmapped": unmapped}
+
     settings = load_settings(config, home=home)
     with open_stack(settings) as stack:
         stats = stack.processor.catch_up()
@@ -190,5 +196,6 @@ def _check_mlflow_graph(stack: Any, q: Queries, ids: dict[str, Any], workdir: Pa
     assert (fp["a"]["state"], fp["b"]["state"], fp["c"]["state"]) == ("finished", "finished", "killed")
     assert fp["a"]["job"] == fp["b"]["job"] == f"{workdir}/train.py" != fp["c"]["job"]
     assert fp["a"]["command"] == f"{workdir}/train.py" and fp["a"]["git_commit"] == "c0ffeetr"
-    assert fp["a"]["props"]["param.max_depth"] == "4" and fp["a"]["project"] == f"mlflow-experiment-{ids['experiment_id']}"
+    assert fp["a"]["props"]["param.max_depth"] == "4"
+    assert fp["a"]["project"] == f"mlflow-experiment-{ids['experiment_id']}"
     assert fp["a"]["started_ts"] < fp["a"]["ended_ts"]

@@ -49,7 +49,8 @@ from provenance.events.model import Kind, event_id_for, to_ms
 
 __all__ = ["CHANGES", "DEFAULT_MAPPINGS_PATH", "FORMAT", "UNITS", "CdcNormalizer", "DebeziumCapture",
            "DebeziumSource", "EventSpec", "JsonPath", "TableMapping", "TableMappings", "ValueSpec",
-           "change_events", "change_events_of", "load_table_mappings", "run_debezium", "unmapped_tables"]
+           "change_events", "change_events_of", "load_table_mappings", "record_unmapped", "recorded_unmapped",
+           "run_debezium", "unmapped_tables"]
 
 log = logging.getLogger(__name__)
 FORMAT = "debezium"
@@ -195,6 +196,27 @@ class CdcNormalizer:
 
     def __call__(self, value: bytes) -> list[Event]:
         return change_events_of(value, self.mappings)
+
+
+UNMAPPED_FILE = "unmapped.json"
+
+
+def record_unmapped(state_dir: Path, tables: list[str]) -> None:
+    """Keep the captured tables no mapping covers (``provenance cdc`` at start), for `provenance status`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / (UNMAPPED_FILE + ".tmp")
+    tmp.write_bytes(orjson.dumps({"tables": tables}))
+    tmp.replace(state_dir / UNMAPPED_FILE)
+
+
+def recorded_unmapped(state_dir: Path) -> list[str]:
+    """The unmapped tables the last ``provenance cdc`` warned about (none if it never ran)."""
+    try:
+        data = orjson.loads((state_dir / UNMAPPED_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    tables = data.get("tables") if isinstance(data, dict) else None
+    return [str(t) for t in tables] if isinstance(tables, list) else []
 
 
 # -- the Debezium engine as a connector -----------------------------------------------------------

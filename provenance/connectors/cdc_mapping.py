@@ -495,6 +495,7 @@ class TableMapping:
     events: tuple[EventSpec, ...]
     origin: str
     line: int
+    default: bool = False  # one of the built-in mappings: a user's mapping of the table replaces it
 
     def matches(self, schema: str, table: str) -> bool:
         want_schema, _, want_table = self.table.partition(".")
@@ -509,7 +510,8 @@ class TableMappings:
     def for_table(self, schema: str, table: str) -> tuple[TableMapping, ...]:
         hit = self._cache.get((schema, table))
         if hit is None:
-            hit = tuple(m for m in self.mappings if m.matches(schema, table))
+            every = [m for m in self.mappings if m.matches(schema, table)]
+            hit = tuple([m for m in every if not m.default] or every)  # a user's mapping replaces the default
             self._cache[(schema, table)] = hit
         return hit
 
@@ -552,9 +554,8 @@ def load_table_mappings(files: Sequence[Path] = (), *, defaults: bool = True, te
             raise MappingError(f"cannot read table mapping file {path}: {exc}") from exc
         layers.append(parse_mappings(content, str(path)))
     mine = [m for layer in layers for m in layer]
-    mapped = {m.table for m in mine}
-    base = [m for m in parse_mappings(DEFAULT_MAPPINGS_PATH.read_text(), "cdc_mappings.yaml")
-            if m.table not in mapped] if defaults else []
+    base = [dataclasses.replace(m, default=True) for m in parse_mappings(DEFAULT_MAPPINGS_PATH.read_text(),
+                                                                         "cdc_mappings.yaml")] if defaults else []
     return TableMappings(tuple(mine + base))
 
 

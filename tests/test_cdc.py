@@ -33,7 +33,8 @@ normalize = CdcNormalizer()
 def change(table: str, op: str, after: dict[str, Any] | None, before: dict[str, Any] | None = None,
            schema: str = "public", envelope: bool = False, lsn: int = 100) -> bytes:
     payload = {"before": before, "after": after, "op": op, "ts_ms": 1,
-               "source": {"connector": "postgresql", "db": "meta", "schema": schema, "table": table, "lsn": lsn}}
+               "source": {"connector": "postgresql", "db": "meta", "schema": schema, "table": table, "lsn": lsn,
+                          "ts_ms": 1}}
     if envelope:
         return json.dumps({"schema": {"type": "struct", "optional": False}, "payload": payload}).encode()
     return json.dumps(payload).encode()
@@ -330,3 +331,61 @@ def test_an_unusable_change_of_a_mapped_table_goes_to_the_dead_letter_topic_and_
         assert (stats.records, stats.dead_lettered, stats.events) == (4, 1, 1)
         assert "ts came out null" in stats.errors[0]
         assert stack.store.nodes(["app:application_1_0001"])
+
+
+# -- the mapping language's constructs ------------------------------------------------------------
+def _mapping(tmp_path: Path, table: dict[str, Any]) -> CdcNormalizer:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"tables": [{"table": "public.things", "source": "s", **table}]}))
+    return CdcNormalizer([path])
+
+
+def test_json_paths_source_metadata_filters_objects_and_versions(tmp_path: Path) -> None:
+    norm = _mapping(tmp_path, {"changes": ["create", "read", "update", "delete"], "events": [
+        {"kind": "file", "when": {"kind": "dataset", "state": {"not_in": ["gone"]}, "src": {"is_null": False}},
+         "op": "read", "ts": {"source": "ts_ms"}, "app_id": {"template": "a-{id}"},
+         "uri": {"field": "src", "json": "$.where['uri']"}, "version": {"field": "digest"},
+         "attrs": {"first_tag": {"field": "src", "json": "$.tags[0]"}, "lsn": {"source": "lsn"}}},
+        {"kind": "describe", "when": {"kind": ["model", "dataset"]}, "op": "app", "ts": {"source": "ts_ms"},
+         "app_id": {"template": "a-{id}"},
+         "attrs": {"props": {"object": {"p.{kind}": {"field": "digest"}, "change": {"source": "change"},
+                                        "gone": None}}}},
+    ]})
+    row = {"id": 7, "kind": "dataset", "state": "live", "digest": "d1",
+           "src": '{"where": {"uri": "/data/x.csv"}, "tags": ["pii", "raw"]}'}
+    read, described = norm(change("things", "c", row, lsn=42))
+    assert (read.uri, read.app_id, read.ts, read.attrs) == ("file:///data/x.csv", "a-7", 1,
+                                                            {"first_tag": "pii", "lsn": 42, "version": "d1"})
+    assert described.attrs["props"] == {"p.dataset": "d1", "change": "create", "gone": None}
+    # filters: a row of another kind makes only what applies to it; a filtered-out row makes nothing
+    [model] = norm(change("things", "u", {**row, "kind": "model"}))
+    assert model.kind == "describe" and model.attrs["props"]["p.model"] == "d1"
+    assert norm(change("things", "u", {**row, "kind": "other"})) == []
+    assert [e.kind for e in norm(change("things", "u", {**row, "state": "gone"}))] == ["describe"]
+    # a delete maps its before-image; a column that does not hold JSON is a dead letter
+    assert norm(change("things", "d", None, before=row))[1].attrs["props"]["change"] == "delete"
+    with pytest.raises(EventError, match=r"public\.things .*not JSON, for the path \$\.where\['uri'\]"):
+        norm(change("things", "c", {**row, "src": "not json"}))
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "json": "uri"}},
+     r"event #1 \(file\): field 'uri': json: a JSON path starts with '\$'"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "json": "$.a[?(@.x)]"}},
+     r"field 'uri': json: JSON path .* cannot read"),
+    ({"kind": "file", "op": "read", "ts": {"source": "commit_time"}, "uri": "x:///y"},
+     r"field 'ts': source: source must be one of"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": "x:///y", "when": {"c": {"bigger": 1}}},
+     r"when\.c: unknown key\(s\) bigger \(known: equals, in, is_null"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"template": "x:///{a}", "json": "$.b"}},
+     r"json applies to a column's value"),
+    ({"kind": "describe", "op": "job", "ts": 1}, r"event #1 \(describe\): needs attrs\.name"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": ["a", "b"]}, r"field 'uri': a list is not a value"),
+    ({"kind": "nope", "op": "read", "ts": 1}, r"event #1: field 'kind': must be one of file, app"),
+])
+def test_a_bad_construct_fails_at_start_naming_line_table_and_field(tmp_path: Path, event: dict[str, Any],
+                                                                     message: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"tables": [{"table": "public.things", "source": "s", "events": [event]}]}))
+    with pytest.raises(MappingError, match=rf"{path}, line \d+: table public\.things: .*{message}"):
+        load_table_mappings([path])

@@ -7,10 +7,11 @@ connector's topics to ``prov.raw.debezium``, see ``connectors/``). Tombstones (a
 delete) carry nothing and make nothing.
 
 Declarative table mappings (YAML, `load_table_mappings`) say what a changed row means: which
-canonical events it makes, from which columns. The defaults (``cdc_mappings.yaml``) cover a
-Hopsworks-style file-provenance log and app-provenance log, Airflow ``dag_run``/``task_instance``
-and MLflow ``runs``/``model_versions``/``registered_models``. A mapping error fails at start naming
-the file, the line, the table and the field.
+canonical events it makes, from which columns (``docs/cdc-mappings.md``; the models and their
+compilation are in `provenance.connectors.cdc_mapping`). The defaults (``cdc_mappings.yaml``) cover a
+Hopsworks-style file-provenance log and app-provenance log, Airflow ``dag_run``/``task_instance`` and
+MLflow 3.x and 2.x. A mapping error fails at start naming the file, the line, the table and the field;
+a change of a table no mapping covers is ignored, with one warning a table.
 """
 
 from __future__ import annotations

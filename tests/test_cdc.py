@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -32,7 +33,8 @@ normalize = CdcNormalizer()
 def change(table: str, op: str, after: dict[str, Any] | None, before: dict[str, Any] | None = None,
            schema: str = "public", envelope: bool = False, lsn: int = 100) -> bytes:
     payload = {"before": before, "after": after, "op": op, "ts_ms": 1,
-               "source": {"connector": "postgresql", "db": "meta", "schema": schema, "table": table, "lsn": lsn}}
+               "source": {"connector": "postgresql", "db": "meta", "schema": schema, "table": table, "lsn": lsn,
+                          "ts_ms": 1}}
     if envelope:
         return json.dumps({"schema": {"type": "struct", "optional": False}, "payload": payload}).encode()
     return json.dumps(payload).encode()
@@ -65,14 +67,19 @@ def test_changes_a_mapping_does_not_count_tombstones_and_truncates_make_nothing(
 
 
 def test_updates_follow_states_and_rename_keeps_its_target() -> None:
-    run = {"run_uuid": "r1", "name": "train", "source_name": "train.py", "entry_point_name": "main", "user_id": "bob",
-           "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "abc123",
+    # an MLflow run row as MLflow 2.x/3.x writes it (source_name and source_version are left empty)
+    run = {"run_uuid": "r1", "name": "brave-owl-12", "source_type": "UNKNOWN", "source_name": "", "user_id": "bob",
+           "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "", "deleted_time": None,
            "lifecycle_stage": "active", "artifact_uri": "s3://mlflow/1/r1/artifacts", "experiment_id": 1}
-    [started] = normalize(change("runs", "c", run))
-    assert (started.kind, started.op, started.app_id, started.ts) == ("app", "started", "mlflow:r1", 1000)
-    assert started.attrs["git_commit"] == "abc123" and started.attrs["project"] == "mlflow-experiment-1"
-    [finished] = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}))
-    assert (finished.op, finished.ts) == ("finished", 5000)
+    started = normalize(change("runs", "c", run))
+    assert {(e.kind, e.op, e.app_id, e.ts) for e in started} == {("app", "started", "mlflow:r1", 1000)}
+    assert started[0].attrs["project"] == "mlflow-experiment-1" and "name" not in started[0].attrs  # not the job
+    finished = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}))
+    assert [(e.op, e.ts) for e in finished] == [("started", 1000), ("finished", 5000)]
+    # a deleted run is killed when it was deleted, never "finished" again
+    gone = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000, "lifecycle_stage": "deleted",
+                                          "deleted_time": 9000}))
+    assert [(e.op, e.ts) for e in gone] == [("started", 1000), ("killed", 9000)]
     # a state the mapping does not track makes no event
     task = {"task_id": "fit", "dag_id": "loan", "run_id": "m1", "map_index": -1, "state": "deferred",
             "try_number": 1, "start_date": "2026-03-02T09:00:00Z", "end_date": None, "queued_dttm": None,
@@ -85,9 +92,16 @@ def test_updates_follow_states_and_rename_keeps_its_target() -> None:
     assert ren.op == "rename" and ren.dst == "hopsfs:///Projects/loan/Raw/apps/b.csv"
 
 
-def test_unmapped_tables_and_broken_rows_are_errors_for_the_dead_letter_topic() -> None:
-    with pytest.raises(EventError, match=r"no table mapping for public\.orders"):
-        normalize(change("orders", "c", {"id": 1}))
+def test_unmapped_tables_are_ignored_with_one_warning_and_broken_rows_are_errors_for_the_dead_letter_topic(
+        caplog: pytest.LogCaptureFixture) -> None:
+    mine = CdcNormalizer(mappings=load_table_mappings())
+    with caplog.at_level(logging.WARNING, logger="provenance.connectors.cdc"):
+        assert mine(change("orders", "c", {"id": 1})) == []
+        assert mine(change("orders", "u", {"id": 1})) == []
+    assert [r.getMessage() for r in caplog.records if "public.orders" in r.getMessage()] == [
+        caplog.records[0].getMessage()]  # one warning for the table, not one a change
+    assert "no table mapping for public.orders: its changes are ignored" in caplog.records[0].getMessage()
+    assert mine.mappings.ignored == {"public.orders": 2}
     with pytest.raises(EventError, match="not JSON"):
         normalize(b"{nope")
     with pytest.raises(EventError, match="ts came out null"):
@@ -183,7 +197,8 @@ VALUES (1, 'ACCESS_DATA', 1772442010000, 1, 'application_1_0001', 'alice', '/Pro
         '/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet', 'loan');
 INSERT INTO runs (run_uuid, name, source_name, user_id, status, start_time, end_time, source_version, artifact_uri,
                   experiment_id)
-VALUES ('r1', 'train', 'train.py', 'bob', 'RUNNING', 1772442100000, NULL, 'c0ffee', 's3://mlflow/1/r1/artifacts', 1);
+VALUES ('r1', 'train', '', 'bob', 'RUNNING', 1772442100000, NULL, '', 's3://mlflow/1/r1/artifacts', 1);
+INSERT INTO tags (key, value, run_uuid) VALUES ('mlflow.source.git.commit', 'c0ffee', 'r1');
 INSERT INTO registered_models (name, creation_time, last_updated_time, description)
 VALUES ('scoring', 1772442200000, 1772442200000, 'loan scoring');
 INSERT INTO model_versions (name, version, creation_time, last_updated_time, user_id, current_stage, source, run_id,
@@ -195,7 +210,8 @@ VALUES ('scoring', 1, 1772442200000, 1772442200000, 'bob', 'None',
 
 def _cdc_config(home: Path, postgres: Any, database: str) -> Path:
     home.mkdir(parents=True, exist_ok=True)
-    tables = ["yarn_app_provenance_log", "hops_file_provenance_log", "runs", "registered_models", "model_versions"]
+    tables = ["yarn_app_provenance_log", "hops_file_provenance_log", "runs", "tags", "registered_models",
+              "model_versions"]
     cfg = {"search": {"type": "none"}, "cdc": {"sources": [{
         "name": "meta", "connector": "postgresql", "host": "127.0.0.1", "port": postgres.extra["port"],
         "user": "postgres", "database": database, "tables": [f"public.{t}" for t in tables]}]}}
@@ -246,13 +262,13 @@ def test_postgres_changes_reach_the_graph_through_the_debezium_engine(postgres: 
     out = tmp_path / "cdc.log"
     proc = _start_cdc(config, home, out)
     try:
-        _wait_for_records(home / "log.db", 8, proc, out)
+        _wait_for_records(home / "log.db", 9, proc, out)
         with psycopg.connect(dsn, autocommit=True) as c:  # live changes: an update and a new row
             c.execute("UPDATE runs SET status = 'FINISHED', end_time = 1772442150000 WHERE run_uuid = 'r1'")
             c.execute("INSERT INTO hops_file_provenance_log (inode_id, operation, io_timestamp, io_app_id, "
                       "io_user_name, path) VALUES (3, 'ACCESS_DATA', 1772442120000, 'application_1_0002', 'bob', "
                       "'/Projects/loan/loan_Training_Datasets/loans_1/part-0.parquet')")
-        _wait_for_records(home / "log.db", 10, proc, out)
+        _wait_for_records(home / "log.db", 11, proc, out)
     finally:
         _stop(proc, out)
 
@@ -268,17 +284,17 @@ def test_postgres_changes_reach_the_graph_through_the_debezium_engine(postgres: 
     try:
         with psycopg.connect(dsn, autocommit=True) as c:
             c.execute("UPDATE model_versions SET current_stage = 'Production', last_updated_time = 1772442300000")
-        have = _wait_for_records(home / "log.db", 11, proc, out)
+        have = _wait_for_records(home / "log.db", 12, proc, out)
         time.sleep(2)  # anything re-published would arrive by now
     finally:
         _stop(proc, out)
     bus = EmbeddedLog(home / "log.db")
-    assert bus.end_offsets(raw_topic("debezium"))[0] == have == 11
+    assert bus.end_offsets(raw_topic("debezium"))[0] == have == 12
     bus.close()
     with open_stack(settings) as stack:
         assert stack.processor.catch_up().records == 1
-        model_id = "artifact:mlflow://registry/models/scoring"
-        assert stack.store.nodes([model_id])[model_id].tags.get("stage") == "Production"
+        v1 = "version:mlflow://registry/models/scoring@1"  # the stage is a property of the version
+        assert stack.store.nodes([v1])[v1].props.get("stage") == "Production"
 
 
 def _check_graph(stack: Stack, q: LineageQueries) -> None:
@@ -302,15 +318,74 @@ def _check_graph(stack: Stack, q: LineageQueries) -> None:
     assert "mlflow://registry/models/scoring" in json.dumps(g)
 
 
-def test_a_record_that_maps_to_nothing_known_goes_to_the_dead_letter_topic_and_the_rest_is_applied(
+def test_an_unusable_change_of_a_mapped_table_goes_to_the_dead_letter_topic_and_the_rest_is_applied(
         tmp_path: Path) -> None:
     with open_stack(load_settings(home=tmp_path / "home", search={"type": "none"})) as stack:
         stack.bus.produce(raw_topic("debezium"), [
-            Record(value=change("orders", "c", {"id": 1})),
+            Record(value=change("orders", "c", {"id": 1})),  # an unmapped table: ignored, not a dead letter
+            Record(value=change("hops_file_provenance_log", "c", {**FILE_ROW, "io_timestamp": None})),
             Record(value=change("hops_file_provenance_log", "c", FILE_ROW)),
             Record(value=b""),  # tombstone
         ])
         stats = stack.processor.catch_up()
-        assert (stats.records, stats.dead_lettered, stats.events) == (3, 1, 1)
-        assert "no table mapping for public.orders" in stats.errors[0]
+        assert (stats.records, stats.dead_lettered, stats.events) == (4, 1, 1)
+        assert "ts came out null" in stats.errors[0]
         assert stack.store.nodes(["app:application_1_0001"])
+
+
+# -- the mapping language's constructs ------------------------------------------------------------
+def _mapping(tmp_path: Path, table: dict[str, Any]) -> CdcNormalizer:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"tables": [{"table": "public.things", "source": "s", **table}]}))
+    return CdcNormalizer([path])
+
+
+def test_json_paths_source_metadata_filters_objects_and_versions(tmp_path: Path) -> None:
+    norm = _mapping(tmp_path, {"changes": ["create", "read", "update", "delete"], "events": [
+        {"kind": "file", "when": {"kind": "dataset", "state": {"not_in": ["gone"]}, "src": {"is_null": False}},
+         "op": "read", "ts": {"source": "ts_ms"}, "app_id": {"template": "a-{id}"},
+         "uri": {"field": "src", "json": "$.where['uri']"}, "version": {"field": "digest"},
+         "attrs": {"first_tag": {"field": "src", "json": "$.tags[0]"}, "lsn": {"source": "lsn"}}},
+        {"kind": "describe", "when": {"kind": ["model", "dataset"]}, "op": "app", "ts": {"source": "ts_ms"},
+         "app_id": {"template": "a-{id}"},
+         "attrs": {"props": {"object": {"p.{kind}": {"field": "digest"}, "change": {"source": "change"},
+                                        "gone": None}}}},
+    ]})
+    row = {"id": 7, "kind": "dataset", "state": "live", "digest": "d1",
+           "src": '{"where": {"uri": "/data/x.csv"}, "tags": ["pii", "raw"]}'}
+    read, described = norm(change("things", "c", row, lsn=42))
+    assert (read.uri, read.app_id, read.ts, read.attrs) == ("file:///data/x.csv", "a-7", 1,
+                                                            {"first_tag": "pii", "lsn": 42, "version": "d1"})
+    assert described.attrs["props"] == {"p.dataset": "d1", "change": "create", "gone": None}
+    # filters: a row of another kind makes only what applies to it; a filtered-out row makes nothing
+    [model] = norm(change("things", "u", {**row, "kind": "model"}))
+    assert model.kind == "describe" and model.attrs["props"]["p.model"] == "d1"
+    assert norm(change("things", "u", {**row, "kind": "other"})) == []
+    assert [e.kind for e in norm(change("things", "u", {**row, "state": "gone"}))] == ["describe"]
+    # a delete maps its before-image; a column that does not hold JSON is a dead letter
+    assert norm(change("things", "d", None, before=row))[1].attrs["props"]["change"] == "delete"
+    with pytest.raises(EventError, match=r"public\.things .*not JSON, for the path \$\.where\['uri'\]"):
+        norm(change("things", "c", {**row, "src": "not json"}))
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "json": "uri"}},
+     r"event #1 \(file\): field 'uri': json: a JSON path starts with '\$'"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "json": "$.a[?(@.x)]"}},
+     r"field 'uri': json: JSON path .* cannot read"),
+    ({"kind": "file", "op": "read", "ts": {"source": "commit_time"}, "uri": "x:///y"},
+     r"field 'ts': source: source must be one of"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": "x:///y", "when": {"c": {"bigger": 1}}},
+     r"when\.c: unknown key\(s\) bigger \(known: equals, in, is_null"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"template": "x:///{a}", "json": "$.b"}},
+     r"json applies to a column's value"),
+    ({"kind": "describe", "op": "job", "ts": 1}, r"event #1 \(describe\): needs attrs\.name"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": ["a", "b"]}, r"field 'uri': a list is not a value"),
+    ({"kind": "nope", "op": "read", "ts": 1}, r"event #1: field 'kind': must be one of file, app"),
+])
+def test_a_bad_construct_fails_at_start_naming_line_table_and_field(tmp_path: Path, event: dict[str, Any],
+                                                                     message: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump({"tables": [{"table": "public.things", "source": "s", "events": [event]}]}))
+    with pytest.raises(MappingError, match=rf"{path}, line \d+: table public\.things: .*{message}"):
+        load_table_mappings([path])

@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS task_instance (
     PRIMARY KEY (dag_id, task_id, run_id, map_index)
 );
 
--- MLflow tracking and model registry
+-- MLflow tracking and model registry: a few of the tables MLflow's own migrations create (the columns the
+-- default mappings read), for the example database; a real MLflow database has them all (see
+-- docs/cdc-mappings.md for what each MLflow table maps to)
 CREATE TABLE IF NOT EXISTS runs (
     run_uuid        varchar(32) PRIMARY KEY,
     name            varchar(250),
@@ -73,9 +75,17 @@ CREATE TABLE IF NOT EXISTS runs (
     start_time      bigint,                 -- epoch ms
     end_time        bigint,
     source_version  varchar(50),
-    lifecycle_stage varchar(20),
+    lifecycle_stage varchar(20) DEFAULT 'active',  -- active, deleted
     artifact_uri    varchar(200),
-    experiment_id   integer
+    experiment_id   integer,
+    deleted_time    bigint
+);
+
+CREATE TABLE IF NOT EXISTS tags (             -- run tags: mlflow.source.name, mlflow.source.git.commit, …
+    key             varchar(250) NOT NULL,
+    value           varchar(8000),
+    run_uuid        varchar(32) NOT NULL REFERENCES runs (run_uuid),
+    PRIMARY KEY (key, run_uuid)
 );
 
 CREATE TABLE IF NOT EXISTS registered_models (
@@ -93,7 +103,7 @@ CREATE TABLE IF NOT EXISTS model_versions (
     description       varchar(5000),
     user_id           varchar(256),
     current_stage     varchar(20),
-    source            varchar(500),         -- what the run logged: runs:/<id>/model or a storage URI
+    source            varchar(500),         -- what was registered: models:/m-<id> (3.x) or a storage URI
     run_id            varchar(32),
     status            varchar(20),
     PRIMARY KEY (name, version)

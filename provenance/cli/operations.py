@@ -176,12 +176,19 @@ def status(ctx: Ctx, as_json: bool) -> None:
     stack = ctx.service().stack
     topics = {t: sum(stack.bus.end_offsets(t).values()) for t in stack.bus.topics()}
     health = ProcessorHealth(ctx.settings.home).read()
+    from provenance.connectors.cdc import recorded_unmapped
+
+    unmapped = recorded_unmapped(ctx.settings.home / "cdc")
     r = {"home": str(ctx.settings.home), "topics": topics, "pending": stack.processor.pending(),
-         "store": stack.store.stats(), "processor": health or {"state": "ok"}}
+         "store": stack.store.stats(), "processor": health or {"state": "ok"},
+         "cdc": {"unmapped_tables": len(unmapped), "unmapped": unmapped}}
     if as_json:
         return emit_json(r)
     out.print(f"home: {r['home']}")
     out.print(f"records waiting to be applied: {r['pending']}")
+    if unmapped:
+        out.print(f"cdc: {len(unmapped)} captured table(s) without a mapping, their changes ignored: "
+                  f"{', '.join(unmapped)}")
     if health:
         out.print(f"background processor: {health.get('state')} since {when(health.get('at'))}: {health.get('error')}")
     out.print(table("Log topics", ["topic", "records"], [[t, str(n)] for t, n in sorted(topics.items())],

@@ -71,7 +71,13 @@ def cdc(ctx: Ctx, only: tuple[str, ...]) -> None:
     (cdc.mapping_files, then the defaults). Runs until SIGTERM or Ctrl-C; the engine's source offsets
     live in HOME/cdc, so a restart goes on where it stopped.
     """
-    from provenance.connectors.cdc import CdcNormalizer, DebeziumCapture, DebeziumSource, unmapped_tables
+    from provenance.connectors.cdc import (
+        CdcNormalizer,
+        DebeziumCapture,
+        DebeziumSource,
+        record_unmapped,
+        unmapped_tables,
+    )
 
     settings = ctx.settings
     sources = [s for s in settings.cdc.sources if not only or s.name in only]
@@ -82,8 +88,10 @@ def cdc(ctx: Ctx, only: tuple[str, ...]) -> None:
         raise click.UsageError("no cdc.sources configured (see README, 'Change-data-capture')")
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     mappings = CdcNormalizer(settings.cdc.mapping_files).mappings
-    for table in unmapped_tables([t for s in sources for t in s.tables], mappings):
+    unmapped = list(dict.fromkeys(unmapped_tables([t for s in sources for t in s.tables], mappings)))
+    for table in unmapped:  # one warning a table, here; the processor ignores their changes
         err.print(f"warning: no table mapping for {table}: its changes are ignored (add one to cdc.mapping_files)")
+    record_unmapped(settings.home / "cdc", unmapped)
     stack = ctx.service().stack
     stop = _stop_on_signals()
     engines = [DebeziumSource(**{**s.model_dump(), "password": s.password.get_secret_value()}) for s in sources]

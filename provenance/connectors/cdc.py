@@ -7,20 +7,20 @@ connector's topics to ``prov.raw.debezium``, see ``connectors/``). Tombstones (a
 delete) carry nothing and make nothing.
 
 Declarative table mappings (YAML, `load_table_mappings`) say what a changed row means: which
-canonical events it makes, from which columns. The defaults (``cdc_mappings.yaml``) cover a
-Hopsworks-style file-provenance log and app-provenance log, Airflow ``dag_run``/``task_instance``
-and MLflow ``runs``/``model_versions``/``registered_models``. A mapping error fails at start naming
-the file, the line, the table and the field.
+canonical events it makes, from which columns (``docs/cdc-mappings.md``; the models and their
+compilation are in `provenance.connectors.cdc_mapping`). The defaults (``cdc_mappings.yaml``) cover a
+Hopsworks-style file-provenance log and app-provenance log, Airflow ``dag_run``/``task_instance`` and
+MLflow 3.x and 2.x. A mapping error fails at start naming the file, the line, the table and the field;
+a change of a table no mapping covers is ignored, with one warning a table.
 """
 
 from __future__ import annotations
 
-import dataclasses  # dataclasses.field where a class has a field named `field`
 import hashlib
+import logging
 import re
-import string
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,317 +29,32 @@ from typing import Any
 import orjson
 
 from provenance.bus.port import Bus, Record, raw_topic
+from provenance.connectors.cdc_mapping import (
+    CHANGES,
+    DEFAULT_MAPPINGS_PATH,
+    OPS_BY_LETTER,
+    UNITS,
+    EventSpec,
+    JsonPath,
+    TableMapping,
+    TableMappings,
+    ValueSpec,
+    load_table_mappings,
+    needed_field,
+    unmapped_tables,
+)
 from provenance.connectors.source import Source
-from provenance.errors import ConfigError, EventError, MappingError, SourceError
+from provenance.errors import ConfigError, EventError, SourceError
 from provenance.events import Event, event_from_dict
-from provenance.events.model import OPS, Kind, event_id_for, to_ms
-from provenance.yamlfile import load_mapping
+from provenance.events.model import Kind, event_id_for, to_ms
 
-DEFAULT_MAPPINGS_PATH = Path(__file__).with_name("cdc_mappings.yaml")
+__all__ = ["CHANGES", "DEFAULT_MAPPINGS_PATH", "FORMAT", "UNITS", "CdcNormalizer", "DebeziumCapture",
+           "DebeziumSource", "EventSpec", "JsonPath", "TableMapping", "TableMappings", "ValueSpec",
+           "change_events", "change_events_of", "load_table_mappings", "record_unmapped", "recorded_unmapped",
+           "run_debezium", "unmapped_tables"]
+
+log = logging.getLogger(__name__)
 FORMAT = "debezium"
-
-#: Debezium's op letters and the names mappings use
-OPS_BY_LETTER = {"c": "create", "r": "read", "u": "update", "d": "delete"}
-CHANGES = frozenset(OPS_BY_LETTER.values())
-DEFAULT_ON = frozenset({"create", "read", "update"})
-UNITS = ("ms", "s", "us", "ns", "iso")
-_EVENT_KEYS = {"kind", "op", "ts", "app_id", "user", "uri", "dst", "attrs"}
-_VALUE_KEYS = {"field", "first", "template", "map", "default", "unit", "lower"}
-_TABLE_KEYS = {"table", "source", "changes", "events"}
-_TABLE_NAME = re.compile(r"^(\*|[A-Za-z0-9_$\-]+)\.[A-Za-z0-9_$\-]+$")
-
-
-# -- mappings -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ValueSpec:
-    """How one value of an event comes from a row."""
-
-    const: Any = None
-    field: str | None = None
-    first: tuple[str, ...] = ()
-    template: str | None = None
-    template_fields: tuple[str, ...] = ()
-    map: dict[str, Any] | None = None
-    default: Any = None
-    unit: str | None = None
-    lower: bool = False
-
-    resolve: Callable[[dict[str, Any]], Any] = dataclasses.field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "resolve", self._compile())
-
-    def columns(self) -> tuple[str, ...]:
-        return ((self.field,) if self.field else ()) + self.first + self.template_fields
-
-    def _compile(self) -> Callable[[dict[str, Any]], Any]:
-        """``resolve(row)``: this value from a row, as one closure built once per mapping (the
-        per-record path of CDC). A template with a null column gives null, whatever the default."""
-        lower, table, default = self.lower, self.map, self.default
-
-        def post(value: Any) -> Any:
-            if value is not None and lower:
-                value = str(value).lower()
-            if value is None:
-                return default
-            if table is not None:
-                return table.get(value if type(value) is str else _text(value), default)
-            return value
-
-        plain = not lower and table is None and default is None
-        if self.field is not None:
-            col = self.field
-            if plain:
-                return lambda row: row.get(col)
-            return lambda row: post(row.get(col))
-        if self.first:
-            cols = self.first
-
-            def first(row: dict[str, Any]) -> Any:
-                for c in cols:
-                    value = row.get(c)
-                    if value is not None:
-                        return value if plain else post(value)
-                return None if plain else post(None)
-
-            return first
-        if self.template is not None:
-            template, names = self.template, self.template_fields
-            prefix, _, rest = template.partition("{")
-            name, _, suffix = rest.partition("}")
-            if names == (name,) and "{" not in suffix and "}" not in suffix and "{{" not in template:
-                # "prefix{column}suffix", the usual shape: concatenation instead of str.format
-                def fill(row: dict[str, Any]) -> Any:
-                    value = row.get(name)
-                    if value is None:
-                        return None
-                    text = prefix + (value if type(value) is str else _text(value)) + suffix
-                    return text if plain else post(text)
-
-                return fill
-
-            def fill_many(row: dict[str, Any]) -> Any:
-                parts = {c: row.get(c) for c in names}
-                if any(v is None for v in parts.values()):
-                    return None
-                text = template.format(**{k: _text(v) for k, v in parts.items()})
-                return text if plain else post(text)
-
-            return fill_many
-        const = self.const
-        return lambda row: const
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-@dataclass(frozen=True)
-class EventSpec:
-    kind: Kind
-    op: ValueSpec
-    ts: ValueSpec
-    app_id: ValueSpec | None = None
-    user: ValueSpec | None = None
-    uri: ValueSpec | None = None
-    dst: ValueSpec | None = None
-    attrs: tuple[tuple[str, ValueSpec], ...] = ()
-    #: (name, spec) of the optional string fields this mapping fills
-    values: tuple[tuple[str, ValueSpec], ...] = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple((name, vs) for name in ("app_id", "user", "uri", "dst")
-                                                 if (vs := getattr(self, name)) is not None))
-
-
-@dataclass(frozen=True)
-class TableMapping:
-    table: str  # "schema.table", "*" as the schema for any
-    source: str
-    on: frozenset[str]
-    events: tuple[EventSpec, ...]
-    origin: str
-    line: int
-
-    def matches(self, schema: str, table: str) -> bool:
-        want_schema, _, want_table = self.table.partition(".")
-        return want_table == table and want_schema in ("*", schema)
-
-
-@dataclass(frozen=True)
-class TableMappings:
-    mappings: tuple[TableMapping, ...] = ()
-    _cache: dict[tuple[str, str], tuple[TableMapping, ...]] = field(default_factory=dict, compare=False, repr=False)
-
-    def for_table(self, schema: str, table: str) -> tuple[TableMapping, ...]:
-        hit = self._cache.get((schema, table))
-        if hit is None:
-            hit = tuple(m for m in self.mappings if m.matches(schema, table))
-            self._cache[(schema, table)] = hit
-        return hit
-
-    def tables(self) -> list[str]:
-        return sorted({m.table for m in self.mappings})
-
-
-def load_table_mappings(files: Sequence[Path] = (), *, defaults: bool = True, text: str | None = None) -> TableMappings:
-    """Mappings of ``files`` (first), then the defaults for tables the files do not map."""
-    layers: list[list[TableMapping]] = []
-    if text is not None:
-        layers.append(_parse_file(text, "<mappings>"))
-    for path in files:
-        try:
-            content = Path(path).read_text()
-        except OSError as exc:
-            raise MappingError(f"cannot read table mapping file {path}: {exc}") from exc
-        layers.append(_parse_file(content, str(path)))
-    mine = [m for layer in layers for m in layer]
-    mapped = {m.table for m in mine}
-    base = [m for m in _parse_file(DEFAULT_MAPPINGS_PATH.read_text(), "cdc_mappings.yaml")
-            if m.table not in mapped] if defaults else []
-    return TableMappings(tuple(mine + base))
-
-
-def _parse_file(text: str, origin: str) -> list[TableMapping]:
-    data = load_mapping(text, origin, MappingError, "a table mapping file must be a mapping with 'tables'")
-    tables = data.get("tables", [])
-    if not isinstance(tables, list):
-        raise MappingError(f"{origin}, line {data.get('__lines__', {}).get('tables', 1)}: 'tables' must be a list")
-    return [_parse_table(t, origin, i) for i, t in enumerate(tables)]
-
-
-def _parse_table(raw: Any, origin: str, index: int) -> TableMapping:
-    if not isinstance(raw, dict):
-        raise MappingError(f"{origin}: table mapping #{index + 1} must be a mapping")
-    line = int(raw.get("__line__", 0))
-    lines = raw.get("__lines__", {})
-    name = raw.get("table")
-    if not isinstance(name, str) or not _TABLE_NAME.match(name):
-        raise MappingError(f"{origin}, line {lines.get('table', line)}: table mapping #{index + 1}: 'table' must be "
-                           f"'schema.table' (or '*.table'), not {name!r}")
-
-    def fail(what: str, at: int | None = None) -> MappingError:
-        return MappingError(f"{origin}, line {at or line}: table {name}: {what}")
-
-    unknown = set(raw) - _TABLE_KEYS - {"__line__", "__lines__"}
-    if unknown:
-        raise fail(f"unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_TABLE_KEYS))})")
-    source = raw.get("source")
-    if not isinstance(source, str) or not source:
-        raise fail("needs 'source' (a non-empty string: what its events say they come from)")
-    on = raw.get("changes", sorted(DEFAULT_ON))
-    if not isinstance(on, list) or not on or any(o not in CHANGES for o in on):
-        raise fail(f"'changes' must list changes among {', '.join(sorted(CHANGES))}, not {on!r}",
-                   lines.get("changes"))
-    events = raw.get("events")
-    if not isinstance(events, list) or not events:
-        raise fail("needs 'events' (a list)", lines.get("events"))
-    specs = tuple(_parse_event(e, i, fail) for i, e in enumerate(events))
-    return TableMapping(name, source, frozenset(on), specs, origin, line)
-
-
-def _parse_event(raw: Any, index: int, fail: Any) -> EventSpec:
-    if not isinstance(raw, dict):
-        raise fail(f"event #{index + 1} must be a mapping")
-    line = int(raw.get("__line__", 0))
-    lines = raw.get("__lines__", {})
-    unknown = set(raw) - _EVENT_KEYS - {"__line__", "__lines__"}
-    if unknown:
-        raise fail(f"event #{index + 1}: unknown field(s) {', '.join(sorted(unknown))} "
-                   f"(known: {', '.join(sorted(_EVENT_KEYS))})", line)
-    try:
-        kind = Kind(str(raw.get("kind")))
-    except ValueError:
-        raise fail(f"event #{index + 1}: field 'kind' must be one of {', '.join(k.value for k in Kind)}, "
-                   f"not {raw.get('kind')!r}", lines.get("kind", line)) from None
-
-    def value(key: str, required: bool = False) -> ValueSpec | None:
-        if key not in raw:
-            if required:
-                raise fail(f"event #{index + 1} ({kind.value}): needs field '{key}'", line)
-            return None
-        return _parse_value(raw[key], f"event #{index + 1} ({kind.value}): field '{key}'", fail,
-                            lines.get(key, line))
-
-    op = value("op", True)
-    assert op is not None
-    allowed = OPS[kind]
-    for result in ([op.const] if op.map is None else [*op.map.values(), *([op.default] if op.default else [])]):
-        if result is not None and result not in allowed:
-            raise fail(f"event #{index + 1} ({kind.value}): field 'op' gives {result!r}, not an op of "
-                       f"{kind.value} events ({', '.join(sorted(allowed))})", lines.get("op", line))
-    ts = value("ts", True)
-    assert ts is not None
-    if ts.unit is not None and ts.unit not in UNITS:
-        raise fail(f"event #{index + 1}: field 'ts': unit must be one of {', '.join(UNITS)}", lines.get("ts", line))
-    if kind is Kind.APP and "app_id" not in raw:
-        raise fail(f"event #{index + 1} (app): needs field 'app_id'", line)
-    if kind is not Kind.APP and "uri" not in raw:
-        raise fail(f"event #{index + 1} ({kind.value}): needs field 'uri'", line)
-    if kind is Kind.LINK and "dst" not in raw:
-        raise fail(f"event #{index + 1} (link): needs field 'dst' (the upstream)", line)
-    attrs_raw = raw.get("attrs", {})
-    if not isinstance(attrs_raw, dict):
-        raise fail(f"event #{index + 1}: field 'attrs' must be a mapping", lines.get("attrs", line))
-    attr_lines = attrs_raw.get("__lines__", {})
-    attrs = tuple((k, _parse_value(v, f"event #{index + 1}: attrs.{k}", fail, attr_lines.get(k, line)))
-                  for k, v in attrs_raw.items() if k not in ("__line__", "__lines__"))
-    if kind is Kind.TAG and not any(k == "key" for k, _ in attrs):
-        raise fail(f"event #{index + 1} (tag): needs attrs.key", line)
-    return EventSpec(kind, op, ts, value("app_id"), value("user"), value("uri"), value("dst"), attrs)
-
-
-def _parse_value(raw: Any, what: str, fail: Any, line: int) -> ValueSpec:
-    if not isinstance(raw, dict):
-        if isinstance(raw, list):
-            raise fail(f"{what}: a list is not a value (use first: [...] for the first non-null column)", line)
-        return ValueSpec(const=raw)
-    unknown = set(raw) - _VALUE_KEYS - {"__line__", "__lines__"}
-    if unknown:
-        raise fail(f"{what}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(_VALUE_KEYS))})",
-                   line)
-    sources = [k for k in ("field", "first", "template") if k in raw]
-    if len(sources) != 1:
-        raise fail(f"{what}: needs exactly one of field, first, template", line)
-    spec: dict[str, Any] = {"default": raw.get("default"), "unit": raw.get("unit"), "lower": bool(raw.get("lower"))}
-    if "map" in raw:
-        m = raw["map"]
-        if not isinstance(m, dict):
-            raise fail(f"{what}: map must be a mapping of values to results", line)
-        spec["map"] = {str(k): v for k, v in m.items() if k not in ("__line__", "__lines__")}
-    if spec["unit"] is not None and spec["unit"] not in UNITS:
-        raise fail(f"{what}: unit must be one of {', '.join(UNITS)}", line)
-    if "field" in raw:
-        if not isinstance(raw["field"], str) or not raw["field"]:
-            raise fail(f"{what}: field must name a column", line)
-        return ValueSpec(field=raw["field"], **spec)
-    if "first" in raw:
-        cols = raw["first"]
-        if not isinstance(cols, list) or not cols or not all(isinstance(c, str) and c for c in cols):
-            raise fail(f"{what}: first must list column names", line)
-        return ValueSpec(first=tuple(cols), **spec)
-    template = raw["template"]
-    if not isinstance(template, str):
-        raise fail(f"{what}: template must be a string", line)
-    try:
-        names = tuple(dict.fromkeys(f for _, f, _, _ in string.Formatter().parse(template) if f is not None))
-    except ValueError as exc:
-        raise fail(f"{what}: bad template {template!r}: {exc}", line) from None
-    if any(not n or not n.isidentifier() for n in names):
-        raise fail(f"{what}: template placeholders must be column names, in {template!r}", line)
-    return ValueSpec(template=template, template_fields=names, **spec)
-
-
-def unmapped_tables(tables: Iterable[str], mappings: TableMappings) -> list[str]:
-    """Captured tables no mapping covers (checked at start: their changes would all be dead letters)."""
-    out = []
-    for name in tables:
-        schema, _, table = name.partition(".")
-        if not mappings.for_table(schema, table):
-            out.append(name)
-    return out
 
 
 # -- the normalizer -------------------------------------------------------------------------------
@@ -363,7 +78,11 @@ def _time(value: Any, unit: str | None) -> int:
 
 
 def change_events(change: dict[str, Any], mappings: TableMappings) -> list[Event]:
-    """The canonical events of one Debezium change event (the payload, without schema envelope)."""
+    """The canonical events of one Debezium change event (the payload, without schema envelope).
+
+    A change of a table no mapping covers makes nothing (it is warned about once per table: at the
+    start of `provenance cdc`, and here in the processor's log); a change of a mapped table that
+    cannot be used raises `EventError`, for the dead-letter topic."""
     source = change.get("source")
     letter = change.get("op")
     if not isinstance(source, dict) or not isinstance(letter, str):
@@ -379,11 +98,12 @@ def change_events(change: dict[str, Any], mappings: TableMappings) -> list[Event
         raise EventError("Debezium change event without source.table and source.schema/db")
     found = mappings.for_table(str(schema), str(table))
     if not found:
-        raise EventError(f"no table mapping for {schema}.{table} (mapped: {', '.join(mappings.tables())}); "
-                         "add one to cdc.mapping_files")
+        mappings.note_unmapped(f"{schema}.{table}")
+        return []
     row = change.get("before") if change_kind == "delete" else change.get("after")
     if not isinstance(row, dict):
         raise EventError(f"{schema}.{table}: a {change_kind} without the row")
+    meta = {**source, "op": letter, "change": change_kind, "event_ts_ms": change.get("ts_ms")}
     position = source.get("lsn") or f"{source.get('file')}:{source.get('pos')}:{source.get('row')}"
     row_id = hashlib.sha256(orjson.dumps(row, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:24]
     out: list[Event] = []
@@ -391,7 +111,9 @@ def change_events(change: dict[str, Any], mappings: TableMappings) -> list[Event
         if change_kind not in mapping.on:
             continue
         for i, spec in enumerate(mapping.events):
-            ev = _event(spec, row, mapping, f"{schema}.{table}:{letter}:{position}:{row_id}:{mapping.line}:{i}")
+            if spec.when and not spec.applies(row):
+                continue
+            ev = _event(spec, row, meta, mapping, f"{schema}.{table}:{letter}:{position}:{row_id}:{mapping.line}:{i}")
             if ev is not None:
                 out.append(ev)
     return out
@@ -401,18 +123,26 @@ def _where(mapping: TableMapping) -> str:
     return f"{mapping.table} (mapping at {mapping.origin}, line {mapping.line})"
 
 
-def _event(spec: EventSpec, row: dict[str, Any], mapping: TableMapping, native_id: str) -> Event | None:
-    op = spec.op.resolve(row)
-    if op is None:
-        return None  # a state this mapping does not track
-    data: dict[str, Any] = {"source": mapping.source, "kind": spec.kind.value, "op": str(op)}
-    for name, vs in spec.values:
-        v = vs.resolve(row)
-        if v is not None:
-            data[name] = v if type(v) is str else str(v)
-    if not data.get("app_id" if spec.kind is Kind.APP else "uri"):
-        return None
-    raw_ts = spec.ts.resolve(row)
+def _event(spec: EventSpec, row: dict[str, Any], meta: dict[str, Any], mapping: TableMapping,
+           native_id: str) -> Event | None:
+    try:
+        op = spec.op.resolve(row, meta)
+        if op is None:
+            return None  # a state this mapping does not track
+        data: dict[str, Any] = {"source": mapping.source, "kind": spec.kind.value, "op": str(op)}
+        for name, vs in spec.values:
+            v = vs.resolve(row, meta)
+            if v is not None:
+                data[name] = v if type(v) is str else str(v)
+        need = needed_field(spec.kind, data["op"])
+        if need is not None and not data.get(need):
+            return None  # what the event is about came out null: nothing to say
+        raw_ts = spec.ts.resolve(row, meta)
+        attrs = {k: v for k, vs in spec.attrs if (v := vs.resolve(row, meta)) is not None}
+        if spec.version is not None and (version := spec.version.resolve(row, meta)) is not None:
+            attrs["version"] = version if type(version) is str else str(version)
+    except EventError as exc:
+        raise EventError(f"{_where(mapping)}: {exc}") from None
     if raw_ts is None:
         raise EventError(f"{_where(mapping)}: ts came out null (columns {', '.join(spec.ts.columns()) or 'none'})")
     if type(raw_ts) is int and spec.ts.unit == "ms":
@@ -423,7 +153,7 @@ def _event(spec: EventSpec, row: dict[str, Any], mapping: TableMapping, native_i
         except ValueError as exc:
             raise EventError(f"{_where(mapping)}: ts: {exc}") from None
     data["ts"] = ts
-    data["attrs"] = {k: v for k, vs in spec.attrs if (v := vs.resolve(row)) is not None}
+    data["attrs"] = attrs
     if op != "rename" and spec.kind is not Kind.LINK:
         data.pop("dst", None)
     data["event_id"] = event_id_for(mapping.source, native_id)
@@ -467,6 +197,27 @@ class CdcNormalizer:
 
     def __call__(self, value: bytes) -> list[Event]:
         return change_events_of(value, self.mappings)
+
+
+UNMAPPED_FILE = "unmapped.json"
+
+
+def record_unmapped(state_dir: Path, tables: list[str]) -> None:
+    """Keep the captured tables no mapping covers (``provenance cdc`` at start), for `provenance status`."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / (UNMAPPED_FILE + ".tmp")
+    tmp.write_bytes(orjson.dumps({"tables": tables}))
+    tmp.replace(state_dir / UNMAPPED_FILE)
+
+
+def recorded_unmapped(state_dir: Path) -> list[str]:
+    """The unmapped tables the last ``provenance cdc`` warned about (none if it never ran)."""
+    try:
+        data = orjson.loads((state_dir / UNMAPPED_FILE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    tables = data.get("tables") if isinstance(data, dict) else None
+    return [str(t) for t in tables] if isinstance(tables, list) else []
 
 
 # -- the Debezium engine as a connector -----------------------------------------------------------

@@ -3,7 +3,8 @@
 A *hub* is what data passed through between an input and an output: a flow of a run (one process, one
 move, what a source declared), or the run itself when nothing finer was captured. Walking down from a
 version visits the hubs that read it, then what each hub wrote *after* it read it (an output whose last
-write ended before the input's first read, by more than :data:`TIME_SLACK_MS`, does not hold it), and the hubs a process fed through a pipe.
+write ended before the input's first read, by more than :data:`TIME_SLACK_MS`, does not hold it), and the
+hubs a process fed through a pipe.
 Walking up is the same in reverse: the hubs that wrote a version, then what each read before that write
 ended. Where a run has flows for a version, its flows are walked, not the run: they say which of its
 inputs reached which output.

@@ -17,8 +17,8 @@ from provenance.events.model import APP_STATE_RANK, Event, Kind
 from provenance.graph.model import (
     FEEDS,
     INHERITS,
-    MAY_FEED,
     INSTANCE_OF,
+    MAY_FEED,
     PARENT,
     PART_OF,
     RAN,

@@ -19,7 +19,8 @@ kernel lets every waiting exec through; it exits when the launcher closes its st
 
 Protocol: ``exec_gate.py <launcher pid> <samples file> <mount>...``; one line on stdout once the marks are
 placed (``ok``, or ``error: <why>``); one JSON object per line in the samples file:
-``{"proc", "pid", "ts", "pipes_in", "pipes_out", "files_in", "files_out"}`` (files as ``[dev, inode]``).
+``{"proc", "pid", "ts", "pipes_in", "pipes_out", "files_in", "files_out", "pipes_to_parent"}`` (files as
+``[dev, inode]``; ``pipes_to_parent``: the pipes it writes whose read end its parent holds).
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ class Descriptors:
                 "files_out": [list(k) for k in sorted(self.files_out)]}
 
 
-def descriptors_of(pid: int, *, at_exec: bool = False) -> Descriptors:
+def descriptors_of(pid: int, *, at_exec: bool = False, both_ends: bool = False) -> Descriptors:
     """The pipes and files ``pid`` has open now; empty when it is gone. ``at_exec``: the process is about to
     run a new program, so descriptors marked close-on-exec are not the program's and are left out. A pipe it
-    holds both ends of is one it is passing on (a shell between two forks), neither read nor written."""
+    holds both ends of is one it is passing on (a shell between two forks), neither read nor written, unless
+    ``both_ends``."""
     out = Descriptors()
     try:
         fds = os.listdir(f"/proc/{pid}/fd")[:FD_LIMIT]
@@ -103,9 +105,10 @@ def descriptors_of(pid: int, *, at_exec: bool = False) -> Descriptors:
             out.files_in.add(key)
         if mode in (1, 2):
             out.files_out.add(key)
-    both = out.pipes_in & out.pipes_out
-    out.pipes_in -= both
-    out.pipes_out -= both
+    if not both_ends:
+        both = out.pipes_in & out.pipes_out
+        out.pipes_in -= both
+        out.pipes_out -= both
     return out
 
 
@@ -152,8 +155,12 @@ def _answer(fan: int, data: bytes, launcher: int, out: list[str]) -> None:
                 held = descriptors_of(pid, at_exec=True)
                 found = _stat_fields(pid)
                 if found is not None:
+                    # the pipes it writes whose read end its parent keeps: `subprocess.run(capture_output=True)`,
+                    # `$(cmd)` (the parent holds both ends until the child runs, then reads)
+                    back = sorted(held.pipes_out & descriptors_of(found[0], both_ends=True).pipes_in) \
+                        if held.pipes_out else []
                     out.append(json.dumps({"proc": f"{pid}.{found[1]}", "pid": pid, "ts": time.time_ns() // 1_000_000,
-                                           **held.public()}, separators=(",", ":")))
+                                           **held.public(), "pipes_to_parent": back}, separators=(",", ":")))
         except Exception:  # whatever happens, the exec is let through below
             pass
         finally:

@@ -21,16 +21,20 @@ path as it was at the event even when the watcher reads the queue after the job 
 the directory; a name that still cannot be placed is a capture gap naming the operation and the
 file name (``kind: "unresolved_path"``), never a silent loss.
 
-fanotify events carry no time: an event's time is when the watcher read it, which is at or after
-when it happened, and never before an event queued earlier (times are kept monotonic), so the
-order of times is the kernel's order. Merged events (the kernel folds an open and a close of the
-same file by the same process into one while both wait in the queue) share one time.
+fanotify events carry no time, so each is bounded: ``ts`` is when the watcher read it (at or after it
+happened; never before an event read earlier: times are kept monotonic), and the earliest it can have
+happened is the last time the watcher found the queue empty before reading it (it looks at least every
+:data:`IDLE_POLL_MS`). A read's or a write's ``opened_ts`` is that earliest time of its open, and its
+``ts`` the latest time of its close, so an output whose ``ts`` is before an input's ``opened_ts`` was
+surely written before the input was read, whatever order the kernel queued them in (it folds an open
+and a close of the same file by the same process into one event while both wait).
 
 File events (``kind: "file"``, ``source: "fanotify"``) carry in ``attrs``:
 
 - ``pid`` (int) and ``proc`` (str): the process, as :mod:`processes` names it (``"<pid>.<starttime>"``);
-- ``opened_ts`` (int, ms) on ``read`` and ``write``: when the process opened the file (its first
-  open since it last closed it); ``ts`` is when it closed it: for a write, when the write ended;
+- ``opened_ts`` (int, ms) on ``read``, ``write`` and ``create``: when the process opened the file (its
+  first open since it last closed it; for a create, when it made it), at the earliest; ``ts`` is when it closed it, at the latest: for a
+  write, when the write ended;
 - ``fingerprint`` (``{"size", "mtime_ns", "inode", "dev"}``) on ``read``, ``write``, ``create`` and
   ``rename`` (of the target), from a ``stat`` as the watcher handled the event; absent if the file
   was gone by then. The launcher adds ``hash`` or ``hash_skipped`` (see :mod:`fingerprint`);
@@ -41,6 +45,8 @@ File events (``kind: "file"``, ``source: "fanotify"``) carry in ``attrs``:
 - ``shared_with`` (list[str]) on ``read`` and ``write``: the other processes of the run that held the file
   open, for reading or for writing, when they started their program (by device and inode, within the
   process's life): ``cat in.csv > out.csv`` in a shell is written by cat, whoever closed it last;
+- ``handed_on: true`` with ``shared_with``, when the process named is an ancestor of them all: it opened the
+  file for them (the shell's redirection) and its own access is not taken as a use of the data;
 - ``name``/``value`` on ``xattr_set``/``xattr_remove``, as before.
 
 A process's repeated reads of a file are one ``read`` until the file is written, created, deleted
@@ -111,6 +117,7 @@ _INFO = struct.Struct("=BBH")  # info_type, pad, len
 _HANDLE = struct.Struct("=8sIi")  # fsid, handle_bytes, handle_type
 DIRECTORY_RENAME_FILES = 10_000
 COALESCE_S = 0.002
+IDLE_POLL_MS = 50  # how often an idle watcher looks at the queue, so that an event's earliest time stays close
 GAP_DETAILS = 100  # unresolved names listed one by one; past that, counted
 GATE_START_S = 10.0
 #: how far a file event's times and a process's life may disagree (the event's time is when the watcher read
@@ -295,6 +302,8 @@ class Watcher:
         self._unresolved = 0
         self._rewritten: dict[bytes, int] = {}  # of the batch being parsed, see _later_writes
         self._index = -1
+        #: the last time (ms) the queue was found empty: every event read since happened after it
+        self._empty_at = time.time_ns() // 1_000_000
         self._gate: subprocess.Popen[bytes] | None = None
         self._gate_samples: str | None = None
 
@@ -370,7 +379,8 @@ class Watcher:
             rec.note(Descriptors(pipes_in=set(_ints(sample.get("pipes_in"))),
                                  pipes_out=set(_ints(sample.get("pipes_out"))),
                                  files_in=set(_pairs(sample.get("files_in"))),
-                                 files_out=set(_pairs(sample.get("files_out")))))
+                                 files_out=set(_pairs(sample.get("files_out")))),
+                     to_parent=_ints(sample.get("pipes_to_parent")))
         holders: dict[tuple[str, tuple[int, int]], list[ProcessRecord]] = {}
         for r in self._all_procs:
             for side, files in (("read", r.files_in), ("write", r.files_out)):
@@ -395,6 +405,9 @@ class Watcher:
                              and (r.end_ts is None or r.end_ts + HANDED_SLACK_MS >= opened)})
             if others:
                 attrs["shared_with"] = others
+                named = str(attrs["proc"])
+                if all(named in _ancestors(by_key, o) for o in others):
+                    attrs["handed_on"] = True  # its parent opened it for them (`cmd > out`), not to use it
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -480,7 +493,10 @@ class Watcher:
             poller.register(self._proc.fileno(), select.POLLIN)
         stopping = False
         while True:
-            ready = {fd for fd, _ in poller.poll(None if not stopping else 0)}
+            ready = {fd for fd, _ in poller.poll(IDLE_POLL_MS if not stopping else 0)}
+            if not ready:
+                self._drain_fanotify()  # nothing came: the queue is empty as of now (see _empty_at)
+                continue
             if self._stop_r in ready:
                 stopping = True
                 poller.unregister(self._stop_r)
@@ -553,9 +569,11 @@ class Watcher:
     def _drain_fanotify(self) -> int:
         n = 0
         while True:
+            before = time.time_ns() // 1_000_000
             try:
                 data = os.read(self._fd, 1 << 18)
             except BlockingIOError:
+                self._empty_at = max(self._empty_at, before)  # every event read from now on came after this
                 return n
             except OSError:
                 return n
@@ -796,12 +814,13 @@ class Watcher:
         proc = self._process(pid).proc
         key = (proc, path)
         ts = self._now()
-        if mask & FAN_CREATE:
-            self._emit("create", path, pid, ts=ts, fingerprint=self._fingerprint(named, path))
+        if mask & FAN_CREATE:  # (opened_ts: the earliest it can have happened, as for a read's open)
+            self._emit("create", path, pid, ts=ts, attrs={"opened_ts": min(ts, self._empty_at)},
+                       fingerprint=self._fingerprint(named, path))
         if mask & FAN_OPEN:
             entry = self._opens.get(key)
             if entry is None:
-                self._opens[key] = [ts, 1]
+                self._opens[key] = [self._empty_at, 1]
             else:
                 entry[1] += 1
         if mask & FAN_CLOSE_WRITE:
@@ -824,7 +843,7 @@ class Watcher:
         the kernel merged it into an earlier one)."""
         entry = self._opens.get(key)
         if entry is None:
-            return ts
+            return min(ts, self._empty_at)
         entry[1] -= 1
         if entry[1] <= 0:
             del self._opens[key]
@@ -891,6 +910,15 @@ class Watcher:
             event["user"] = self.user
         self.out.events.append(event)
         return len(self.out.events) - 1
+
+
+def _ancestors(by_key: dict[str, ProcessRecord], proc: str) -> set[str]:
+    out: set[str] = set()
+    rec = by_key.get(proc)
+    while rec is not None and rec.ppid_proc is not None and rec.ppid_proc not in out:
+        out.add(rec.ppid_proc)
+        rec = by_key.get(rec.ppid_proc)
+    return out
 
 
 def _ints(value: object) -> list[int]:

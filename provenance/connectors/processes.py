@@ -22,7 +22,10 @@ The app's ``finished`` (or ``failed``/``killed``) event carries ``processes``: a
 - ``pipes_in``, ``pipes_out`` (list[int]): the pipes (by inode) the process was handed, for reading and for
   writing, when it started its program (read by :mod:`exec_gate` while the exec waits): how a shell pipeline
   passes data from one process to the next (``sort in.csv | gzip > out.gz``: sort writes the pipe gzip
-  reads). Without the gate, read when the watcher handles the exec, and empty for a process gone by then.
+  reads). Without the gate, read when the watcher handles the exec, and empty for a process gone by then;
+- ``pipes_to_parent`` (list[int]): of ``pipes_out``, those whose read end the parent held when the process
+  started its program (``subprocess.run(..., capture_output=True)``, a shell's ``$(cmd)``): the parent reads
+  them, unless another process of the run does.
 
 ``processes_omitted`` (int) says how many were left out.
 """
@@ -97,13 +100,15 @@ class ProcessRecord:
     end_ts: int | None = None
     pipes_in: list[int] = field(default_factory=list)
     pipes_out: list[int] = field(default_factory=list)
+    pipes_to_parent: list[int] = field(default_factory=list)
     file_events: int = 0  # not published: orders the list when it must be cut
     #: not published: the files it held open when it started its program, by (dev, inode)
     files_in: set[tuple[int, int]] = field(default_factory=set)
     files_out: set[tuple[int, int]] = field(default_factory=set)
 
-    def note(self, held: Descriptors) -> None:
+    def note(self, held: Descriptors, to_parent: Iterable[int] = ()) -> None:
         """Add descriptors the process was seen holding (when it was found, when it exec'd)."""
+        self.pipes_to_parent = sorted(set(self.pipes_to_parent) | set(to_parent))
         self.pipes_in = sorted(set(self.pipes_in) | held.pipes_in)
         self.pipes_out = sorted(set(self.pipes_out) | held.pipes_out)
         self.files_in |= held.files_in

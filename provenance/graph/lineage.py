@@ -3,8 +3,9 @@
 A *hub* is what data passed through between an input and an output: a flow of a run (one process, one
 move, what a source declared), or the run itself when nothing finer was captured. Walking down from a
 version visits the hubs that read it, then what each hub wrote *after* it read it (an output whose last
-write ended before the input's first read, by more than :data:`TIME_SLACK_MS`, does not hold it), and the
-hubs a process fed through a pipe.
+write ended before the input's first read does not hold it: captures give a read's start at the earliest and
+a write's end at the latest, so this holds whatever the delay of the capture), and the hubs a process fed
+through a pipe.
 Walking up is the same in reverse: the hubs that wrote a version, then what each read before that write
 ended. Where a run has flows for a version, its flows are walked, not the run: they say which of its
 inputs reached which output.
@@ -31,9 +32,6 @@ from provenance.graph.port import LineageStore
 FLOW_TIERS: dict[str, Tier] = {"p": "process", "mv": "process", "d": "declared"}
 CERTAIN_TIERS = frozenset({"process", "declared", "content"})
 _TIER_RANK = {"declared": 0, "process": 1, "content": 2, "run": 3}
-#: how far apart two times must be for one to be taken as before the other: a capture stamps an event when it
-#: reads it, a little after it happened, and the kernel may fold a close into the open queued before (fanotify)
-TIME_SLACK_MS = 250
 
 
 def is_hub(node: str) -> bool:
@@ -188,7 +186,7 @@ def walk(store: LineageStore, starts: Iterable[str], direction: str, as_of: int,
             for e in sorted(edges, key=lambda e: (e.first_ts, e.src, e.rel, e.dst)):
                 for c in states.get(e.src, ()):
                     limit = bound[(e.src, c)]
-                    if e.last_ts + TIME_SLACK_MS < limit if down else e.first_ts - TIME_SLACK_MS > limit:
+                    if e.last_ts < limit if down else e.first_ts > limit:
                         continue  # written before the input was read / read after the output was written
                     if reach(e.dst, c, level, tier_of(e.src, c), (e.src, e.rel)):
                         found[(e.dst, c)] = None
@@ -231,7 +229,7 @@ def _feed(store: LineageStore, hubs: list[tuple[str, bool]], bound: dict[tuple[s
             for c in states.get(src, ()):
                 t = bound[(src, c)]
                 if e.rel != FEEDS:  # (a pipe: what went in came out, whenever it was read)
-                    if down and t > e.last_ts + TIME_SLACK_MS:
+                    if down and t > e.last_ts:
                         continue  # read after it started the other / after the parent ended
                     if not down:
                         t = min(t, e.last_ts)  # what the parent read before it started this one

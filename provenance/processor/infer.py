@@ -214,10 +214,12 @@ SHARED_LIMIT = 64
 def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
     """The processes the capture saw (an app's end event): a flow each, with its program. A process that wrote
     a pipe another read feeds it (``FEEDS``, exact). A process that started another may have handed it data in
-    memory or arguments (``INHERITS``, possible). A pipe a process wrote that no process of the run read, and
-    that its parent did not write itself (its own output, shared), is taken as read by its parent
-    (``MAY_FEED``, possible: ``subprocess.run(..., capture_output=True)``)."""
+    memory or arguments (``INHERITS``, possible). A pipe a process wrote that no other process of the run read
+    feeds its parent when the parent held its read end as the process started (``FEEDS``:
+    ``subprocess.run(..., capture_output=True)``, a shell's ``$(cmd)``); else, unless the parent wrote it
+    itself (an output they share), it may have (``MAY_FEED``, possible)."""
     flows: dict[str, tuple[int, int, set[int]]] = {}
+    back: dict[str, set[int]] = {}
     parents: dict[str, str] = {}
     writers: dict[int, list[str]] = {}
     readers: dict[int, list[str]] = {}
@@ -234,6 +236,7 @@ def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
             out.encoded_props(node, 0, 0, described)
         outs = {i for i in r.get("pipes_out") or () if type(i) is int}
         flows[flow] = (start, end, outs)
+        back[flow] = {i for i in r.get("pipes_to_parent") or () if type(i) is int}
         for inode in outs:
             writers.setdefault(inode, []).append(flow)
         for inode in r.get("pipes_in") or ():
@@ -247,9 +250,12 @@ def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
         pnode = flow_node(app, _flow(app, parent, ts, out))
         out.edge(pnode, INHERITS, flow_node(app, flow), start)
         _, parent_end, parent_outs = flows.get(parent, (start, ts, set()))
-        if any(i not in readers and i not in parent_outs for i in outs):
-            out.edge(flow_node(app, flow), MAY_FEED, pnode, start)
-            out.edge(flow_node(app, flow), MAY_FEED, pnode, max(parent_end, start))
+        unread = [i for i in outs if i not in readers]
+        for rel, found in ((FEEDS, any(i in back[flow] for i in unread)),
+                           (MAY_FEED, any(i not in back[flow] and i not in parent_outs for i in unread))):
+            if found:
+                out.edge(flow_node(app, flow), rel, pnode, start)
+                out.edge(flow_node(app, flow), rel, pnode, max(parent_end, start))
     for inode, wrote in writers.items():
         for src in wrote:
             for dst in readers.get(inode, ()):
@@ -331,15 +337,15 @@ def _file(event: Event, rules: Rules, out: FactBatch) -> None:
         out.tag(artifact_node(ref.uri), name[len(rules.xattr_prefix):], event.ts, value, event.uri)
     else:
         flow = flow_of(event)
-        if flow:
-            _flow(app, flow, event.ts, out)
-        _touch(app, event.uri, op, event, rules, out, flow=flow)
-        if flow.startswith("p:") and op in ("read", "write"):
-            # the processes that used the file through a descriptor they were handed (`cmd > out`)
-            shared = event.attrs.get("shared_with")
-            for proc in shared[:SHARED_LIMIT] if isinstance(shared, list) else ():
-                if isinstance(proc, str) and proc and len(proc) <= 64:
-                    _touch(app, event.uri, op, event, rules, out, flow=_flow(app, "p:" + proc, event.ts, out))
+        shared = event.attrs.get("shared_with") if flow.startswith("p:") and op in ("read", "write") else None
+        sharers = [p for p in shared[:SHARED_LIMIT] if isinstance(p, str) and p and len(p) <= 64] \
+            if isinstance(shared, list) else []
+        if not (sharers and event.attrs.get("handed_on") is True):  # (the shell that opened `> out` for cmd)
+            if flow:
+                _flow(app, flow, event.ts, out)
+            _touch(app, event.uri, op, event, rules, out, flow=flow)
+        for proc in sharers:  # the processes that used the file through a descriptor they were handed
+            _touch(app, event.uri, op, event, rules, out, flow=_flow(app, "p:" + proc, event.ts, out))
 
 
 def _short(text: str) -> str:

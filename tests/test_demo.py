@@ -41,15 +41,52 @@ def test_the_pipeline_is_captured_end_to_end(tmp_path: Path, capture: str) -> No
         assert {(m["type"], m["uri"], m["version"]) for m in g["models"]} == {
             ("model", uri("models/loan_model"), "1"), ("model", uri("models/loan_model"), "2"),
             ("deployment", uri(SERVING), "v1"), ("deployment", uri(SERVING), "v2")}
+        # none of the defects of issue 14:
+        # - the evidence runs through the person's own file, never through another month's
+        # - nothing derived from another month's file alone, and not the feature group's version 0 (committed
+        #   before the February file was read)
+        others = ("applications_2026_01", "applications_2026_03")
+        for m in g["models"]:
+            assert m["evidence"][0]["uri"] == uri(RAW_WITH_PERSON)
+            assert not any(o in (step.get("uri") or "") for step in m["evidence"] for o in others), m["evidence"]
+        derived = {(x["uri"], x["version"]) for x in g["derived"]}
+        assert not any(o in u for u, _ in derived for o in others), derived
+        assert (uri(FEATURE_GROUP), "0") not in derived and (uri(FEATURE_GROUP), "1") in derived
+        # - the runs' logs are apart (one per run the data reached), not derived data
+        assert not any(x["type"] == "log" for x in g["derived"])
+        assert len(g["logs"]) == len(g["apps"]) and all("/.provenance/logs/" in x["uri"] for x in g["logs"])
+        # - deployed means deployed now: version 2 of each; version 1 says when it was superseded
+        state = {(m["uri"], m["version"]): (m["deployed"], m["current"], m["superseded_ts"]) for m in g["models"]}
+        for key in [(uri("models/loan_model"), "2"), (uri(SERVING), "v2")]:
+            assert state[key] == (True, True, None), key
+        for key in [(uri("models/loan_model"), "1"), (uri(SERVING), "v1")]:
+            assert state[key][:2] == (False, False) and state[key][2] is not None, key
+        if capture == "fanotify":
+            # - every model is certain (process flows); the archive written beside the raw file is a copy
+            assert all(m["certain"] and m["tier"] == "process" for m in g["models"])
+            assert {c["uri"] for c in g["copies"]} == {uri("inbox/applications_2026_02.csv"),
+                                                       uri("archive/applications_2026_02.csv.gz")}
+        else:  # one flow per Python run: what a run wrote is only possibly made from what it read
+            assert {(m["certain"], m["tier"]) for m in g["models"]} == {(False, "run")}
         # the audit of the deployed model goes back to the raw files, through every stage, with the code
         audit = q.upstream(str(d / SERVING))
         upstream = {(a["uri"], a["version"]) for a in audit["artifacts"]}
         assert {(uri("models/loan_model"), "2"), (uri("training_datasets/loan_td"), "2"),
                 (uri(FEATURE_GROUP), "2"), (uri(FEATURE_GROUP), "1"),
-                (uri("data/raw/applications_2026_03.csv"), "v1"), (uri(RAW_WITH_PERSON), "v1"),
-                (uri("pipeline/train.py"), "initial")} <= upstream
+                (uri("data/raw/applications_2026_03.csv"), "v1"), (uri(RAW_WITH_PERSON), "v1")} <= upstream
         assert {a["job"] for a in audit["apps"]} >= {"loan/deploy", "loan/train", "loan/training-dataset",
                                                      "loan/features", "loan/ingest"}
+        # - the deployment's audit shows the evaluation of the model it is a copy of
+        consumers = {c["job"]: c for c in audit["consumers"]}
+        assert consumers["loan/bias-evaluation"]["through"]["uri"] == uri("models/loan_model")
+        assert any(o["uri"] == uri("reports/fairness_loan_model_2.json")
+                   for o in consumers["loan/bias-evaluation"]["outputs"])
+        # - the code edit between the two trainings is seen: each model's audit names its own train.py
+        code = []
+        for version in ("1", "2"):
+            a = q.upstream(f"{d / 'models/loan_model'}@{version}")
+            code.append({x["version"] for x in a["artifacts"] if x["uri"] == uri("pipeline/train.py")})
+        assert len(code[0]) == len(code[1]) == 1 and code[0] != code[1]
         # the bias evaluation read the model and the test data, and wrote the fairness report
         bias = q.footprint(run.runs["bias-evaluation"][0].app_id)
         assert {(a["type"], a["version"], tuple(a["types"])) for a in bias["artifacts"] if a["type"] != "code"
@@ -65,6 +102,7 @@ def test_the_pipeline_is_captured_end_to_end(tmp_path: Path, capture: str) -> No
         assert [(c["uri"], c["a"], c["b"]) for c in cmp["inputs"]["changed"]] == [
             (uri("training_datasets/loan_td"), ["1"], ["2"])]
         assert cmp["code"]["git"]["a"] != cmp["code"]["git"]["b"]
+        assert [c["uri"] for c in cmp["code"]["files"]["changed"]] == [uri("pipeline/train.py")]
         if capture == "fanotify":  # the shell stages: sort, gzip, cp, rm — seen whatever the language
             ingest = q.footprint(run.runs["ingest"][0].app_id)
             files = {f["uri"].rsplit("/", 2)[-2] + "/" + f["uri"].rsplit("/", 1)[-1]: f["types"]

@@ -30,7 +30,7 @@ from provenance.cli.common import (
 )
 from provenance.errors import NotFoundError
 from provenance.graph import export
-from provenance.graph.answers import ImpactItem, VersionItem
+from provenance.graph.answers import ImpactItem, VersionDetail, VersionItem
 from provenance.graph.queries import Limits
 from provenance.reports import audit_markdown, compare_markdown, gdpr_markdown
 from provenance.search.port import SearchQuery
@@ -114,8 +114,14 @@ def artifact(ctx: Ctx, ref: str, as_of: int | None, as_json: bool) -> None:
     out.print(a.uri)
     if a.tags:
         out.print("tags: " + ", ".join(f"{k}={v}" for k, v in sorted(a.tags.items())))
-    rows = [[v.version, when(v.created_ts), v.created_by.app_id if v.created_by else "—",
-             ", ".join(x.app_id for x in v.readers) or "—"] for v in a.versions]
+    def made_by(i: int, v: VersionDetail) -> str:
+        if v.created_by:
+            return v.created_by.app_id
+        if v.outside:  # seen read with new content: nothing captured made it
+            return "outside any captured run" if i == 0 else "changed outside any captured run"
+        return "—"
+    rows = [[v.version, when(v.created_ts), made_by(i, v), ", ".join(x.app_id for x in v.readers) or "—"]
+            for i, v in enumerate(a.versions)]
     out.print(table(f"Versions ({len(a.versions)})", ["version", "created", "by run", "read by"], rows,
                     ids=("by run",)))
 

@@ -47,10 +47,15 @@ def find_table_root(path: str | Path) -> Path | None:
     return Path(*parts[: parts.index("_delta_log")])
 
 
+Writer = tuple[str, str | None, str | None]  # app id, user, process (proc key) that wrote a commit file
+
+
 def commit_events(table: Path, version: int, actions: list[dict[str, Any]],
-                  writer: tuple[str, str | None] | None = None) -> list[dict[str, Any]]:
+                  writer: Writer | None = None) -> list[dict[str, Any]]:
     """Canonical events of one commit (pure: the tailer and the tests share it). ``writer`` (app id,
-    user) names the committing app when the commit metadata does not, e.g. from file capture."""
+    user, process) names the committing app when the commit metadata does not, e.g. from file capture; its
+    process, when fanotify saw which one wrote the commit file, makes the commit that process's
+    (``attrs.proc``, ``attrs.tier: "process"``)."""
     info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
     added = [a["add"]["path"] for a in actions if "add" in a]
     removed = [a["remove"]["path"] for a in actions if "remove" in a]
@@ -59,6 +64,7 @@ def commit_events(table: Path, version: int, actions: list[dict[str, Any]],
     user = info.get("prov.user") or None
     if app is None and writer is not None:
         app, user = writer[0], user or writer[1]
+    proc = {"proc": writer[2], "tier": "process"} if writer is not None and writer[2] and writer[0] == app else {}
     ts = info.get("timestamp") or max((a["add"].get("modificationTime", 0) for a in actions if "add" in a), default=0)
     attrs: dict[str, Any] = {
         "version": version,
@@ -68,6 +74,7 @@ def commit_events(table: Path, version: int, actions: list[dict[str, Any]],
         "removed": removed,
         "num_files": len(added),
         "commit_info": {k: info[k] for k in _PROV_KEYS if k in info},
+        **proc,
     }
     metrics = info.get("operationMetrics") or {}
     if "num_added_rows" in metrics:
@@ -91,7 +98,7 @@ def commit_events(table: Path, version: int, actions: list[dict[str, Any]],
                        "uri": f"delta://{table.resolve()}@{n}",
                        "event_id": event_id_for("delta", f"{uri}@{version}:{suffix}"),
                        "attrs": {"reason": "the commit read it" if n == read else
-                                 "the commit keeps the previous version's data (e.g. an append)"},
+                                 "the commit keeps the previous version's data (e.g. an append)", **proc},
                        **({"user": user} if user else {})})
     return events
 
@@ -127,7 +134,7 @@ class DeltaLogTailer:
         return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def tail(self, tables: Iterable[Path],
-             writers: Mapping[tuple[Path, int], tuple[str, str | None]] | None = None) -> TailResult:
+             writers: Mapping[tuple[Path, int], Writer] | None = None) -> TailResult:
         """Publish the commits of each table not published before; returns what was done. ``writers``
         maps (table, version) to the app and user that file capture saw writing that commit."""
         state = self._state()
@@ -189,7 +196,13 @@ class Folded:
 
     events: list[dict[str, Any]]
     tables: set[Path] = field(default_factory=set)
-    writers: dict[tuple[Path, int], tuple[str, str | None]] = field(default_factory=dict)
+    writers: dict[tuple[Path, int], Writer] = field(default_factory=dict)
+
+
+def _proc(ev: dict[str, Any]) -> str | None:
+    """The process of a fanotify event (it names every process of the job; other captures do not)."""
+    proc = (ev.get("attrs") or {}).get("proc")
+    return proc if ev.get("source") == "fanotify" and isinstance(proc, str) and proc else None
 
 
 def fold_table_files(events: Iterable[dict[str, Any]], app_id: str, user: str | None,
@@ -219,7 +232,7 @@ def fold_table_files(events: Iterable[dict[str, Any]], app_id: str, user: str | 
     kept: list[dict[str, Any]] = []
     out = Folded(kept)
     log_upto: dict[Path, int] = {}
-    data_read: dict[Path, int] = {}  # table → time of the last data-file read
+    data_read: dict[Path, tuple[int, str | None]] = {}  # table → time and process of the last data-file read
     for ev in events:
         path = str(ev.get("uri", ""))
         root = root_of(path) if path.startswith("/") else None
@@ -233,16 +246,18 @@ def fold_table_files(events: Iterable[dict[str, Any]], app_id: str, user: str | 
             if m:
                 log_upto[root] = max(log_upto.get(root, -1), int(m.group(1)))
             elif not in_log:
-                data_read[root] = max(data_read.get(root, 0), int(ev.get("ts", 0)))
+                ts = int(ev.get("ts", 0))
+                if ts >= data_read.get(root, (0, None))[0]:
+                    data_read[root] = (ts, _proc(ev))
         elif ev["op"] in ("create", "write") and m and path.endswith(".json"):
-            out.writers[(root, int(m.group(1)))] = (app_id, user)
+            out.writers[(root, int(m.group(1)))] = (app_id, user, _proc(ev))
         elif ev["op"] == "rename" and ev.get("dst"):  # commits are often written to a temp file, then renamed
             dm = _COMMIT_FILE.match(Path(str(ev["dst"])).name)
             if dm:
-                out.writers[(root, int(dm.group(1)))] = (app_id, user)
+                out.writers[(root, int(dm.group(1)))] = (app_id, user, _proc(ev))
     # a table was read when its data files were: at the newest version whose log the job read and did
     # not write itself (reading the log alone, as every appender does, is not reading the data)
-    for root, ts in sorted(data_read.items()):
+    for root, (ts, proc) in sorted(data_read.items()):
         if str(root) in instrumented:
             continue
         written = {v for (r, v) in out.writers if r == root}
@@ -252,6 +267,7 @@ def fold_table_files(events: Iterable[dict[str, Any]], app_id: str, user: str | 
         uri = f"delta://{root}@{version}"
         kept.append({"source": "fanotify", "kind": "file", "op": "read", "ts": ts, "app_id": app_id, "uri": uri,
                      "event_id": event_id_for("fanotify", f"{app_id}:{uri}"),
-                     "attrs": {"inferred_from": "the table's data and _delta_log files it read"},
+                     "attrs": {"inferred_from": "the table's data and _delta_log files it read",
+                               **({"proc": proc, "tier": "process"} if proc else {})},
                      **({"user": user} if user else {})})
     return out

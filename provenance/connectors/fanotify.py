@@ -33,8 +33,8 @@ File events (``kind: "file"``, ``source: "fanotify"``) carry in ``attrs``:
 
 - ``pid`` (int) and ``proc`` (str): the process, as :mod:`processes` names it (``"<pid>.<starttime>"``);
 - ``opened_ts`` (int, ms) on ``read``, ``write`` and ``create``: when the process opened the file (its
-  first open since it last closed it; for a create, when it made it), at the earliest; ``ts`` is when it closed it, at the latest: for a
-  write, when the write ended;
+  first open since it last closed it; for a create, when it made it), at the earliest; ``ts`` is when
+  it closed it, at the latest: for a write, when the write ended;
 - ``fingerprint`` (``{"size", "mtime_ns", "inode", "dev"}``) on ``read``, ``write``, ``create`` and
   ``rename`` (of the target), from a ``stat`` as the watcher handled the event; absent if the file
   was gone by then. The launcher adds ``hash`` or ``hash_skipped`` (see :mod:`fingerprint`);
@@ -411,7 +411,12 @@ class Watcher:
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._start_gate()
+        if os.environ.get("PROVENANCE_EXEC_GATE", "1") != "0":  # 0: no gate (to measure what it costs)
+            self._start_gate()
+        else:
+            self.out.gaps.append({"reason": "the exec gate is off (PROVENANCE_EXEC_GATE=0): the pipes and "
+                                            "redirections of processes that end very quickly may be missed",
+                                  "kind": "no_exec_gate"})
         base = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE
         fd = self._libc.fanotify_init(base | FAN_REPORT_DFID_NAME_TARGET, os.O_RDONLY | os.O_LARGEFILE)
         self._target_fid = fd >= 0

@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from provenance.bus.port import Bus, Record, raw_topic
 from provenance.connectors import audithook, fanotify, processes
-from provenance.connectors.delta import DeltaLogTailer, fold_table_files
+from provenance.connectors.delta import DeltaLogTailer, Writer, fold_table_files
 from provenance.connectors.fingerprint import HASH_LIMIT, attach_hashes
 
 CAPTURE_MODES = ("auto", "fanotify", "audit-hook", "off")
@@ -170,7 +170,7 @@ class _Capture:
         if self.watcher is not None:
             self.watcher.add_root(pid)
 
-    def finish(self) -> tuple[audithook.Collected, dict[tuple[Path, int], tuple[str, str | None]]]:
+    def finish(self) -> tuple[audithook.Collected, dict[tuple[Path, int], Writer]]:
         collected = audithook.collect(self.spool) if self.mode != "off" else audithook.Collected()
         collected.gaps[:0] = self.gaps
         if self.mode == "audit-hook":
@@ -196,6 +196,13 @@ class _Capture:
             if seen.overflows:
                 collected.gaps.append({"reason": f"the fanotify queue overflowed {seen.overflows} time(s): some "
                                                  "file events are missing"})
+        if self.watcher is not None:
+            # fanotify saw every process: what the job's own instrumentation recorded with its process key is
+            # that process's (the same key fanotify gives it), not only the run's
+            for e in events:
+                attrs = e.get("attrs")
+                if e.get("source") != "fanotify" and isinstance(attrs, dict) and isinstance(attrs.get("proc"), str):
+                    attrs.setdefault("tier", "process")
         known = [str(e["uri"]) for e in events if str(e.get("uri", "")).startswith("delta://")]
         folded = fold_table_files(events, self.app_id, self.user, known)
         try:  # after the fold: a table's data and log files are not artifacts of their own

@@ -146,6 +146,9 @@ class VersionItem(Visible):
     tags: dict[str, str] = {}
     created_ts: int | None = None
     created_by: AppRef | None = None
+    outside: bool = Field(default=False, description="no captured run wrote this version: it was first seen "
+                          "being read, with content no earlier version had (made or changed outside any "
+                          "captured run)")
 
 
 class FootprintItem(VersionItem):

@@ -39,6 +39,7 @@ from provenance.graph.answers import (
     RankedApp,
     StartRef,
     TargetItem,
+    Tier,
     Upstream,
     VersionItem,
 )
@@ -227,6 +228,7 @@ class LineageQueries:
                 "tags": tags,
                 "created_ts": vn.first_ts if vn else None,
                 "created_by": refs.get(str(creator)) if creator else None,
+                "outside": vn is not None and not creator and key.startswith("#"),
             }
         return out
 
@@ -491,7 +493,8 @@ class LineageQueries:
         read = self.store.edges_to([target, *copies], [READ], as_of)
         through: dict[str, str | None] = {}
         for e in sorted(read, key=lambda e: e.dst != target):
-            through.setdefault(e.src, None if e.dst == target else e.dst)
+            if e.src.startswith("app:"):  # (a run's processes read it too: the run is the consumer)
+                through.setdefault(e.src, None if e.dst == target else e.dst)
         consumer_ids = sorted(through)
         consumers = self.describe_apps(consumer_ids, as_of)
         outputs = self.store.edges_from(consumer_ids, list(WRITE_RELS), as_of)
@@ -526,7 +529,8 @@ class LineageQueries:
         data: list[str] = []
         for u in uris:
             data.extend(self.versions_of(u, as_of, latest_only=False))
-        copies = self._copies(data, as_of)
+        copy_tiers = self._copies(data, as_of)
+        copies = list(copy_tiers)
         starts = sorted({*data, *copies})
         tr = self.traverse(starts, "down", as_of, limits)
         version_ids = sorted((n for n in tr.depth if n.startswith("version:") and n not in starts),
@@ -536,7 +540,10 @@ class LineageQueries:
         types = self._types([*version_ids, *starts], as_of)
         carriers = {k: [s] for s in data for k in types[s][1] if k in self.rules.propagate}
         propagating = self._inherited(carriers, as_of)
-        logs = [v for v in version_ids if v in tr.excluded and types[v][0] == "log"]
+        # a run's own log may hold what it read: the logs of every run the data reached, listed apart
+        run_logs = {e.dst for e in self.store.edges_from(app_ids, list(WRITE_RELS), as_of)} - set(types)
+        types.update(self._types(run_logs, as_of))
+        logs = sorted({v for v in [*version_ids, *run_logs] if types[v][0] == "log"})
         derived_ids = [v for v in version_ids if v not in tr.excluded]
         model_ids = [v for v in derived_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
         model_ids.sort(key=lambda v: (v not in tr.certain, types[v][0] != "deployment", tr.depth[v],
@@ -566,7 +573,7 @@ class LineageQueries:
         return Gdpr(
             as_of=_iso_or_none(as_of),
             data=[VersionItem(**fields[s]) for s in data],
-            copies=[GdprItem(**{**described(c, 0), "tier": "content", "certain": True}) for c in copies],
+            copies=[GdprItem(**{**described(c, 0), "tier": copy_tiers[c], "certain": True}) for c in copies],
             models=models,
             apps=[_ranked(apps[a], app_depth[a], app_certain[a]) for a in apps_shown],
             users=self._users_of(app_ids, as_of),
@@ -580,35 +587,56 @@ class LineageQueries:
             reason=tr.reason,
         )
 
-    def _copies(self, data: list[str], as_of: int, rounds: int = 10) -> list[str]:
-        """The versions that hold the data's bytes as well: up to where its content came from (a version made
-        from exactly one version by exact flows: the data must have come from there) and every copy of the
-        same bytes, repeatedly."""
-        found = set(data)
+    def _copies(self, data: list[str], as_of: int, rounds: int = 10) -> dict[str, Tier]:
+        """The versions that hold the data as well, with how each is known: every copy of the same bytes
+        (``content``); where the data came from, when exact flows made it from one data version alone (it must
+        have come from there); and the other branches made from that origin alone (the archive written beside
+        the raw file from the same inbox file), repeatedly from each copy found. What the data itself was made
+        into is derived, not a copy."""
+        found: dict[str, Tier] = {v: "declared" for v in data}
         frontier = list(data)
+
+        def single_sources(vids: list[str]) -> dict[str, tuple[str, Tier]]:
+            """Of ``vids``, those made by exact flows from exactly one data version (code aside): that one."""
+            up = walk(self.store, vids, "up", as_of, depth=1, time_budget_s=5.0, max_nodes=10_000,
+                      excluded=lambda x: self._excluded(x, as_of))
+            sources: dict[str, set[str]] = {}
+            for v in up.versions():
+                if v in vids or v not in up.certain:
+                    continue
+                sources.setdefault(up.path_to(v)[0][0], set()).add(v)
+            code = {v for v, (t, _) in self._types({x for s in sources.values() for x in s}, as_of).items()
+                    if t == "code"}
+            out = {}
+            for origin, srcs in sources.items():
+                data_sources = srcs - code
+                if len(data_sources) == 1:
+                    (only,) = data_sources
+                    out[origin] = (only, up.tier.get(only, "process"))
+            return out
+
         for _ in range(rounds):
             if not frontier:
                 break
-            new: set[str] = set()
+            new: dict[str, Tier] = {}
             for peers in self.content_peers(frontier, as_of).values():
-                new |= set(peers)
-            one_step = walk(self.store, frontier, "up", as_of, depth=1, time_budget_s=5.0, max_nodes=10_000,
-                            excluded=lambda vids: self._excluded(vids, as_of))
-            sources: dict[str, set[str]] = {}
-            for v in one_step.versions():
-                if v in frontier or v not in one_step.certain:
-                    continue
-                origin = one_step.path_to(v)[0][0]
-                sources.setdefault(origin, set()).add(v)
-            code = {v for v, (t, _) in self._types({x for s in sources.values() for x in s}, as_of).items()
-                    if t == "code"}
-            for srcs in sources.values():
-                data_sources = srcs - code
-                if len(data_sources) == 1:
-                    new |= data_sources
-            frontier = sorted(new - found)
-            found |= new
-        return sorted(found - set(data))
+                new.update({p: "content" for p in peers})
+            origins = {}
+            for source, tier in single_sources(frontier).values():
+                if source not in found:
+                    origins[source] = tier  # where it came from
+            new.update(origins)
+            if origins:  # the other branches copied from where it came from (the archive beside the raw file)
+                down = walk(self.store, sorted(origins), "down", as_of, depth=1, time_budget_s=5.0,
+                            max_nodes=10_000, excluded=lambda x: self._excluded(x, as_of))
+                made = sorted(v for v in down.versions() if v not in found and v not in origins and v in down.certain)
+                for v, (source, tier) in single_sources(made).items():
+                    if source in origins:
+                        new.setdefault(v, tier)
+            frontier = sorted(set(new) - set(found))
+            for v in frontier:
+                found[v] = new[v]
+        return {v: t for v, t in sorted(found.items()) if v not in set(data)}
 
     def _currency(self, version_ids: list[str], as_of: int) -> dict[str, tuple[bool, int | None]]:
         """(the newest version of its artifact then, when a newer one replaced it) of each version."""

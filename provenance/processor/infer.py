@@ -86,14 +86,15 @@ def _flow(app: str, flow: str, ts: int, out: FactBatch) -> str:
 
 
 def flow_of(event: Event) -> str:
-    """The flow an event's file access happened in: the process, when the capture saw processes (fanotify);
+    """The flow an event's file access happened in: the process, when the capture saw processes (fanotify, or
+    an event of the run's own instrumentation that a fanotify capture vouches for: ``attrs.tier: "process"``);
     what a source declared; '' when only the run is known (the audit hook's one Python process is the
     run: which of its inputs reached which output it cannot tell)."""
     attrs = event.attrs
     if attrs.get("tier") == "declared" or event.source in DECLARING_SOURCES:
         return "d"
     proc = attrs.get("proc")
-    if event.source == "fanotify" and isinstance(proc, str) and proc:
+    if (event.source == "fanotify" or attrs.get("tier") == "process") and isinstance(proc, str) and proc:
         return "p:" + proc
     return ""
 
@@ -362,7 +363,10 @@ def _commit(event: Event, rules: Rules, out: FactBatch) -> None:
     info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     app = event.app_id or info.get("prov.app_id") or unattributed_app(event.user or info.get("prov.user"))
     _who(str(app), event.user or info.get("prov.user"), event.ts, out)
-    ref = _touch(str(app), event.uri, "commit", event, rules, out, version=version)
+    flow = flow_of(event)
+    if flow:
+        _flow(str(app), flow, event.ts, out)
+    ref = _touch(str(app), event.uri, "commit", event, rules, out, version=version, flow=flow)
     if ref is None:
         return
     vnode = version_node(ref.uri, version)

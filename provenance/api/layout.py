@@ -100,8 +100,10 @@ def layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> Placed:
     g = igraph.Graph(n=len(nodes), edges=[(index[a], index[b]) for a, b in pairs], directed=True)
     lay = g.layout_sugiyama(layers=[col[n] for n in nodes], hgap=1, vgap=1, maxiter=400)
     coords = lay.coords  # (position in its column, column) of each node
-    dummies_of: list[list[list[float]]] = list(getattr(lay, "edge_routing", None) or [[] for _ in pairs])
+    dummies_of: list[list[list[float]]] = [[list(p) for p in pts] for pts in
+                                           (getattr(lay, "edge_routing", None) or [[] for _ in pairs])]
     ys = [c[0] for c in coords]
+    _separate(ys, dummies_of, [col[n] for n in nodes])
     all_pos = ys + [p[0] for pts in dummies_of for p in pts]
     low = min(all_pos)
     boxes = {n: Box(MARGIN + col[n] * COL_W, MARGIN + (ys[i] - low) * ROW_H) for i, n in enumerate(nodes)}
@@ -123,6 +125,27 @@ def layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> Placed:
     width = 2 * MARGIN + (max(col.values()) * COL_W + BOX_W)
     height = 2 * MARGIN + (max(all_pos) - low) * ROW_H + BOX_H
     return Placed(boxes, routes, width, height, col)
+
+
+def _separate(ys: list[float], dummies: list[list[list[float]]], cols: list[int]) -> None:
+    """At least one row between any two things in a column (igraph's placement can put two closer): each
+    column is swept top to bottom, pushing down what is too near the one above. Order is kept."""
+    items: dict[int, list[tuple[float, int, int, int]]] = {}  # column → (position, kind, index, sub-index)
+    for i, y in enumerate(ys):
+        items.setdefault(cols[i], []).append((y, 0, i, 0))
+    for k, pts in enumerate(dummies):
+        for j, (pos, layer) in enumerate(pts):
+            items.setdefault(int(round(layer)), []).append((pos, 1, k, j))
+    for members in items.values():
+        members.sort()
+        last = None
+        for pos, kind, i, j in members:
+            new = pos if last is None else max(pos, last + 1.0)
+            if kind == 0:
+                ys[i] = new
+            else:
+                dummies[i][j][0] = new
+            last = new
 
 
 # -- legibility -------------------------------------------------------------------------------------
@@ -169,11 +192,12 @@ class Legibility:
     nodes: int
     edges: int
     crossings: int
-    through_nodes: int  # edge segments passing through a box that is not one of the edge's ends
+    through_nodes: int  # (edge, box) pairs where the edge passes through a box that is not one of its ends
+    overlaps: int = 0  # pairs of boxes that overlap
 
     def as_dict(self) -> dict[str, int]:
         return {"nodes": self.nodes, "edges": self.edges, "crossings": self.crossings,
-                "edges_through_nodes": self.through_nodes}
+                "edges_through_nodes": self.through_nodes, "overlapping_nodes": self.overlaps}
 
 
 def legibility(boxes: dict[str, Box], routes: Sequence[tuple[str, str, list[tuple[float, float]]]]) -> Legibility:
@@ -187,4 +211,7 @@ def legibility(boxes: dict[str, Box], routes: Sequence[tuple[str, str, list[tupl
     for a, b, r in routes:
         hit = {n for n, box in boxes.items() if n not in (a, b) for s in segments(r) if segment_hits_box(s, box)}
         through += len(hit)
-    return Legibility(len(boxes), len(routes), crossings, through)
+    listed = list(boxes.values())
+    overlaps = sum(1 for i, a in enumerate(listed) for b in listed[i + 1:]
+                   if a.x < b.x + b.w and b.x < a.x + a.w and a.y < b.y + b.h and b.y < a.y + a.h)
+    return Legibility(len(boxes), len(routes), crossings, through, overlaps)

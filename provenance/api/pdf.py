@@ -112,11 +112,10 @@ def _abs(root: str, href: str | None) -> str:
 
 
 def _facts(pdf: _Pdf, facts: list[tuple[str, list[Cell]]], root: str) -> None:
-    _table(pdf, ["", ""], [[Cell(k), Cell(_text(v), next((c.href for c in v if c.href), None))]
-                           for (k, v) in facts], [18, 82], "", root, heading=False)
+    _table(pdf, ["", ""], [[[Cell(k)], v] for (k, v) in facts], [18, 82], "", root, heading=False)
 
 
-def _table(pdf: _Pdf, columns: list[str], rows: list[list[Cell]], widths: list[int], empty: str, root: str,
+def _table(pdf: _Pdf, columns: list[str], rows: list[list[list[Cell]]], widths: list[int], empty: str, root: str,
            heading: bool = True) -> None:
     if not rows:
         if empty:
@@ -133,8 +132,10 @@ def _table(pdf: _Pdf, columns: list[str], rows: list[list[Cell]], widths: list[i
                 r.cell(pdf.t(name))
         for row in rows:
             r = table.row()
-            for c in row:
-                r.cell(pdf.t(_breakable(c.text)), link=_abs(root, c.href) if c.href else None)
+            for cs in row:
+                href = next((c.href for c in cs if c.href), None)
+                r.cell(pdf.t(_breakable("; ".join(c.text for c in cs) if all(c.href for c in cs) else _text(cs))),
+                       link=_abs(root, href) if href else None)
 
 
 def _breakable(text: str) -> str:
@@ -158,7 +159,10 @@ def _picture(pdf: _Pdf, drawn: Drawn) -> None:
     for i, (c0, c1) in enumerate(parts, 1):
         x0 = MARGIN + c0 * COL_W - MARGIN
         x1 = MARGIN + c1 * COL_W - (COL_W - BOX_W) + MARGIN
-        h = placed.height * scale
+        inside = [b for n, b in placed.boxes.items() if c0 <= placed.columns.get(n, 0) < c1]
+        y0 = max(0.0, min(b.y for b in inside) - MARGIN) if inside else 0.0
+        y1 = min(placed.height, max(b.y + b.h for b in inside) + MARGIN) if inside else placed.height
+        h = (y1 - y0) * scale
         if pdf.get_y() + h + 8 > PAGE_H - M:
             pdf.add_page()
         pdf.set_font(pdf.family, "B", 9)
@@ -166,8 +170,8 @@ def _picture(pdf: _Pdf, drawn: Drawn) -> None:
         pdf.multi_cell(0, 5, pdf.t(label), new_x="LMARGIN", new_y="NEXT")
         top = pdf.get_y()
 
-        def at(x: float, y: float, x0: float = x0, top: float = top) -> tuple[float, float]:
-            return M + (x - x0) * scale, top + y * scale
+        def at(x: float, y: float, x0: float = x0, y0: float = y0, top: float = top) -> tuple[float, float]:
+            return M + (x - x0) * scale, top + (y - y0) * scale
 
         with pdf.rect_clip(M, top, (x1 - x0) * scale, h):
             pdf.set_line_width(0.2)
@@ -192,6 +196,7 @@ def _picture(pdf: _Pdf, drawn: Drawn) -> None:
         pdf.set_y(top + h + 2)
     pdf.set_line_width(0.2)
     pdf.set_draw_color(0, 0, 0)
+    pdf.set_fill_color(255, 255, 255)
 
 
 def _sampled(pts: list[tuple[float, float]]) -> list[tuple[float, float]]:

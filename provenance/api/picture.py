@@ -200,7 +200,11 @@ def draw(g: LineageGraph, link: Callable[[dict[str, Any]], str | None], render: 
             for start in range(0, ncols, parts):
                 x0 = max(0, MARGIN + start * COL_W - 12)
                 x1 = min(width, MARGIN + min(ncols, start + parts) * COL_W - (COL_W - BOX_W) + 12)
-                slices.append({"x": x0, "w": x1 - x0, "n": start // parts + 1})
+                inside = [b for i, b in drawn.placed.boxes.items()
+                          if start <= drawn.placed.columns.get(i, 0) < start + parts]
+                y0 = max(0, int(min(b.y for b in inside)) - 14) if inside else 0
+                y1 = min(height, int(max(b.y + b.h for b in inside)) + 14) if inside else height
+                slices.append({"x": x0, "w": x1 - x0, "y": y0, "h": y1 - y0, "n": start // parts + 1})
     legend = [{"type": t, "name": TYPE_NAMES.get(t, t), "colour": TYPE_COLOURS.get(t, "#495057")}
               for t in drawn.types]
     return Markup(render(nodes=nodes, edges=edges, width=width, height=height, box_w=BOX_W, box_h=BOX_H,

@@ -8,6 +8,7 @@ permalink says that time, so that the same link gives the same report later).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -28,10 +29,17 @@ class Cell:
 
 @dataclass
 class Table:
+    """Rows of columns; a column holds a cell or several (a run's outputs, each its own link)."""
+
     columns: list[str]
-    rows: list[list[Cell]]
+    rows: list[list[list[Cell]]]
     widths: list[int] = field(default_factory=list)  # relative widths, for the PDF
     empty: str = "None."
+
+    def __init__(self, columns: list[str], rows: Sequence[Sequence[Cell | list[Cell]]], widths: list[int] | None = None,
+                 empty: str = "None.") -> None:
+        self.columns, self.widths, self.empty = columns, widths or [], empty
+        self.rows = [[c if isinstance(c, list) else [c] for c in row] for row in rows]
 
 
 @dataclass
@@ -150,9 +158,8 @@ def _audit(r: Upstream, stamp: list[tuple[str, list[Cell]]], permalink: str, dow
     consumers = Table(["run", "job", "users", "state", "wrote", "read through"],
                       [[_run(c.app_id, c.redacted), Cell(c.job or "—"), Cell(", ".join(c.users) or "—"),
                         Cell(c.state),
-                        *([Cell("; ".join(f"{o.type} {o.uri} {picture.version_label(o.version)}"
-                                          for o in c.outputs) or "nothing",
-                                _first_href(c.outputs))]),
+                        [_artifact(o.uri, o.version, o.version_key, o.redacted) for o in c.outputs]
+                        or [Cell("nothing")],
                         _artifact(c.through.uri, c.through.version, None, c.through.redacted) if c.through
                         else Cell("the target itself")] for c in r.consumers],
                       [18, 12, 8, 8, 38, 16], "Nothing has read this version yet.")
@@ -165,13 +172,6 @@ def _audit(r: Upstream, stamp: list[tuple[str, list[Cell]]], permalink: str, dow
     title = f"Audit: {t.name or t.uri} ({picture.version_label(t.version)})"
     return Doc("audit", title, [_artifact(t.uri, t.version, t.version_key, t.redacted)], stamp, sections, permalink,
                downloads)
-
-
-def _first_href(items: list[VersionItem]) -> str | None:
-    from provenance.api.pages import artifact_href
-
-    visible = [o for o in items if not o.redacted]
-    return artifact_href(visible[0].uri, version=visible[0].version_key) if len(visible) == 1 else None
 
 
 def _command(value: Any) -> str:

@@ -194,9 +194,10 @@ def test_landing_and_search(server: tuple[str, str], browser: Any) -> None:
     page.wait_for_selector(".chip")
     assert "type: model" in page.locator(".chip").inner_text()
     assert page.locator("a.facet.active").count() == 1
-    page.locator(".chip").click()  # the filter is cleared
-    page.wait_for_load_state()
-    assert page.locator(".chip").count() == 0 and "type=" not in page.url
+    page.locator(".chip").click()  # the filter is cleared, the search kept
+    page.wait_for_selector(".hit-link")
+    assert page.locator(".chip").count() == 0 and "type=" not in page.url and "q=loan" in page.url
+    assert page.locator(".hit-link").count() > 1
     page.goto(base + "/?q=" + q("Ada Lovelace"))
     assert "GDPR report" in page.locator(".hit.empty").inner_text()  # nothing found says why, and where to go
     page.context.close()

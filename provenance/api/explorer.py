@@ -139,7 +139,9 @@ def _neighbours(svc: Service, who: Principal, node: GraphNode, as_of: int) -> Li
                                redacted=item.redacted, created_ts=item.created_ts, depth=-1 if read else 1))
         if read:
             edges.append(GraphEdge(source=vid, target=node.id, rel=READ))
-        for t, rel in (("OUTPUT_ADDED", CREATED), ("OUTPUT_MODIFIED", MODIFIED), ("OUTPUT_REMOVED", DELETED)):
+        # a temporary output (created and deleted by the run) is drawn as deleted
+        for t, rel in (("OUTPUT_ADDED", CREATED), ("OUTPUT_MODIFIED", MODIFIED), ("OUTPUT_REMOVED", DELETED),
+                       ("OUTPUT_TMP", DELETED)):
             if t in item.types:
                 edges.append(GraphEdge(source=node.id, target=vid, rel=rel))
     return LineageGraph(start=[], direction="both", depth=1, nodes=nodes, edges=edges, redacted=fp.redacted)

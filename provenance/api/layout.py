@@ -13,6 +13,7 @@ Only ids and sizes go to the layout library: no name or path from an event.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -90,20 +91,81 @@ def columns(nodes: Sequence[str], edges: Iterable[tuple[str, str]]) -> dict[str,
     return {n: c - low for n, c in col.items()}
 
 
+def _sugiyama(nodes: Sequence[str], pairs: Sequence[tuple[str, str]],
+              col: dict[str, int]) -> tuple[list[float], list[list[list[float]]]]:
+    """igraph's placement: each node's position in its column, and each edge's dummy points (position, column).
+    A long edge is split here into a chain through a dummy vertex in every column it crosses, so that igraph
+    sees only edges between neighbouring columns and places the dummies like nodes (its own edge routing
+    can name another edge's points when a graph has isolated nodes)."""
+    index = {n: i for i, n in enumerate(nodes)}
+    layers = [col[n] for n in nodes]
+    links: list[tuple[int, int]] = []
+    chains: list[list[int]] = []
+    for a, b in pairs:
+        ca, cb = col[a], col[b]
+        step = 1 if cb >= ca else -1
+        chain = []
+        prev = index[a]
+        for c in range(ca + step, cb, step):
+            layers.append(c)
+            chain.append(len(layers) - 1)
+            links.append((prev, chain[-1]))
+            prev = chain[-1]
+        links.append((prev, index[b]))
+        chains.append(chain)
+    g = igraph.Graph(n=len(layers), edges=links, directed=True)
+    coords = g.layout_sugiyama(layers=layers, hgap=1, vgap=1, maxiter=400).coords
+    ys = [coords[i][0] for i in range(len(nodes))]
+    dummies = [[[coords[v][0], float(layers[v])] for v in chain] for chain in chains]
+    _separate(ys, dummies, [col[n] for n in nodes])
+    return ys, dummies
+
+
+def _crossings(nodes: Sequence[str], pairs: Sequence[tuple[str, str]], col: dict[str, int], ys: list[float],
+               dummies: list[list[list[float]]]) -> int:
+    """Edge crossings of a placement, counted between each two neighbouring columns (where all of them are)."""
+    at = {n: ys[i] for i, n in enumerate(nodes)}
+    gaps: dict[int, list[tuple[float, float]]] = {}
+    for k, (a, b) in enumerate(pairs):
+        chain = sorted([(col[a], at[a]), *((int(round(c)), p) for p, c in dummies[k]), (col[b], at[b])])
+        for (c1, p1), (_, p2) in pairwise(chain):
+            gaps.setdefault(c1, []).append((p1, p2))
+    count = 0
+    for segs in gaps.values():
+        for i, (a1, a2) in enumerate(segs):
+            for b1, b2 in segs[i + 1:]:
+                if (a1 - b1) * (a2 - b2) < 0:
+                    count += 1
+    return count
+
+
+#: the placement is tried on this many orders of the input (the barycenter heuristic depends on it) and the one
+#: with the fewest crossings is kept; graphs with more edges than ``RETRY_EDGES`` are placed once
+TRIES, RETRY_EDGES = 8, 300
+
+
 def layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> Placed:
     """Boxes and edge routes for ``nodes`` (ids, in a stable order) and ``edges`` (source, target)."""
     if not nodes:
         return Placed({}, [], 2 * MARGIN, 2 * MARGIN)
     col = columns(nodes, edges)
-    index = {n: i for i, n in enumerate(nodes)}
-    pairs = [(a, b) for a, b in edges if a in index and b in index and a != b]
-    g = igraph.Graph(n=len(nodes), edges=[(index[a], index[b]) for a, b in pairs], directed=True)
-    lay = g.layout_sugiyama(layers=[col[n] for n in nodes], hgap=1, vgap=1, maxiter=400)
-    coords = lay.coords  # (position in its column, column) of each node
-    dummies_of: list[list[list[float]]] = [[list(p) for p in pts] for pts in
-                                           (getattr(lay, "edge_routing", None) or [[] for _ in pairs])]
-    ys = [c[0] for c in coords]
-    _separate(ys, dummies_of, [col[n] for n in nodes])
+    known = set(nodes)
+    pairs = [(a, b) for a, b in edges if a in known and b in known and a != b]
+    best: tuple[int, list[str], list[tuple[str, str]], list[float], list[list[list[float]]]] | None = None
+    rng = random.Random(17)  # a fixed seed: the same graph is drawn the same way every time
+    order, order_pairs = list(nodes), list(pairs)
+    for attempt in range(TRIES if len(pairs) <= RETRY_EDGES else 1):
+        if attempt:
+            rng.shuffle(order)
+            rng.shuffle(order_pairs)
+        ys, dummies = _sugiyama(order, order_pairs, col)
+        n = _crossings(order, order_pairs, col, ys, dummies)
+        if best is None or n < best[0]:
+            best = (n, list(order), list(order_pairs), ys, dummies)
+        if n == 0:
+            break
+    assert best is not None
+    _, nodes, pairs, ys, dummies_of = best
     all_pos = ys + [p[0] for pts in dummies_of for p in pts]
     low = min(all_pos)
     boxes = {n: Box(MARGIN + col[n] * COL_W, MARGIN + (ys[i] - low) * ROW_H) for i, n in enumerate(nodes)}
@@ -114,8 +176,8 @@ def layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> Placed:
         start = (ba.x + ba.w, ba.cy) if forward else (ba.x, ba.cy)
         end = (bb.x, bb.cy) if forward else (bb.x + bb.w, bb.cy)
         pts: list[tuple[float, float]] = [start]
-        dummies = dummies_of[k] if k < len(dummies_of) else []
-        for p in sorted(dummies, key=lambda p: p[1], reverse=not forward):
+        through: list[list[float]] = dummies_of[k] if k < len(dummies_of) else []
+        for p in sorted(through, key=lambda p: p[1], reverse=not forward):
             x0 = MARGIN + int(round(p[1])) * COL_W
             y = MARGIN + (p[0] - low) * ROW_H + BOX_H / 2
             # through the dummy's row: in at the column's left, out at its right (no box is in that row)

@@ -166,7 +166,7 @@ def home(request: Request, q: str = "", kind: str | None = None, type: str | Non
         facets = [(name, [({"href": "/?" + urlencode({**base, name: value}), "label": value or "(none)",
                             "active": chosen.get(name) == value}, n) for value, n in sorted(counts.items())])
                   for name, counts in r.facets.items()]
-        chips = [{"name": k, "value": v, "clear": "/?" + urlencode({kk: vv for kk, vv in base.items() if kk != k})}
+        chips = [{"name": k, "value": v, "href": "/?" + urlencode({kk: vv for kk, vv in base.items() if kk != k})}
                  for k, v in chosen.items() if v]
         sorts = [{"href": "/?" + urlencode({**base, "sort": s}), "label": s, "active": s == query.sort}
                  for s in _SORTS]

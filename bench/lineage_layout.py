@@ -13,6 +13,7 @@ service's lineage answer, logs and code hidden as the pages do by default, or sh
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ from provenance.access import ANONYMOUS_ADMIN
 from provenance.api import explorer, picture
 from provenance.api.layout import Box, Legibility, legibility
 from provenance.config import load_settings
-from provenance.graph.answers import GraphNode, LineageGraph
+from provenance.graph.answers import GraphEdge, GraphNode, LineageGraph
 from provenance.service import Service
 
 # the previous picture's geometry (provenance/api/picture.py before the layered layout)
@@ -76,7 +77,34 @@ def measure(svc: Service, name: str, ref: str, direction: str, aux: bool, expand
         view = explorer.View(uri=ref, direction=direction, depth=10,
                              expand=[n.id for n in g.nodes if n.kind == "app"][: explorer.MAX_EXPANDED])
         g = explorer.lineage(svc, ANONYMOUS_ADMIN, view)
-    g = shown(g, aux)
+    return measure_graph(name, shown(g, aux))
+
+
+def synthetic(seed: int, stages: int = 8, runs: int = 6) -> LineageGraph:
+    """A larger lineage than the demo's: each stage's runs read one to three versions made up to three stages
+    before (long edges) and write one or two; depth from the first stage, as the service numbers it."""
+    rng = random.Random(seed)
+    nodes = [GraphNode(id=f"raw{i}", kind="artifact", label=f"raw{i}", uri=f"raw{i}", type="dataset", depth=0,
+                       start=i == 0) for i in range(runs)]
+    edges: list[GraphEdge] = []
+    made: list[list[str]] = [[n.id for n in nodes]]
+    for s in range(1, stages):
+        out = []
+        for r in range(runs):
+            run = f"app:{s}.{r}"
+            nodes.append(GraphNode(id=run, kind="app", label=f"stage{s}", uri=run, type="app", depth=s))
+            for src in rng.sample([v for layer in made[-3:] for v in layer], k=rng.randint(1, 3)):
+                edges.append(GraphEdge(source=src, target=run, rel="READ"))
+            for k in range(rng.randint(1, 2)):
+                v = f"v{s}.{r}.{k}"
+                nodes.append(GraphNode(id=v, kind="artifact", label=v, uri=v, type="dataset", depth=s))
+                edges.append(GraphEdge(source=run, target=v, rel="CREATED"))
+                out.append(v)
+        made.append(out)
+    return LineageGraph(start=["raw0"], direction="down", depth=stages, nodes=nodes, edges=edges)
+
+
+def measure_graph(name: str, g: LineageGraph) -> list[tuple[str, str, Legibility, tuple[int, int], float]]:
     t = time.perf_counter()
     boxes, routes, size = old_layout(g)
     old_s = time.perf_counter() - t
@@ -118,6 +146,8 @@ def main() -> None:
                 rows += measure(svc, f"captured: raw file, down, depth 10{suffix}",
                                 str(work / "data" / "raw" / "applications_2026_02.csv"), "down", aux)
             svc.close()
+    for seed in range(3):
+        rows += measure_graph(f"synthetic pipeline {seed}: 8 stages × 6 runs", synthetic(seed))
     print("| graph | layout | nodes | edges | edge crossings | edges through nodes | overlapping nodes | size (px) "
           "| layout ms |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |")

@@ -384,6 +384,9 @@ def test_run_and_user_pages_are_complete(server: tuple[str, str], browser: Any) 
     touched = page.locator("#user-touches").inner_text()
     assert "read" in touched and "wrote" in touched
     assert page.locator("#user-touches tbody a[href*='/ui/artifact']").count() >= 6
+    page.goto(base + "/ui/user/bob?offset=4")  # paged: the runs from the fifth on, a way to the newer ones
+    assert page.locator("#user-runs tbody tr").count() == 2 and page.locator("#prev-page").count() == 1
+    assert "5–6 of 6" in page.locator("main").inner_text()
     page.context.close()
 
 

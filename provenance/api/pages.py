@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -28,6 +28,7 @@ from markupsafe import Markup
 from provenance.access import Principal
 from provenance.api import explorer, picture
 from provenance.api.deps import principal, service
+from provenance.api.links import app_href, artifact_href, user_href
 from provenance.errors import AuthError, NotFoundError, ProvenanceError, QueryError
 from provenance.events.model import ms_to_iso
 from provenance.graph.answers import AppInfo, Gdpr, Upstream
@@ -39,18 +40,6 @@ from provenance.service import Service
 router = APIRouter(include_in_schema=False)
 _SORTS = ("relevance", "usage", "recent")
 Expand = Annotated[list[str], Query(max_length=2000)]
-
-
-def artifact_href(uri: str, **params: Any) -> str:
-    return "/ui/artifact?" + urlencode({"uri": uri, **{k: v for k, v in params.items() if v}})
-
-
-def app_href(app_id: str) -> str:
-    return f"/ui/app/{quote(app_id, safe='')}"
-
-
-def user_href(name: str) -> str:
-    return f"/ui/user/{quote(name, safe='')}"
 
 
 def utc(ms: Any) -> str:

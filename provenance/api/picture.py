@@ -19,6 +19,9 @@ from provenance.api.layout import BOX_H, BOX_W, COL_W, MARGIN, Placed, layout
 from provenance.events.model import ms_to_iso
 from provenance.graph.answers import GraphEdge, GraphNode, LineageGraph
 from provenance.graph.model import DELETED
+from provenance.reports import version_label
+
+__all__ = ["AUX_TYPES", "TYPE_COLOURS", "Drawn", "Options", "draw", "prepare", "version_label"]
 
 TYPE_COLOURS = {
     "model": "#d9480f", "deployment": "#c2255c", "training_dataset": "#1971c2", "feature_group": "#0c8599",
@@ -30,16 +33,6 @@ TYPE_NAMES = {"app": "run", "training_dataset": "training dataset", "feature_gro
               "tool_state": "tool state"}
 #: what a lineage picture leaves out unless asked: a run's logs, the code files it read, tool state
 AUX_TYPES = frozenset({"log", "code", "tool_state"})
-
-
-def version_label(version: str | None) -> str:
-    """One notation for versions everywhere: ``v2`` for a number, the label itself otherwise."""
-    v = (version or "").strip()
-    if not v:
-        return ""
-    if v.isdigit():
-        return f"v{v}"
-    return v
 
 
 def short_run(app_id: str) -> str:

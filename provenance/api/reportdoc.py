@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from provenance.api import picture
 from provenance.api.explorer import View
+from provenance.api.links import app_href, artifact_href, user_href
 from provenance.events.model import ms_to_iso
 from provenance.graph.answers import AppRef, EvidenceStep, Gdpr, Upstream, VersionItem
 
@@ -73,8 +74,6 @@ class Doc:
 def _artifact(uri: str, version: str | None = None, key: str | None = None, redacted: bool = False) -> Cell:
     if redacted:
         return Cell("redacted (another project's)")
-    from provenance.api.pages import artifact_href
-
     return Cell(uri, artifact_href(uri, version=key), mono=True)
 
 
@@ -83,14 +82,10 @@ def _run(app_id: str | None, redacted: bool = False) -> Cell:
         return Cell("redacted (another project's)")
     if not app_id:
         return Cell("—")
-    from provenance.api.pages import app_href
-
     return Cell(app_id, app_href(app_id), mono=True)
 
 
 def _users(users: list[str]) -> list[Cell]:
-    from provenance.api.pages import user_href
-
     return [Cell(u, user_href(u)) for u in users] or [Cell("—")]
 
 

@@ -69,7 +69,7 @@ function initialView() {
   const graph = document.getElementById("graph");
   const W = Number(svg.dataset.width), H = Number(svg.dataset.height);
   // as tall as the graph needs at full size, within bounds
-  graph.style.height = Math.round(Math.max(300, Math.min(graph.classList.contains("small") ? 420 : 600, H + 90))) + "px";
+  graph.style.height = Math.round(Math.max(300, Math.min(window.innerWidth <= 800 ? 420 : 600, H + 90))) + "px";
   const box = boxSize();
   // the whole graph when its text stays readable at that size; else the subject at full size, centred
   if (Math.min(box.w / W, box.h / H) >= 0.6) fitView(); else centreView(1);

@@ -236,20 +236,26 @@ def _marks(svc: Service, who: Principal, view: explorer.View, a: Any) -> list[in
     return sorted(times)
 
 
+def _partial(r: Gdpr | Upstream, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, after a first one that says the answer is partial when it is (never a silent truncation)."""
+    return ([{"partial": r.reason or "stopped early"}] if r.partial else []) + rows
+
+
 def _used_by(svc: Service, who: Principal, view: explorer.View) -> list[dict[str, Any]]:
     """The models and deployments made from it, at any depth."""
     r = svc.gdpr(who, [view.ref], view.as_of, Limits(depth=explorer.MAX_DEPTH, limit=500))
-    return [{"uri": m.uri, "name": m.name, "type": m.type, "version": m.version, "version_key": m.version_key,
-             "depth": m.depth, "deployed": m.deployed, "current": m.current, "certain": m.certain, "tier": m.tier,
-             "created_ts": m.created_ts, "created_by": m.created_by, "redacted": m.redacted} for m in r.models]
+    return _partial(r, [{"uri": m.uri, "name": m.name, "type": m.type, "version": m.version,
+                         "version_key": m.version_key, "depth": m.depth, "deployed": m.deployed, "current": m.current,
+                         "certain": m.certain, "tier": m.tier, "created_ts": m.created_ts,
+                         "created_by": m.created_by, "redacted": m.redacted} for m in r.models])
 
 
 def _made_from(svc: Service, who: Principal, view: explorer.View) -> list[dict[str, Any]]:
     """What it was made from, nearest first."""
     r = svc.upstream(who, view.ref, view.as_of, Limits(depth=explorer.MAX_DEPTH, limit=500))
-    return [{"uri": x.uri, "name": x.name, "type": x.type, "version": x.version, "version_key": x.version_key,
-             "depth": x.depth, "certain": x.certain, "tier": x.tier, "created_ts": x.created_ts,
-             "via": x.via, "redacted": x.redacted} for x in r.artifacts]
+    return _partial(r, [{"uri": x.uri, "name": x.name, "type": x.type, "version": x.version,
+                         "version_key": x.version_key, "depth": x.depth, "certain": x.certain, "tier": x.tier,
+                         "created_ts": x.created_ts, "via": x.via, "redacted": x.redacted} for x in r.artifacts])
 
 
 @router.get("/ui/graph", response_class=HTMLResponse)
@@ -283,7 +289,7 @@ def used_by_csv(request: Request, uri: Annotated[str, Query(max_length=4000)], v
         view = _view(uri, version, "both", "", as_of, "", "", [])
         rows = [[r["uri"], r["type"], picture.version_label(r["version"]), r["depth"], "yes" if r["deployed"] else "no",
                  "yes" if r["current"] else "no", "certain" if r["certain"] else "possible", r["tier"]]
-                for r in _used_by(svc, who, view)]
+                for r in _used_by(svc, who, view) if "partial" not in r]
         return _csv_response("used-by.csv", ["artifact", "type", "version", "depth", "deployed_now", "current",
                                              "evidence", "tier"], rows)
 
@@ -297,7 +303,7 @@ def made_from_csv(request: Request, uri: Annotated[str, Query(max_length=4000)],
         view = _view(uri, version, "both", "", as_of, "", "", [])
         rows = [[r["uri"], r["type"], picture.version_label(r["version"]), r["depth"],
                  "certain" if r["certain"] else "possible", r["tier"], ms_to_iso(r["created_ts"]) or "",
-                 " ".join(v.app_id for v in r["via"])] for r in _made_from(svc, who, view)]
+                 " ".join(v.app_id for v in r["via"])] for r in _made_from(svc, who, view) if "partial" not in r]
         return _csv_response("made-from.csv", ["artifact", "type", "version", "depth", "evidence", "tier", "created",
                                                "via_runs"], rows)
 

@@ -60,17 +60,18 @@ function centreView(scale) {
   if (view.h < H) view.y = Math.min(Math.max(view.y, 0), H - view.h); else view.y = (H - view.h) / 2;
   applyView();
 }
+function sizeSvg(svg) {
+  // as wide as the page allows, as tall as the graph needs at full size (within bounds); the legend below
+  const H = Number(svg.dataset.height);
+  svg.setAttribute("width", "100%");
+  svg.setAttribute("height", String(Math.round(Math.max(220, Math.min(window.innerWidth <= 800 ? 380 : 560, H + 40)))));
+  svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+}
 function initialView() {
   const svg = svgOf();
   if (!svg) return;
-  svg.setAttribute("width", "100%");
-  svg.setAttribute("height", "100%");
-  svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
-  const graph = document.getElementById("graph");
-  const W = Number(svg.dataset.width), H = Number(svg.dataset.height);
-  // as tall as the graph needs at full size, within bounds
-  graph.style.height = Math.round(Math.max(300, Math.min(window.innerWidth <= 800 ? 420 : 600, H + 90))) + "px";
-  const box = boxSize();
+  sizeSvg(svg);
+  const W = Number(svg.dataset.width), H = Number(svg.dataset.height), box = boxSize();
   // the whole graph when its text stays readable at that size; else the subject at full size, centred
   if (Math.min(box.w / W, box.h / H) >= 0.6) fitView(); else centreView(1);
 }
@@ -171,7 +172,7 @@ function redraw(keepView) {
       const saved = {...view};
       graph.replaceChildren(...doc.body.childNodes);
       localTimes(graph);
-      if (keepView && saved.w) { Object.assign(view, saved); svgOf() && (svgOf().setAttribute("width", "100%"), svgOf().setAttribute("height", "100%")); applyView(); }
+      if (keepView && saved.w && svgOf()) { Object.assign(view, saved); sizeSvg(svgOf()); applyView(); }
       else initialView();
       graph.dataset.state = params.toString();
       graph.removeAttribute("aria-busy");

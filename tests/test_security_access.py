@@ -141,7 +141,8 @@ PAGES = [("/", [], ["q", "project"]), ("/ui/artifact", [], ["uri"]), ("/ui/graph
          ("/ui/artifact/used-by.csv", [], ["uri"]), ("/ui/artifact/made-from.csv", [], ["uri"]),
          ("/ui/reports/audit.md", [], ["uri"]), ("/ui/reports/audit.json", [], ["uri"]),
          ("/ui/reports/gdpr.md", [], ["uri"]), ("/ui/reports/gdpr.json", [], ["uri"]),
-         ("/ui/reports/audit.pdf", [], ["uri"])]  # a PDF's text is compressed: for it, hidden and absent answers are compared
+         # a PDF's text is compressed: for it, only hidden and absent answers are compared
+         ("/ui/reports/audit.pdf", [], ["uri"])]
 
 
 def _value(kind: str, which: dict[str, str]) -> str:

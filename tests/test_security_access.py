@@ -137,7 +137,12 @@ def _routes(client: TestClient) -> list[tuple[str, list[str], list[str]]]:
 
 PAGES = [("/", [], ["q", "project"]), ("/ui/artifact", [], ["uri"]), ("/ui/graph", [], ["uri", "direction"]),
          ("/ui/app/{app_id}", ["app_id"], []), ("/ui/user/{name}", ["name"], []),
-         ("/ui/reports/audit", [], ["uri"]), ("/ui/reports/gdpr", [], ["uri"])]
+         ("/ui/reports/audit", [], ["uri"]), ("/ui/reports/gdpr", [], ["uri"]),
+         ("/ui/artifact/used-by.csv", [], ["uri"]), ("/ui/artifact/made-from.csv", [], ["uri"]),
+         ("/ui/reports/audit.md", [], ["uri"]), ("/ui/reports/audit.json", [], ["uri"]),
+         ("/ui/reports/gdpr.md", [], ["uri"]), ("/ui/reports/gdpr.json", [], ["uri"]),
+         # a PDF's text is compressed: for it, only hidden and absent answers are compared
+         ("/ui/reports/audit.pdf", [], ["uri"])]
 
 
 def _value(kind: str, which: dict[str, str]) -> str:

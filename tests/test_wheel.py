@@ -76,6 +76,7 @@ def _free_port() -> int:
 
 def test_serve_from_the_wheel(installed: Path, tmp_path: Path) -> None:
     home = tmp_path / "home"
+    assert _run(installed, tmp_path, "--home", str(home), "demo", "--replay").returncode == 0
     made = _run(installed, tmp_path, "--home", str(home), "token", "create", "root", "--admin", "--json")
     token = json.loads(made.stdout)["token"]
     port = _free_port()
@@ -107,7 +108,12 @@ def test_serve_from_the_wheel(installed: Path, tmp_path: Path) -> None:
         assert get("/static/swagger/swagger-ui-bundle.js")[0] == 200  # Swagger UI served from here, offline
         status, body, ctype = get("/ui/login")
         assert status == 200 and ctype.startswith("text/html") and b"Sign in" in body
-        assert json.loads(get("/api/apps")[1])["total"] == 0
+        assert json.loads(get("/api/apps")[1])["total"] == 14
+        # the installed wheel draws the lineage picture (its layout library came with it) and the reports' PDF
+        status, body, _ = get("/ui/artifact?uri=/Projects/loan/Deployments/loan_scoring&depth=10")
+        assert status == 200 and body.count(b'<g class="node ') >= 15 and body.count(b'class="edge"') >= 15
+        status, body, ctype = get("/ui/reports/audit.pdf?uri=/Projects/loan/Deployments/loan_scoring")
+        assert status == 200 and ctype == "application/pdf" and body.startswith(b"%PDF")
     finally:
         proc.terminate()
         proc.wait(timeout=60)

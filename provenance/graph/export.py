@@ -13,8 +13,9 @@ from typing import Any, Literal, TypeAlias
 import networkx as nx
 
 from provenance.events.model import ms_to_iso
-from provenance.graph.answers import Footprint, FootprintItem, GraphEdge, GraphNode, LineageGraph
+from provenance.graph.answers import Footprint, FootprintItem, GraphEdge, GraphNode, LineageGraph, Tier
 from provenance.graph.facets import dataset_id, derived_id
+from provenance.graph.lineage import _TIER_RANK, app_of, hub_tier, is_hub
 from provenance.graph.model import (
     CREATED,
     LINEAGE_RELS,
@@ -47,7 +48,14 @@ def subgraph(q: LineageQueries, ref: str, direction: Direction = "both", as_of: 
         if tr.partial:
             partial, reasons = True, [*reasons, str(tr.reason)]
     versions = [n for n in reached if n.startswith("version:")]
-    apps = [n for n in reached if n.startswith("app:")]
+    # a run is drawn once: the hubs the walk passed (its processes, a move, a declared flow) stand for it
+    hubs = [n for n in reached if is_hub(n)]
+    app_depth: dict[str, int] = {}
+    for h in hubs:
+        run_id, hub_depth = app_of(h), reached[h]
+        if run_id not in app_depth or abs(hub_depth) < abs(app_depth[run_id]):
+            app_depth[run_id] = hub_depth
+    apps = sorted(app_depth)
     fields = q.version_fields(versions, as_of)
     described = q.describe_apps(apps, as_of)
     nodes: list[GraphNode] = []
@@ -57,16 +65,20 @@ def subgraph(q: LineageQueries, ref: str, direction: Direction = "both", as_of: 
                                type=f["type"], version=f["version"], project=f["project"],
                                created_ts=f["created_ts"], depth=reached[v], start=v in starts))
     for a in apps:
-        run = described[a]
-        nodes.append(GraphNode(id=a, kind="app", label=run.job or run.app_id, uri=run.app_id, type="app",
-                               state=run.state, job=run.job, users=run.users, project=run.project,
-                               created_ts=run.started_ts, depth=reached[a]))
-    edges = []
-    for e in q.store.edges_from(apps, list(LINEAGE_RELS), as_of):
+        info = described[a]
+        nodes.append(GraphNode(id=a, kind="app", label=info.job or info.app_id, uri=info.app_id, type="app",
+                               state=info.state, job=info.job, users=info.users, project=info.project,
+                               created_ts=info.started_ts, depth=app_depth[a]))
+    found: dict[tuple[str, str, str], Tier] = {}
+    for e in q.store.edges_from(hubs, list(LINEAGE_RELS), as_of):
         if e.dst not in reached:
             continue
-        source, target = (e.dst, e.src) if e.rel == READ else (e.src, e.dst)
-        edges.append(GraphEdge(source=source, target=target, rel=e.rel))
+        run = app_of(e.src)
+        source, target = (e.dst, run) if e.rel == READ else (run, e.dst)
+        key, tier = (source, target, e.rel), hub_tier(e.src)
+        if key not in found or _TIER_RANK[tier] < _TIER_RANK[found[key]]:
+            found[key] = tier
+    edges = [GraphEdge(source=s, target=t, rel=rel, tier=tier) for (s, t, rel), tier in found.items()]
     edges.sort(key=lambda e: (e.source, e.target, e.rel))
     return LineageGraph(as_of=_iso_or_none(as_of), start=starts, direction=direction, depth=limits.depth,
                         nodes=sorted(nodes, key=lambda n: (n.depth, n.kind, n.id)), edges=edges, partial=partial,

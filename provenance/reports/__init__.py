@@ -38,6 +38,12 @@ def md(value: Any) -> str:
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
+def version_label(version: Any) -> str:
+    """One notation for versions everywhere (reports, pages, pictures): ``v2`` for a number, else the label."""
+    v = str(version or "").strip()
+    return f"v{v}" if v.isdigit() else v
+
+
 def when(ms: Any) -> str:
     return (ms_to_iso(ms) or "—") if isinstance(ms, int) and not isinstance(ms, bool) else "—"
 
@@ -56,7 +62,7 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("provenance.reports", "templates"), autoescape=False,
                       finalize=md, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
-    env.filters.update(when=when, command=command, tags=tags)
+    env.filters.update(when=when, command=command, tags=tags, ver=version_label)
     return env
 
 

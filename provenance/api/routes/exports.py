@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from provenance.api.deps import AsOf, Depth, Svc, Who, as_of_ms
-from provenance.api.pages import report_page
+from provenance.api.pages import report_html
 from provenance.graph import export
 from provenance.graph.answers import Gdpr, LineageGraph, Upstream
 from provenance.graph.queries import Limits
@@ -53,7 +53,7 @@ def _report(request: Request, fmt: str, answer: Upstream | Gdpr, markdown: str, 
         return JSONResponse(answer.model_dump(mode="json"))
     if fmt == "md":
         return PlainTextResponse(markdown, media_type="text/markdown; charset=utf-8")
-    return HTMLResponse(report_page(request, title, markdown, uri, direction, depth, as_of))
+    return HTMLResponse(report_html(request, answer, uri, depth, as_of))
 
 
 @router.get("/api/reports/audit", response_class=Response,

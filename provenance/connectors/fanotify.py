@@ -499,7 +499,7 @@ class Watcher:
         stopping = False
         while True:
             ready = {fd for fd, _ in poller.poll(IDLE_POLL_MS if not stopping else 0)}
-            if not ready:
+            if not ready and not stopping:
                 self._drain_fanotify()  # nothing came: the queue is empty as of now (see _empty_at)
                 continue
             if self._stop_r in ready:

@@ -204,7 +204,9 @@ class EvidenceStep(Visible):
     version: str | None = None
     type: str | None = None
     process: str | None = Field(default=None, description="the process of the run the data went through, when "
-                                "the capture saw processes (its program and arguments)")
+                                "the capture saw processes: its command line (or program) and pid; or a move, "
+                                "or a source's statement")
+    flow: str | None = Field(default=None, description="the flow's key in the run (p:<proc>, mv:<id>, d)")
     tier: Tier | None = None
 
 

@@ -678,17 +678,39 @@ class LineageQueries:
     def _evidence(self, tr: Walk, v: str, fields: dict[str, dict[str, Any]],
                   apps: dict[str, AppInfo]) -> list[EvidenceStep]:
         steps = []
-        for node, rel in tr.path_to(v):
+        path = tr.path_to(v)
+        flows = self.store.nodes([n for n, _ in path if n.startswith("flow:")], NEVER)
+        for node, rel in path:
             if is_hub(node):
                 a = apps[app_of(node)]
                 flow = split_flow_node(node)[1] if node.startswith("flow:") else None
                 steps.append(EvidenceStep(kind="app", uri=a.uri, app_id=a.app_id, job=a.job, users=a.users,
-                                          project=a.project, rel=rel, process=flow, tier=hub_tier(node)))
+                                          project=a.project, rel=rel, flow=flow,
+                                          process=_process_text(flow, flows[node].props if node in flows else {}),
+                                          tier=hub_tier(node)))
             else:
                 f = fields[node]
                 steps.append(EvidenceStep(kind="artifact", uri=f["uri"], version=f["version"], type=f["type"],
                                           project=f["project"], rel=rel))
         return steps
+
+
+def _process_text(flow: str | None, props: dict[str, Any]) -> str | None:
+    """How a flow reads in an evidence path: the process's command line (or program) and pid; a move; a
+    source's statement."""
+    if not flow:
+        return None
+    kind = flow.split(":", 1)[0]
+    if kind == "mv":
+        return "a move (rename)"
+    if kind == "d":
+        return "as a source declared it"
+    argv = props.get("argv")
+    text = " ".join(map(str, argv)) if isinstance(argv, list) and argv else str(props.get("exe") or "a process")
+    if len(text) > 120:
+        text = text[:119] + "…"
+    pid = props.get("pid")
+    return f"{text} (pid {pid})" if pid is not None else text
 
 
 def _parent(ref: ParentRef | None, facet: Any) -> ParentRef | None:

@@ -40,6 +40,7 @@ def test_example_history_any_order_any_duplicates(order: list[str], dup: list[in
 
 # Random small histories: apps reading, writing, creating, deleting and renaming a few files,
 # with explicit versions and commits mixed in; the order of arrival must not matter.
+PROCS = ["1.1", "2.2", "3.3"]
 FILES = ["/d/raw.csv", "/d/feat.parquet", "/Projects/p/Models/m/1/w.pkl", "/Projects/p/Models/m/2/w.pkl",
          "/lake/t/part-0.parquet", "/serving/m/model.pkl", "/tmp/scratch.bin"]
 
@@ -66,11 +67,32 @@ def histories(draw: st.DrawFn) -> list[str]:
             elif op == "tag":
                 events.append({"source": "t", "kind": "file", "op": "xattr_set", "ts": ts, "app_id": app,
                                "uri": f, "attrs": {"name": "user.prov.pii", "value": "true"}})
+            elif draw(st.booleans()):  # as fanotify gives it: the process, its open time, the content's hash
+                attrs: dict[str, Any] = {"proc": draw(st.sampled_from(PROCS)),
+                                         "opened_ts": ts - draw(st.integers(0, 2))}
+                if op != "delete" and draw(st.booleans()):
+                    attrs["hash"] = draw(st.sampled_from(["blake3:aa", "blake3:bb"]))
+                if op in ("read", "write") and draw(st.booleans()):
+                    attrs["shared_with"] = [draw(st.sampled_from(PROCS))]
+                    attrs["handed_on"] = draw(st.booleans())
+                events.append({"source": "fanotify", "kind": "file", "op": op, "ts": ts, "app_id": app, "uri": f,
+                               "attrs": attrs})
             else:
                 events.append({"source": "t", "kind": "file", "op": op, "ts": ts, "app_id": app, "uri": f})
         if draw(st.booleans()):
+            attrs = {"exit_code": 0}
+            if draw(st.booleans()):  # the processes: a parent, and children passing data through pipes
+                attrs["processes"] = [
+                    {"proc": "1.1", "pid": 1, "ppid_proc": None, "exe": "sh", "start_ts": start, "end_ts": start + 50,
+                     "pipes_in": [], "pipes_out": [9], "pipes_to_parent": []},
+                    {"proc": "2.2", "pid": 2, "ppid_proc": "1.1", "exe": "sort", "start_ts": start + 1,
+                     "end_ts": start + draw(st.integers(2, 40)), "pipes_in": [], "pipes_out": [7, 9],
+                     "pipes_to_parent": []},
+                    {"proc": "3.3", "pid": 3, "ppid_proc": "1.1", "exe": "gzip", "start_ts": start + 1,
+                     "end_ts": start + draw(st.integers(2, 40)), "pipes_in": [7], "pipes_out": [8],
+                     "pipes_to_parent": [8] if draw(st.booleans()) else []}]
             events.append({"source": "t", "kind": "app", "op": "finished", "ts": start + 50, "app_id": app,
-                           "attrs": {"exit_code": 0}})
+                           "attrs": attrs})
     return [json.dumps(e) for e in events]
 
 

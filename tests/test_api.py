@@ -77,6 +77,11 @@ def test_health_and_metrics(api: dict[str, Any]) -> None:
     assert metrics["provenance_events_in"] == 98 and metrics["provenance_events_applied"] == 98
     assert metrics["provenance_processor_lag"] == 0
     assert any(k.startswith("provenance_query_seconds_bucket") for k in metrics)
+    assert metrics["provenance_cdc_unmapped_tables"] == 0  # `provenance cdc` never ran here
+    (api["home"] / "cdc").mkdir(exist_ok=True)
+    (api["home"] / "cdc" / "unmapped.json").write_text('{"tables": ["public.audit_log", "public.sessions"]}')
+    assert "provenance_cdc_unmapped_tables 2.0" in c.get("/metrics").text
+    (api["home"] / "cdc" / "unmapped.json").unlink()
 
 
 # -- errors ------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ class Metrics:
                                        buckets=QUERY_BUCKETS, registry=self.registry)
         self.requests = Counter("provenance_http_requests", "HTTP requests by status class", ["status"],
                                 registry=self.registry)
+        self.cdc_unmapped = Gauge("provenance_cdc_unmapped_tables", "Tables the last `provenance cdc` saw change "
+                                  "that no CDC mapping covers (their changes are ignored)", registry=self.registry)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from prometheus_client import generate_latest
 
 from provenance.api.deps import Svc, api_state
 from provenance.bus.port import DEAD_LETTER_TOPIC
+from provenance.connectors.cdc import recorded_unmapped
 
 router = APIRouter(tags=["ops"])
 
@@ -45,4 +46,5 @@ def metrics(request: Request, svc: Svc) -> Response:
     m.lag.set(max(0, total_in - applied))
     m.dead.set(sum(bus.end_offsets(DEAD_LETTER_TOPIC).values()) if DEAD_LETTER_TOPIC in bus.topics() else 0)
     m.processor_up.set(0 if state.processor_dead else 1)
+    m.cdc_unmapped.set(len(recorded_unmapped(state.settings.home / "cdc")))
     return Response(generate_latest(m.registry), media_type="text/plain; version=0.0.4")

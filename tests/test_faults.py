@@ -77,7 +77,7 @@ def _kill_loop(home: Path, feed: Path, start: Any, rng: random.Random) -> list[t
     for k in range(KILLS):
         _append(home, lines[k * chunk: (k + 1) * chunk])
         proc = start()
-        time.sleep(rng.uniform(0.8, 2.5))
+        time.sleep(rng.uniform(1.0, 3.0))
         os.killpg(proc.pid, signal.SIGKILL)  # the process and its workers, as an OOM killer or a power cut would
         proc.wait(timeout=30)
         progress.append((_applied(home), min(len(lines), (k + 1) * chunk)))
@@ -86,7 +86,8 @@ def _kill_loop(home: Path, feed: Path, start: Any, rng: random.Random) -> list[t
 
 def _no_long_stalls(progress: list[tuple[int, int]]) -> None:
     """Restarts move on: never three kills in a row without a batch applied in between while records were
-    waiting (a restart lives 0.8-2.5 s, of which about a second goes to starting Python)."""
+    waiting (a restart lives 1-3 s, of which a second or more goes to starting Python and the
+    web app before the first batch, more on a loaded machine)."""
     stalled = 0
     before = 0
     for applied, appended in progress:

@@ -18,8 +18,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
-import igraph
-
 COL_W, ROW_H, BOX_W, BOX_H = 250, 62, 190, 44  # column pitch, row pitch, box size (px)
 MARGIN = 24
 
@@ -113,6 +111,8 @@ def _sugiyama(nodes: Sequence[str], pairs: Sequence[tuple[str, str]],
             prev = chain[-1]
         links.append((prev, index[b]))
         chains.append(chain)
+    import igraph  # here, not at import: serve starts its processor sooner
+
     g = igraph.Graph(n=len(layers), edges=links, directed=True)
     coords = g.layout_sugiyama(layers=layers, hgap=1, vgap=1, maxiter=400).coords
     ys = [coords[i][0] for i in range(len(nodes))]

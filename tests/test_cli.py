@@ -59,6 +59,11 @@ def test_apps_filters(home: Path) -> None:
 def test_human_output_and_markdown_report(home: Path, tmp_path: Path) -> None:
     r = run(home, "gdpr", f"{P}/Raw/applications_2026_02.csv")
     assert r.returncode == 0 and "Models and deployments (4)" in r.stdout
+    # replayed runs without processes: every item possible, apart from the certain ones, and said why
+    assert "Copies of the data: none found" in r.stdout and "Derived artifacts to erase or rebuild (0)" in r.stdout
+    assert "Possibly derived, to review (14)" in r.stdout and "possible (run)" in r.stdout
+    assert "certain (" not in r.stdout and "possible: through a run" in r.stderr
+    assert "superseded" in r.stdout and "serving now" in r.stdout
     report = tmp_path / "audit.md"
     r = run(home, "audit", f"{P}/Deployments/loan_scoring", "--format", "md", "-o", str(report))
     assert r.returncode == 0, r.stderr

@@ -69,10 +69,24 @@ def _suggestion(svc: Service, message: str) -> str:
     return hint + " (`provenance search` finds artifacts by name)"
 
 
+def _known(item: Any) -> str:
+    """How an item of a lineage answer is known: "certain (process)", "possible (run)"; "" when not reached."""
+    tier = getattr(item, "tier", None)
+    if tier is None:
+        return ""
+    return f"{'certain' if getattr(item, 'certain', False) else 'possible'} ({tier})"
+
+
+TIERS_NOTE = ("certain: reached through exact links only (process: a captured process read one and wrote the "
+              "other; declared: a source stated it; content: the same bytes). possible: through a run that read "
+              "several inputs and wrote several outputs, which one reached which not captured.")
+
+
 def _versions(title: str, items: list[Any], extra: tuple[str, ...] = ()) -> None:
     rows = []
     for i in items:
-        cells = [", ".join(getattr(i, c)) if isinstance(getattr(i, c), list) else str(getattr(i, c)) for c in extra]
+        cells = [_known(i) if c == "known" else ", ".join(getattr(i, c)) if isinstance(getattr(i, c), list)
+                 else str(getattr(i, c)) for c in extra]
         rows.append([*cells, i.type, i.uri, i.version, ", ".join(f"{k}={v}" for k, v in sorted(i.tags.items()))])
     out.print(table(title, [*extra, "type", "artifact", "version", "tags"], rows, ids=("artifact",)))
 
@@ -183,7 +197,9 @@ def impact(ctx: Ctx, app: str | None, job: str | None, artifact: str | None, as_
     out.print(table(f"Runs reached ({r.totals['apps']})", ["depth", "app", "job", "users", "state"], rows,
                     ids=("app",)))
     items: list[ImpactItem] = r.artifacts
-    _versions("Union of their footprints", items, extra=("types",))
+    _versions("Union of their footprints", items, extra=("types", "known"))
+    if any(i.certain is False for i in items):
+        err.print(TIERS_NOTE)
     partial_note(r.totals, {"apps": offset + len(r.apps), "artifacts": offset + len(r.artifacts)}, r.partial,
                  r.reason)
 
@@ -218,11 +234,13 @@ def audit(ctx: Ctx, uri: str, as_of: int | None, depth: int, time_budget: float,
     t = r.target
     out.print(f"Audit of {t.uri} @ {t.version} ({t.type}); users: {', '.join(r.users) or '—'}; "
               f"code: {', '.join(r.code_versions) or '—'}")
-    _versions("Upstream", r.artifacts, extra=("depth",))
+    _versions("Upstream", r.artifacts, extra=("depth", "known"))
     rows = [[str(a.depth), a.app_id, a.job or "", ", ".join(a.users), a.git_commit or "", a.env_hash or "",
              when(a.started_ts)] for a in r.apps]
     out.print(table("Applications", ["depth", "app", "job", "users", "git", "env", "started"], rows,
                     ids=("app", "git", "env")))
+    if any(not a.certain for a in r.artifacts):
+        err.print(TIERS_NOTE)
     for c in r.consumers:
         outs = ", ".join(f"{o.type} {o.uri}@{o.version}" for o in c.outputs)
         out.print(f"used by {c.app_id} ({c.job}) → {outs or 'no outputs'}")
@@ -249,18 +267,43 @@ def gdpr(ctx: Ctx, uris: tuple[str, ...], as_of: int | None, depth: int, time_bu
     if fmt == "md":
         click.echo(gdpr_markdown(r).rstrip("\n"))
         return
+    rows = [[c.type, c.uri, c.version, c.tier, "yes" if c.deleted else "no"] for c in r.copies]
+    if rows:
+        out.print(table(f"Copies of the data ({r.totals['copies']}): where it came from and what holds the same "
+                        "data", ["type", "artifact", "version", "known by", "deleted"], rows, ids=("artifact",)))
+    else:
+        out.print("Copies of the data: none found")
     rows = []
     for m in r.models:
         path = " → ".join(s.job or s.app_id or "" if s.kind == "app" else f"{s.uri.rsplit('/', 1)[-1]}@{s.version}"
                           for s in m.evidence)
-        rows.append([m.type, m.uri, m.version, "yes" if m.deployed else "no", path])
+        if m.type == "deployment":
+            now = "serving now" if m.deployed else "deleted" if m.deleted else "not serving now"
+        else:
+            now = "deployed now" if m.deployed else "not deployed now"
+        if not m.current and m.superseded_ts is not None:
+            now += f"; superseded {when(m.superseded_ts)}"
+        rows.append([m.type, m.uri, m.version, _known(m), now, path])
     out.print(table(f"Models and deployments ({r.totals['models']})",
-                    ["type", "artifact", "version", "deployed", "evidence"], rows, ids=("artifact",)))
+                    ["type", "artifact", "version", "known", "now", "evidence"], rows, ids=("artifact",)))
     out.print(f"users involved: {', '.join(r.users) or '—'}")
-    derived: list[VersionItem] = list(r.derived)
-    _versions(f"Derived artifacts to erase or rebuild ({r.totals['derived']})", derived, extra=("depth",))
+    certain: list[VersionItem] = [d for d in r.derived if d.certain]
+    possible: list[VersionItem] = [d for d in r.derived if not d.certain]
+    _versions(f"Derived artifacts to erase or rebuild ({len(certain)})", certain, extra=("depth", "known"))
+    if possible:
+        _versions(f"Possibly derived, to review ({len(possible)}): a run read the data among other inputs",
+                  possible, extra=("depth", "known"))
+    rows = [[x.uri, x.version, x.created_by.app_id if x.created_by else "—"] for x in r.logs]
+    if rows:
+        out.print(table(f"Logs of the runs that read it ({r.totals['logs']}): what a run printed may hold the data",
+                        ["log", "version", "of run"], rows, ids=("log", "of run")))
+    else:
+        out.print("Logs of the runs that read it: none captured")
+    if possible or any(not m.certain for m in r.models):
+        err.print(TIERS_NOTE)
     partial_note(r.totals, {"models": offset + len(r.models), "derived": offset + len(r.derived),
-                            "apps": offset + len(r.apps)}, r.partial, r.reason)
+                            "apps": offset + len(r.apps), "copies": offset + len(r.copies),
+                            "logs": offset + len(r.logs)}, r.partial, r.reason)
 
 
 @click.command()

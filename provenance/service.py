@@ -47,7 +47,7 @@ from provenance.graph.answers import (
     UserSummary,
     VersionDetail,
 )
-from provenance.graph.model import NEVER, RAN, READ, artifact_node, node_key, user_node, version_node
+from provenance.graph.model import NEVER, RAN, READ, Edge, Node, artifact_node, node_key, user_node, version_node
 from provenance.graph.queries import Limits, LineageQueries
 from provenance.processor.runner import ProcessStats, processor_lock
 from provenance.search.port import SearchQuery
@@ -159,7 +159,7 @@ class Service:
                                             limit=limit, offset=offset)
             described = q.describe_apps([n.id for n in nodes], as_of)
             listed = [described[n.id] for n in nodes]
-            return AppList(as_of=_iso(as_of), apps=listed, total=total, offset=offset, limit=limit)
+            return AppList(as_of=_iso(as_of), apps=listed, total=total, offset=offset, limit=limit)  # (an admin)
         if job is not None:
             try:
                 ids = q.job_apps(job, as_of)
@@ -172,11 +172,12 @@ class Service:
         apps = [a for a in q.describe_apps(ids, as_of).values()
                 if who.sees(a.project) and (not user or user in a.users) and (not state or a.state == state)]
         apps.sort(key=lambda a: (-(a.started_ts or 0), a.app_id))
-        return AppList(as_of=_iso(as_of), apps=apps[offset: offset + limit], total=len(apps), offset=offset,
-                       limit=limit)
+        # a visible run's parent may be another project's (an OpenLineage parent facet): hidden with it
+        return redact(AppList(as_of=_iso(as_of), apps=apps[offset: offset + limit], total=len(apps), offset=offset,
+                              limit=limit), who)
 
     def app(self, who: Principal, app_id: str, as_of: int = NEVER) -> AppInfo:
-        return self.visible_app(self.queries(), who, app_id, as_of)
+        return redact(self.visible_app(self.queries(), who, app_id, as_of), who)
 
     def artifact(self, who: Principal, ref: str, as_of: int = NEVER) -> ArtifactAnswer:
         """An artifact: its versions, who made each and who read it."""
@@ -224,12 +225,16 @@ class Service:
             nodes, total = q.store.find_nodes("user", as_of=as_of, limit=limit, offset=offset)
         else:
             everyone = _all_nodes(q.store, "user", as_of, None)
-            runs: dict[str, set[str]] = {}
+            ran: dict[str, list[Edge]] = {}
             for e in q.store.edges_from([n.id for n in everyone], [RAN], as_of):
-                runs.setdefault(e.src, set()).add(e.dst)
-            apps = q.describe_apps({a for s in runs.values() for a in s}, as_of)
-            seen = [n for n in everyone if any(who.sees(apps[a].project) for a in runs.get(n.id, ()))]
+                ran.setdefault(e.src, []).append(e)
+            apps = q.describe_apps({e.dst for es in ran.values() for e in es}, as_of)
+            shown = {u: [e for e in es if who.sees(apps[e.dst].project)] for u, es in ran.items()}
+            seen = [n for n in everyone if shown.get(n.id)]
             total, nodes = len(seen), seen[offset: offset + limit]
+            # first and last seen in the runs ``who`` may see: a hidden run's time is not theirs to know
+            return UserList(as_of=_iso(as_of), users=[UserSummary(name=node_key(n.id), **_seen(shown[n.id], n))
+                                                      for n in nodes], total=total, offset=offset, limit=limit)
         return UserList(as_of=_iso(as_of), users=[UserSummary(name=node_key(n.id), first_ts=n.first_ts,
                                                                last_ts=n.last_ts) for n in nodes],
                         total=total, offset=offset, limit=limit)
@@ -240,14 +245,16 @@ class Service:
         node = q.store.nodes([user_node(name)], as_of).get(user_node(name))
         if node is None:
             raise NotFoundError(f"no user {name!r}" + _when(as_of))
-        runs = [e.dst for e in q.store.edges_from([node.id], [RAN], as_of)]
-        apps = sorted((a for a in q.describe_apps(runs, as_of).values() if who.sees(a.project)),
+        ran = q.store.edges_from([node.id], [RAN], as_of)
+        described = q.describe_apps([e.dst for e in ran], as_of)
+        apps = sorted((a for a in described.values() if who.sees(a.project)),
                       key=lambda a: (-(a.started_ts or 0), a.app_id))
         if not apps and not who.admin:
             raise NotFoundError(f"no user {name!r}" + _when(as_of))
-        return UserDetail(as_of=_iso(as_of), name=name, first_ts=node.first_ts, last_ts=node.last_ts,
-                          runs=apps[offset: offset + limit], total_runs=len(apps),
-                          jobs=sorted({a.job for a in apps if a.job}), offset=offset, limit=limit)
+        times = _seen([e for e in ran if who.sees(described[e.dst].project)], node)
+        return redact(UserDetail(as_of=_iso(as_of), name=name, **times, runs=apps[offset: offset + limit],
+                                 total_runs=len(apps), jobs=sorted({a.job for a in apps if a.job}), offset=offset,
+                                 limit=limit), who)
 
     # -- the lineage queries -------------------------------------------------------------------------
     def footprint(self, who: Principal, app: str, as_of: int = NEVER, limits: Limits = Limits()) -> Footprint:
@@ -414,6 +421,13 @@ def _hit(h: dict[str, Any]) -> SearchHit:
 
 def _iso(as_of: int) -> str | None:
     return None if as_of == NEVER else ms_to_iso(as_of)
+
+
+def _seen(edges: list[Edge], node: Node) -> dict[str, int]:
+    """When a user was first and last seen: over these RAN edges (the runs one may see), else the node's."""
+    if not edges:
+        return {"first_ts": node.first_ts, "last_ts": node.last_ts}
+    return {"first_ts": min(e.first_ts for e in edges), "last_ts": max(e.last_ts for e in edges)}
 
 
 def _when(as_of: int) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -114,6 +115,23 @@ def test_facets_over_the_budget_are_not_stored_and_the_answer_says_so(api: dict[
     app = api["c"].get(f"/api/apps/openlineage:{run}", headers=api["root"]).json()
     assert "facet:run:nominalTime" in app["props"] and "facet:run:spark.logicalPlan" not in app["props"]
     assert app["props"]["openlineage.cut"] == [f"START 2026-04-05T10:00:00Z: {r.json()['cut'][0]}"]
+
+
+@pytest.mark.parametrize("deep", [16, 300, 5000])
+def test_a_facet_nested_too_deep_is_cut_not_the_event(api: dict[str, Any], deep: int) -> None:
+    """A facet nested deeper than the store keeps is named as cut, like an oversized one; the run and its
+    other facets are stored (16 levels of {"a": [...]} nest 32 deep; 300 is past orjson's own limit)."""
+    run = str(uuid.UUID(int=deep))
+    value = '{"a": [' * deep + "1" + "]}" * deep  # as text: Python's own json module stops at ~1000 levels
+    nominal = nominal_time_run.NominalTimeRunFacet(nominalStartTime="2026-04-05T10:00:00Z")
+    event = json.loads(Serde.to_json(run_event(run_id=run, run_facets={"nominalTime": nominal})))
+    event["run"]["facets"]["deep"] = {"_producer": PRODUCER, "_schemaURL": "https://example.org/deep", "v": "DEEP"}
+    r = api["c"].post("/api/v1/lineage", content=json.dumps(event).replace('"DEEP"', value).encode(),
+                      headers={**api["root"], "content-type": "application/json"})
+    assert r.status_code == 201, r.text
+    assert r.json()["cut"] == ["run.facets.deep (nested more than 28 deep)"]
+    app = api["c"].get(f"/api/apps/openlineage:{run}", headers=api["root"]).json()
+    assert "facet:run:nominalTime" in app["props"] and "facet:run:deep" not in app["props"]
 
 
 # -- no 5xx, whatever comes --------------------------------------------------------------------------

@@ -180,6 +180,18 @@ def test_a_foreign_host_and_a_cross_site_post_are_refused(poisoned: dict[str, st
                                                             "Cookie": f"prov_token={poisoned['token']}"})
     r = conn.getresponse()
     assert r.status == 403 and json.loads(r.read())["error"]["code"] == "bad_origin"  # CSRF
+    # another port of the same host is another site (another server there may be anyone's)
+    conn.request("POST", "/api/events", body=b"[]", headers={"Origin": f"http://{base.hostname}:{base.port + 1}",
+                                                            "Content-Type": "application/json",
+                                                            "Cookie": f"prov_token={poisoned['token']}"})
+    r = conn.getresponse()
+    assert r.status == 403 and json.loads(r.read())["error"]["code"] == "bad_origin"
+    conn.request("POST", "/api/events", body=b"[]", headers={"Origin": f"http://{base.hostname}:{base.port}",
+                                                            "Content-Type": "application/json",
+                                                            "Authorization": f"Bearer {poisoned['token']}"})
+    r = conn.getresponse()
+    assert r.status == 202, r.read()  # the page's own origin
+    r.read()
     conn.request("POST", "/api/events", body=b"[]", headers={"Content-Type": "text/plain",
                                                             "Authorization": f"Bearer {poisoned['token']}"})
     r = conn.getresponse()

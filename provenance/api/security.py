@@ -41,6 +41,13 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _port(value: str) -> str | None:
+    """The port a Host header or an origin's authority names, if any ("[::1]:8750" → "8750")."""
+    value = value.strip()
+    tail = value[value.find("]") + 1:] if value.startswith("[") else value if value.count(":") == 1 else ""
+    return tail.rsplit(":", 1)[1] if ":" in tail else None
+
+
 async def _reject(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error": {"code": code, "message": message, "status": status}}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -83,8 +90,14 @@ class RequestGuard:
         origin = headers.get("origin")
         if origin is None:
             return True
-        _, sep, rest = origin.partition("://")
-        return bool(sep) and _host_name(rest.split("/", 1)[0]) == _host_name(headers.get("host", ""))
+        scheme, sep, rest = origin.partition("://")
+        authority, host = rest.split("/", 1)[0], headers.get("host", "")
+        if not sep or _host_name(authority) != _host_name(host):
+            return False
+        # the same port too: another server on this host is another origin (a Host without a port, as some
+        # proxies send it, says nothing of the port)
+        default = {"http": "80", "https": "443"}.get(scheme.strip().lower())
+        return _port(host) is None or (_port(authority) or default) == _port(host)
 
     def _limited(self, receive: Receive, send: Send) -> Receive:
         seen = 0

@@ -49,13 +49,14 @@ from provenance.connectors.openlineage_spec import (
 )
 from provenance.errors import EventError
 from provenance.events import Event
-from provenance.events.model import event_id_for, to_ms
+from provenance.events.model import MAX_ATTRS_DEPTH, event_id_for, to_ms
 from provenance.events.serde import describe_validation
 from provenance.graph.model import facet_key
 
 FACET_BUDGET = 256 * 1024  # bytes of facets (as JSON) stored per event
 SOURCE = "openlineage"
 NAMESPACE_KEY, NAME_KEY = "openlineage.namespace", "openlineage.name"  # a dataset as received, on its artifact
+FACET_DEPTH = MAX_ATTRS_DEPTH - 4  # a facet's nesting: the event's properties hold it two levels down
 CUT_KEY = "openlineage.cut"  # the facets of an event that were not stored
 INPUTS_KEY, OUTPUTS_KEY = "openlineage.inputs", "openlineage.outputs"  # a JobEvent's declared datasets
 _STATES = {"START": "started", "COMPLETE": "finished", "FAIL": "failed", "ABORT": "killed"}
@@ -103,16 +104,20 @@ class _FacetPlan:
     """Facets waiting for the budget: (slot, property key, value, size, label)."""
 
     items: list[tuple[tuple[str, ...], str, Any, int, str]] = field(default_factory=list)
+    too_deep: list[str] = field(default_factory=list)
 
     def add(self, slot: tuple[str, ...], scope: str, facets: dict[str, Any] | None, where: str) -> None:
         for name, value in (facets or {}).items():
             stored = None if isinstance(value, dict) and value.get("_deleted") is True else value
+            if _depth(stored) > FACET_DEPTH:  # stored inside an event's properties, which bound the nesting
+                self.too_deep.append(f"{where}.{name} (nested more than {FACET_DEPTH} deep)")
+                continue
             self.items.append((slot, facet_key(scope, name), stored, len(orjson.dumps(stored)), f"{where}.{name}"))
 
     def select(self, budget: int) -> tuple[dict[tuple[str, ...], dict[str, Any]], list[str]]:
         """The facets kept, by slot (the smallest first, until the budget is spent), and the others named."""
         kept: dict[tuple[str, ...], dict[str, Any]] = {}
-        cut = []
+        cut = list(self.too_deep)
         used = 0
         for i in sorted(range(len(self.items)), key=lambda i: (self.items[i][3], i)):
             slot, key, value, size, label = self.items[i]
@@ -122,6 +127,21 @@ class _FacetPlan:
             else:
                 cut.append(f"{label} ({size} bytes)")
         return kept, sorted(cut)
+
+
+def _depth(value: Any) -> int:
+    """How deep objects and arrays nest in ``value`` (without recursion: a hostile facet may nest thousands
+    deep)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            deepest = max(deepest, d)
+            if d > FACET_DEPTH:
+                return d
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return deepest
 
 
 def to_events(data: Any, budget: int = FACET_BUDGET) -> Mapped:

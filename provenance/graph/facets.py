@@ -146,7 +146,7 @@ def _inputs(q: LineageQueries, raw: list[Any], as_of: int) -> dict[int, ColumnIn
 
 
 # -- facets that name other datasets, as a caller may see them ------------------------------------
-_REFERRING = ("columnLineage", "lineage")  # the facets that name other datasets
+_REFERRING = ("columnLineage", "lineage", "symlinks")  # the facets that name other datasets (or their other names)
 
 
 def _name_of(key: str) -> str:
@@ -159,6 +159,8 @@ def _sources(facet: dict[str, Any], name: str) -> list[dict[str, Any]]:
     if name == "columnLineage":
         return [*(f for spec in _dict(facet.get("fields")).values() for f in _list(_dict(spec).get("inputFields"))),
                 *_list(facet.get("dataset"))]
+    if name == "symlinks":
+        return [i for i in _list(facet.get("identifiers")) if isinstance(i, dict)]
     entries = [facet, *_list(facet.get("entries"))]
     return [*(e for e in entries[1:]), *(i for e in entries for i in _list(_dict(e).get("inputs"))),
             *(i for e in entries for spec in _dict(_dict(e).get("fields")).values()
@@ -209,6 +211,9 @@ def without_hidden(facets: dict[str, Any], hidden: set[tuple[str, str]]) -> dict
                            for k, spec in _dict(facet.get("fields")).items()}
             if "dataset" in facet:
                 f["dataset"] = keep(facet["dataset"])
+        elif name == "symlinks":
+            if "identifiers" in facet:
+                f["identifiers"] = keep(facet["identifiers"])
         else:
             f = _lineage_without(f, keep)
             if isinstance(facet.get("entries"), list):

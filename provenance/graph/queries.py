@@ -238,30 +238,41 @@ class LineageQueries:
     def artifact_projects(self, uris: Iterable[str], as_of: int,
                           nodes: dict[str, Node] | None = None) -> dict[str, str | None]:
         """The project of each artifact: its naming rule's, else that of the run that created it
-        (the creator of its first version that has one). The one rule everything visible follows."""
+        (the creator of its first version that has one). The one rule everything visible follows.
+        Decided on what is known now, whatever ``as_of``: an artifact a project's run creates later is that
+        project's in the past too (else time travel would show what it hides). A URI no event named yet (a
+        dataset a facet names) is its naming rule's."""
         uris = sorted(set(uris))
-        if nodes is None:
-            nodes = self.store.nodes([artifact_node(u) for u in uris], as_of)
+        if nodes is None or as_of != NEVER:
+            nodes = self.store.nodes([artifact_node(u) for u in uris], NEVER)
         out: dict[str, str | None] = {}
         unruled = []
         for u in uris:
             n = nodes.get(artifact_node(u))
-            project = n.props.get("project") if n else None
+            project = n.props.get("project") if n else self._rule_project(u)
             if project:
                 out[u] = str(project)
-            else:
+            elif n is not None:
                 unruled.append(u)
+            else:
+                out[u] = None
         if unruled:
             creator: dict[str, str] = {}
-            for u, vs in self.store.versions(unruled, as_of).items():
+            for u, vs in self.store.versions(unruled, NEVER).items():
                 first = next((v.creator for v in vs if v.creator), None)
                 if first:
                     creator[u] = app_node(first)
-            apps = self.store.nodes(sorted(set(creator.values())), as_of) if creator else {}
+            apps = self.store.nodes(sorted(set(creator.values())), NEVER) if creator else {}
             for u in unruled:
                 a = apps.get(creator.get(u, ""))
                 out[u] = self.app_project(a.props) if a else None
         return out
+
+    def _rule_project(self, uri: str) -> str | None:
+        try:
+            return self.rules.classify(uri).project
+        except ValueError:  # not a URI the rules read: no rule names its project
+            return None
 
     def _types(self, version_ids: Iterable[str], as_of: int) -> dict[str, tuple[str, dict[str, str]]]:
         """(effective type, tags) of each version's artifact: enough to filter and to propagate tags."""

@@ -42,7 +42,10 @@ async def post_events(request: Request, svc: Svc, who: Who, format: str = "canon
             raise EventError(f"the body is not JSON: {exc}") from exc
         if not isinstance(data, list):
             raise EventError("send a JSON array of events (or JSON lines with content-type application/x-ndjson)")
-        lines = [orjson.dumps(e) for e in data]
+        try:
+            lines = [orjson.dumps(e) for e in data]
+        except TypeError as exc:  # orjson writes at most 255 levels; no event of ours nests near that
+            raise EventError(f"an event is nested too deep: {exc}") from exc
     done = svc.ingest(who, format, lines)
     request.app.state.api.metrics.ingested.labels(format).inc(done.accepted)
     return {"accepted": done.accepted, "topic": done.topic, "first_offset": done.first_offset}
@@ -66,7 +69,8 @@ async def openlineage(request: Request, svc: Svc, who: Who) -> dict[str, Any]:
     except orjson.JSONDecodeError as exc:
         raise EventError(f"the body is not JSON: {exc}") from exc
     mapped = to_events(data)  # a malformed event is refused with 422, not dead-lettered later
-    svc.ingest(who, "openlineage", [orjson.dumps(data)], keys=[mapped.key])  # one run's events stay in order
+    # the event as received (the processor maps it again, cutting what did not fit); one run's events stay in order
+    svc.ingest(who, "openlineage", [body.strip()], keys=[mapped.key])
     request.app.state.api.metrics.ingested.labels("openlineage").inc()
     return {"accepted": 1, "type": mapped.kind, "events": len(mapped.events), "cut": mapped.cut}
 
@@ -80,4 +84,6 @@ def _gunzip(body: bytes, limit: int) -> bytes:
         raise EventError(f"the body is not gzip: {exc}") from exc
     if len(out) > limit or inflate.unconsumed_tail:
         raise PayloadTooLarge(limit)
+    if not inflate.eof:  # cut short: what was inflated may end anywhere
+        raise EventError("the gzip body is truncated")
     return out

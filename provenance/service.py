@@ -310,7 +310,20 @@ class Service:
         """The run as OpenLineage RunEvents, of what ``who`` may see of it: for a run that came from OpenLineage
         its own runId, job, datasets as they were named, versions and facets."""
         fp = self.footprint(who, app, as_of, Limits(limit=1_000_000))
-        return export.openlineage_events(self.queries(), fp, producer, as_of)
+        q = self.queries()
+        events = export.openlineage_events(q, fp, producer, as_of)
+        if who.admin:
+            return events
+        # the facets as stored are a producer's words: the parts naming datasets ``who`` may not see are left out
+        holders = [(part, key) for ev in events for part, keys in [
+            (ev.get("run", {}), ("facets",)), (ev.get("job", {}), ("facets",)),
+            *((d, ("facets", "inputFacets", "outputFacets")) for d in [*ev.get("inputs", []), *ev.get("outputs", [])])]
+            for key in keys if isinstance(part.get(key), dict)]
+        named = set().union(*(facets.named_datasets(part[key]) for part, key in holders)) if holders else set()
+        hidden = facets.hidden_datasets(q, named, who.sees) if named else set()
+        for part, key in holders:
+            part[key] = facets.without_hidden(part[key], hidden)
+        return events
 
     def column_lineage(self, who: Principal, ref: str, as_of: int = NEVER) -> ColumnLineage:
         """The column lineage a producer stated for a dataset (``uri`` or ``uri@version``), its input fields

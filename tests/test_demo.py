@@ -68,6 +68,17 @@ def test_the_pipeline_is_captured_end_to_end(tmp_path: Path, capture: str) -> No
                                                        uri("archive/applications_2026_02.csv.gz")}
         else:  # one flow per Python run: what a run wrote is only possibly made from what it read
             assert {(m["certain"], m["tier"]) for m in g["models"]} == {(False, "run")}
+        # - the copies of a file hold its data (the inbox file it came from was removed: deleted); a model's
+        #   copies are the deployments serving its bytes, which also use it; what it was trained from is no copy
+        if capture == "fanotify":
+            assert {(c["uri"], c["deleted"]) for c in g["copies"]} == {
+                (uri("inbox/applications_2026_02.csv"), True), (uri("archive/applications_2026_02.csv.gz"), False)}
+        gm = q.gdpr([f"{d / 'models/loan_model'}@2"])
+        assert {(c["uri"], c["version"], c["tier"]) for c in gm["copies"]} == {(uri(SERVING), "v2", "content")}
+        assert [(m["uri"], m["version"], m["certain"], m["deployed"]) for m in gm["models"]] == [
+            (uri(SERVING), "v2", True, True)]
+        assert [(s["uri"], s.get("version")) for s in gm["models"][0]["evidence"]] == [
+            (uri("models/loan_model"), "2"), (uri(SERVING), "v2")]
         # the audit of the deployed model goes back to the raw files, through every stage, with the code
         audit = q.upstream(str(d / SERVING))
         upstream = {(a["uri"], a["version"]) for a in audit["artifacts"]}

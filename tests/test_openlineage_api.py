@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openlineage.client import event_v2
 from openlineage.client.generated import (
+    column_lineage_dataset,
     dataset_version_dataset,
     documentation_job,
     lifecycle_state_change_dataset,
@@ -26,6 +27,7 @@ from openlineage.client.generated import (
     parent_run,
     schema_dataset,
     source_code_location_job,
+    symlinks_dataset,
 )
 from openlineage.client.serde import Serde
 
@@ -374,6 +376,44 @@ def test_a_dataset_of_another_project_made_from_hidden_columns(api: dict[str, An
     assert "public.applications" not in json.dumps(art)
     # and the loan project's member does not see project other's table
     assert_error(c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets/other.copy", headers=alice), 404, "not_found")
+
+
+def test_what_a_visible_run_says_of_hidden_data_is_hidden_too(api: dict[str, Any]) -> None:
+    """A run of project `other` started by a loan run (parent facet), whose output's column lineage names a loan
+    table and a loan file never seen as a dataset, and whose symlinks facet names a loan table: its member sees
+    the run and its output, and none of those names, in the run, the user, the artifact, its column lineage and
+    the OpenLineage export."""
+    parent, child = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4d41", "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4d42"
+    assert post(api, run_event("COMPLETE", run_id=parent, job="secretjob_loanx",
+                               outputs=[output("public.loanx_scores", "1")])).status_code == 201
+    cl = column_lineage(ssn=[("public.loanx_scores", "loanx_field")])
+    cl.fields["ssn"].inputFields.append(column_lineage_dataset.InputField(
+        namespace="file", name="/Projects/loan/loanx_ghost.csv", field="loanx_ghostfield", transformations=[]))
+    links = symlinks_dataset.SymlinksDatasetFacet(identifiers=[symlinks_dataset.Identifier(
+        namespace=PG, name="public.loanx_scores", type="TABLE")])
+    ev = run_event("COMPLETE", run_id=child, job="child", run_facets={"parent": parent_run.ParentRunFacet(
+        run=parent_run.Run(runId=parent), job=parent_run.Job(namespace="loan", name="secretjob_loanx"))},
+        outputs=[output("other.out2", "1", columnLineage=cl, symlinks=links)])
+    ev["job"]["namespace"] = "other"
+    assert post(api, ev).status_code == 201
+    c, eve = api["c"], api["eve"]
+    mine = dataset_uri(PG, "other.out2")
+    answers = {
+        "app": c.get(f"/api/apps/openlineage:{child}", headers=eve),
+        "apps": c.get("/api/apps", params={"name": "other/child"}, headers=eve),
+        "artifact": c.get("/api/artifacts", params={"uri": mine}, headers=eve),
+        "column lineage": c.get("/api/column-lineage", params={"uri": mine}, headers=eve),
+        "export": c.get("/api/export/openlineage", params={"app": f"openlineage:{child}"}, headers=eve),
+        "marquez dataset": c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets/other.out2", headers=eve),
+    }
+    for name, r in answers.items():
+        assert r.status_code == 200, (name, r.text)
+        assert "loanx" not in r.text.lower(), (name, r.text)
+    assert answers["app"].json()["parent"]["redacted"] is True
+    assert answers["apps"].json()["apps"][0]["parent"]["redacted"] is True
+    # the loan project's member and the admin see the names
+    assert "secretjob_loanx" in c.get(f"/api/apps/openlineage:{child}", headers=api["root"]).text
+    assert "loanx_ghostfield" in c.get("/api/column-lineage", params={"uri": mine}, headers=api["root"]).text
 
 
 def test_node_ids_are_read_as_marquez_reads_them_and_within_bounds() -> None:

@@ -72,6 +72,15 @@ INPUT, ADDED, MODIFIED_T, REMOVED, TMP = (
 _TYPE_ORDER = {INPUT: 0, ADDED: 1, MODIFIED_T: 2, REMOVED: 3, TMP: 4}
 _REL_TYPE = {READ: INPUT, CREATED: ADDED, MODIFIED: MODIFIED_T, DELETED: REMOVED}
 MODEL_TYPES = frozenset({"model"})
+#: the kinds of artifact that are made, not copied: of the others (files, datasets, tables) one made from another
+#: alone is a copy of its data
+MADE_KINDS = frozenset({"model", "deployment", "feature_group", "training_dataset", "experiment", "report", "code",
+                        "log", "tool_state"})
+
+
+def _kind(artifact_type: str) -> str:
+    return artifact_type if artifact_type in MADE_KINDS else "data"
+
 DEPLOYMENT_TYPES = frozenset({"deployment"})
 T = TypeVar("T")
 PARENT_FACET = facet_key("run", "parent")
@@ -556,7 +565,11 @@ class LineageQueries:
         types.update(self._types(run_logs, as_of))
         logs = sorted({v for v in [*version_ids, *run_logs] if types[v][0] == "log"})
         derived_ids = [v for v in version_ids if v not in tr.excluded]
-        model_ids = [v for v in derived_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
+        # a model or deployment holding the same bytes as the data (a deployment of the model asked about) is
+        # one that uses it, as well as a copy
+        copy_models = [c for c in copies if types[c][0] in MODEL_TYPES | DEPLOYMENT_TYPES]
+        same_bytes = self.content_peers(data, as_of) if copy_models else {}
+        model_ids = [*copy_models, *(v for v in derived_ids if types[v][0] in MODEL_TYPES | DEPLOYMENT_TYPES)]
         model_ids.sort(key=lambda v: (v not in tr.certain, types[v][0] != "deployment", tr.depth[v],
                                       split_version_node(v)))
         models_shown = model_ids[limits.offset : limits.offset + limits.limit]
@@ -566,7 +579,8 @@ class LineageQueries:
         fields = self.version_fields({*derived_shown, *models_shown, *starts, *logs,
                                       *(n for n in evidence_nodes if n.startswith("version:"))}, as_of)
         apps = self.describe_apps({*apps_shown, *(app_of(n) for n in evidence_nodes if is_hub(n))}, as_of)
-        deleted = {e.dst for e in self.store.edges_to(sorted({*derived_shown, *models_shown}), [DELETED], as_of)}
+        deleted = {e.dst for e in self.store.edges_to(sorted({*derived_shown, *models_shown, *copies}), [DELETED],
+                                                      as_of)}
         currency = self._currency(models_shown, as_of)
         deployed_now = self._deployed_now([m for m in models_shown if types[m][0] in MODEL_TYPES], tr, as_of)
 
@@ -578,9 +592,16 @@ class LineageQueries:
         for v in models_shown:
             current, superseded = currency[v]
             is_deployment = types[v][0] in DEPLOYMENT_TYPES
-            models.append(GdprModel(**described(v), current=current, superseded_ts=superseded,
+            item = described(v)
+            evidence = self._evidence(tr, v, fields, apps)
+            if v in copy_tiers:  # the same data as what was asked about: known by how the copy was found
+                item.update(tier=copy_tiers[v], certain=True, depth=0)
+                origin = next((d for d, ps in same_bytes.items() if v in ps), data[0])
+                evidence = [*self._evidence(tr, origin, fields, apps), *evidence]
+                evidence[-1] = evidence[-1].model_copy(update={"rel": f"same data ({copy_tiers[v]})"})
+            models.append(GdprModel(**item, current=current, superseded_ts=superseded,
                                     deployed=(current and v not in deleted) if is_deployment else v in deployed_now,
-                                    evidence=self._evidence(tr, v, fields, apps)))
+                                    evidence=evidence))
         return Gdpr(
             as_of=_iso_or_none(as_of),
             data=[VersionItem(**fields[s]) for s in data],
@@ -616,14 +637,17 @@ class LineageQueries:
                 if v in vids or v not in up.certain:
                     continue
                 sources.setdefault(up.path_to(v)[0][0], set()).add(v)
-            code = {v for v, (t, _) in self._types({x for s in sources.values() for x in s}, as_of).items()
-                    if t == "code"}
+            types = self._types({*sources, *(x for s in sources.values() for x in s)}, as_of)
+            code = {v for v, (t, _) in types.items() if t == "code"}
             out = {}
             for origin, srcs in sources.items():
                 data_sources = srcs - code
                 if len(data_sources) == 1:
                     (only,) = data_sources
-                    out[origin] = (only, up.tier.get(only, "process"))
+                    # a copy keeps its kind: a model trained from one dataset, a feature group computed from
+                    # one file, are made from it, not copies of it
+                    if _kind(types[only][0]) == _kind(types[origin][0]):
+                        out[origin] = (only, up.tier.get(only, "process"))
             return out
 
         for _ in range(rounds):

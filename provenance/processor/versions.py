@@ -5,8 +5,10 @@
   did (a Delta writer's part files belong to its commit), else of A's own version ``~A``: a write
   after a read makes a new version, born at A's first write.
 - An unversioned read (or delete) at time t is of the newest version born at or before t; if none,
-  of ``~0``, the data as it was before capture. An app reading back what it wrote itself is not an
-  input of itself, so that read draws no READ edge.
+  of ``~0``, the data as it was before capture. A flow (a process, a move) reading back what it wrote
+  itself is not an input of itself, so that read draws no READ edge; nor is a run's read that names no
+  flow of what the run wrote. Another process of the same run reading it is a step of the pipeline
+  (``cp a tmp; gzip -c tmp > a.gz``; a temporary file moved into place), so that read is an edge.
 
 Everything here depends only on the set of touches, never on their arrival order.
 """
@@ -46,6 +48,12 @@ def _rels(op: str, created: bool) -> tuple[str, ...]:
     return (CREATED,) if created else (MODIFIED,)
 
 
+def _own_read(flow: str, wrote: set[str]) -> bool:
+    """A read by the writing run is of its own output when the same flow wrote it, or when the read names
+    no flow (only the run is known), or when only the run is known of the write."""
+    return not flow or flow in wrote or wrote <= {""}
+
+
 def _vkey_sort(key: str) -> tuple[int, str]:
     digits = key.lstrip("v")
     return (int(digits), key) if digits.isdigit() else (2**62, key)
@@ -66,6 +74,7 @@ def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
     writer: str | None = None
     born = 0
     created = False
+    flows: set[str] = set()  # the writer's flows that wrote it
     for t in touches:
         if t.version or t.op == "commit":
             return None
@@ -77,6 +86,7 @@ def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
             else:
                 born = min(born, t.first_ts)
             created = created or t.op in ("create", "rename_to")
+            flows.add(t.flow)
     if writer is None:
         return None
     key = "~" + writer
@@ -88,14 +98,15 @@ def _one_writer(artifact: str, touches: list[Touch]) -> DerivedLineage | None:
         if t.op in WRITE_OPS:
             found, rels = key, (write_rel,)
         elif t.first_ts >= born:
-            if t.app == writer and t.op == "read":
+            own = t.app == writer and _own_read(t.flow, flows)
+            if own and t.op == "read":
                 continue  # reading back its own output
             found, rels = key, _READ_LIKE_RELS[t.op]
         else:
             found, rels = INITIAL_VERSION, _READ_LIKE_RELS[t.op]
             initial = t.first_ts if initial is None else min(initial, t.first_ts)
         for rel in rels:
-            if rel == READ and found == key and t.app == writer:
+            if rel == READ and found == key and t.app == writer and _own_read(t.flow, flows):
                 continue
             k = (t.app, t.flow, rel, found)
             cur = edges.get(k)
@@ -129,6 +140,10 @@ def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
                 key = "~" + t.app
                 write_version[t.app] = key
                 bear(key, t.first_ts, t.app)
+    wrote: dict[str, set[str]] = defaultdict(set)  # version -> the flows of its creator that wrote it
+    for t in touches:
+        if t.op in WRITE_OPS:
+            wrote[t.version or write_version[t.app]].add(t.flow)
     timeline = sorted((ts, key, creator) for key, (ts, creator) in born.items())
     times = [ts for ts, _, _ in timeline]
 
@@ -157,7 +172,7 @@ def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
             i = bisect.bisect_right(times, t.first_ts) - 1
             if i >= 0:
                 key = timeline[i][1]
-                if timeline[i][2] == t.app and t.op == "read":
+                if timeline[i][2] == t.app and t.op == "read" and _own_read(t.flow, wrote[key]):
                     continue  # reading back its own output
             else:
                 key = INITIAL_VERSION
@@ -166,7 +181,7 @@ def _resolve(artifact: str, touches: list[Touch]) -> DerivedLineage:
         if (t.app, key) in commit_rel and t.op in WRITE_OPS:
             rels = (commit_rel[(t.app, key)],)
         for rel in rels:
-            if rel == READ and born.get(key, (0, None))[1] == t.app:
+            if rel == READ and born.get(key, (0, None))[1] == t.app and _own_read(t.flow, wrote[key]):
                 continue
             add(t.app, t.flow, rel, key, t.first_ts, t.last_ts)
     # a version its writer created is CREATED, not also MODIFIED (in any flow of that writer)
@@ -226,6 +241,8 @@ def resolve_new_reads(
             key = INITIAL_VERSION
             initial = t.first_ts if initial is None else min(initial, t.first_ts)
         elif hit[2] == t.app:
+            if t.flow:
+                return None  # another process of the writer may be reading it: which flows wrote it is not here
             continue  # reading back its own output
         else:
             key = hit[1]

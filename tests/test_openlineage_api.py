@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from openlineage.client import event_v2
 from openlineage.client.generated import (
     dataset_version_dataset,
+    documentation_dataset,
     documentation_job,
     lifecycle_state_change_dataset,
     lineage,
@@ -534,3 +535,32 @@ def test_a_hidden_run_id_is_looked_up_as_an_absent_one(api: dict[str, Any], scor
         seen.append((type(exc.value).__name__, str(exc.value).replace(run_id, "@"), list(calls)))
     assert seen[0] == seen[1] and seen[0][0] == "NotFoundError"
 
+
+def test_a_facet_set_later_wins_from_its_time_on(api: dict[str, Any]) -> None:
+    """A DatasetEvent's documentation and DROP after a version that has its own documentation: the dataset
+    shows the later ones; the version made before the DatasetEvent does not."""
+    c, root = api["c"], api["root"]
+    first, second = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e41", "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e42"
+
+    def doc(text: str) -> documentation_dataset.DocumentationDatasetFacet:
+        return documentation_dataset.DocumentationDatasetFacet(description=text)
+
+    assert post(api, run_event("COMPLETE", run_id=first, job="facet_writer", time="2026-04-07T10:00:00Z",
+                               outputs=[output("public.facet_ds", "1", documentation=doc("old"))])).status_code == 201
+    drop = lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet(
+        lifecycleStateChange=lifecycle_state_change_dataset.LifecycleStateChange.DROP)
+    later = Serde.to_dict(event_v2.DatasetEvent(eventTime="2026-04-07T11:00:00Z", producer=PRODUCER,
+                                                dataset=event_v2.StaticDataset(namespace=PG, name="public.facet_ds",
+                                                                               facets={"documentation": doc("new"),
+                                                                                       "lifecycleStateChange": drop})))
+    assert post(api, later).status_code == 201
+    path = f"/api/v1/namespaces/{_enc(PG)}/datasets/public.facet_ds"
+    d = c.get(path, headers=root).json()
+    assert d["description"] == "new" and d["deleted"] and d["lastLifecycleState"] == "DROP"
+    (v1,) = c.get(path + "/versions", headers=root).json()["versions"]
+    assert v1["description"] == "old" and v1["lifecycleState"] is None and "lifecycleStateChange" not in v1["facets"]
+    assert post(api, run_event("COMPLETE", run_id=second, job="facet_writer", time="2026-04-07T12:00:00Z",
+                               outputs=[output("public.facet_ds", "2")])).status_code == 201
+    v2, v1 = c.get(path + "/versions", headers=root).json()["versions"]
+    assert (v2["version"], v2["description"], v1["description"]) == ("2", "new", "old")
+    assert c.get(path, headers=root).json()["description"] == "new"

@@ -522,8 +522,8 @@ class MarquezView:
         out = []
         for d in datasets:
             vn = vnodes.get(latest.get(d.uri, ""))
-            own = facets_of(vn.props, "dataset") if vn else {}
-            facets = self._shown({**facets_of(d.node.props, "dataset"), **own})
+            vs_here = versions.get(d.uri, [])
+            facets = self._shown(self._current_facets(d, vs_here[-1] if vs_here else None, vn))
             made = [v.created_ts for v in versions.get(d.uri, []) if v.creator]
             vs = versions.get(d.uri, [])
             out.append(m.Dataset(
@@ -538,6 +538,22 @@ class MarquezView:
                 columnLineage=self._column_lineage_list(d) if column_lineage else None,
                 deleted=_dig(facets, "lifecycleStateChange", "lifecycleStateChange") == "DROP"))
         return out
+
+    def _artifact_facets_at(self, d: _Dataset, ts: int) -> dict[str, Any]:
+        """The dataset's own facets (a DatasetEvent's, or of outputs with no version) as they stood at ``ts``."""
+        node = self.store.nodes([d.node.id], ts).get(d.node.id)
+        return facets_of(node.props, "dataset") if node else {}
+
+    def _current_facets(self, d: _Dataset, v: VersionInfo | None, vn: Node | None) -> dict[str, Any]:
+        """The dataset's facets now: its own with its newest version's over them, but for a facet of its own
+        set after that version came to be (a later DatasetEvent's documentation, a DROP): the later wins."""
+        now = facets_of(d.node.props, "dataset")
+        own = facets_of(vn.props, "dataset") if vn else {}
+        clash = {k for k in now.keys() & own.keys() if now[k] != own[k]}
+        if v is None or not clash:
+            return {**now, **own}
+        then = self._artifact_facets_at(d, v.created_ts)
+        return {**now, **own, **{k: now[k] for k in clash if then.get(k) != now[k]}}
 
     def _column_lineage_list(self, d: _Dataset) -> list[m.ColumnLineage]:
         cl = stated.column_lineage(self.q, d.uri, None)
@@ -584,7 +600,8 @@ class MarquezView:
         out = []
         for v in shown:
             vn = vnodes.get(version_node(d.uri, v.key))
-            facets = self._shown({**base, **(facets_of(vn.props, "dataset") if vn else {})})
+            then = self._artifact_facets_at(d, v.created_ts) if base else {}
+            facets = self._shown({**then, **(facets_of(vn.props, "dataset") if vn else {})})
             label = stated.version_name(v.key, vn)
             out.append(m.DatasetVersion(
                 id=m.DatasetVersionId(namespace=d.ns, name=d.name, version=label), name=d.name,

@@ -19,6 +19,7 @@ from openlineage.client import event_v2
 from openlineage.client.generated import (
     column_lineage_dataset,
     dataset_version_dataset,
+    documentation_dataset,
     documentation_job,
     lifecycle_state_change_dataset,
     lineage,
@@ -424,3 +425,200 @@ def test_node_ids_are_read_as_marquez_reads_them_and_within_bounds() -> None:
     assert node_id_splits("datasetField:s3://b:k/x:col", 3)[0] == ["datasetField", "s3://b", "k/x", "col"]
     assert node_id_splits("dataset:nothing", 2) == [] and node_id_splits("dataset", 2) == []
     assert len(node_id_splits("dataset:" + "a:1" * 3000, 3)) == 16  # looked up one by one: never thousands
+
+
+# -- Marquez's answers as Marquez gives them ----------------------------------------------------------
+def _parent(run_id: str, job: str) -> parent_run.ParentRunFacet:
+    return parent_run.ParentRunFacet(run=parent_run.Run(runId=run_id), job=parent_run.Job(namespace="loan", name=job))
+
+
+def test_run_states_as_marquez_maps_event_types(api: dict[str, Any]) -> None:
+    """RUNNING and OTHER make a run RUNNING (Marquez's getRunState); a parent that sent no event of its
+    own takes its child's state."""
+    c, root = api["c"], api["root"]
+    running, other, dag = ("0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e01", "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e02",
+                           "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e03")
+    assert post(api, run_event("RUNNING", run_id=running, job="states_running")).status_code == 201
+    assert post(api, run_event("OTHER", run_id=other, job="states_other",
+                               run_facets={"parent": _parent(dag, "states_dag")})).status_code == 201
+    for run_id in (running, other, dag):
+        r = c.get(f"/api/v1/runs/{run_id}", headers=root).json()
+        assert r["state"] == "RUNNING" and r["startedAt"] is not None, (run_id, r)
+    assert c.get(f"/api/v1/runs/{dag}", headers=api["eve"]).status_code == 404
+
+
+def test_simple_name_parent_job_and_the_datasets_of_the_last_completed_run(api: dict[str, Any]) -> None:
+    c, root = api["c"], api["root"]
+    dag, task, later = ("0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e11", "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e12",
+                        "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e13")
+    facets = {"parent": _parent(dag, "dag.group")}
+    events = [run_event("START", run_id=dag, job="dag.group", time="2026-04-06T10:00:00Z"),
+              run_event("START", run_id=task, job="dag.group.task", run_facets=facets, time="2026-04-06T10:00:01Z",
+                        inputs=[table("public.task_in")]),
+              run_event("COMPLETE", run_id=task, job="dag.group.task", run_facets=facets,
+                        time="2026-04-06T10:01:00Z", inputs=[table("public.task_in")],
+                        outputs=[output("public.task_out")]),
+              run_event("START", run_id=later, job="dag.group.task", run_facets=facets, time="2026-04-06T11:00:00Z")]
+    for e in events:
+        assert post(api, e).status_code == 201
+    j = c.get("/api/v1/namespaces/loan/jobs/dag.group.task", headers=root).json()
+    assert (j["name"], j["simpleName"], j["parentJobName"]) == ("dag.group.task", "task", "dag.group")
+    import uuid
+
+    assert j["parentJobUuid"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "provenance:job:loan/dag.group"))
+    assert j["latestRun"]["id"] == later and j["latestRun"]["state"] == "RUNNING"
+    # the datasets of the newest completed run, not of the newer unfinished one that has none
+    assert j["inputs"] == [{"namespace": PG, "name": "public.task_in"}]
+    assert j["outputs"] == [{"namespace": PG, "name": "public.task_out"}]
+    g = c.get("/api/v1/lineage", params={"nodeId": "job:loan:dag.group.task", "depth": 1}, headers=root).json()
+    node = next(n for n in g["graph"] if n["id"] == "job:loan:dag.group.task")
+    assert node["data"]["simpleName"] == "task" and node["data"]["parentJobUuid"] == j["parentJobUuid"]
+    parent = c.get("/api/v1/namespaces/loan/jobs/dag.group", headers=root).json()
+    assert parent["simpleName"] == "dag.group" and parent["parentJobName"] is None
+
+
+def test_column_lineage_downstream_from_a_source_by_dataset_field_and_job(api: dict[str, Any]) -> None:
+    c, root = api["c"], api["root"]
+    run = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e21"
+    src = table("public.cl_source", "1", schema=schema_dataset.SchemaDatasetFacet(
+        fields=[schema_dataset.SchemaDatasetFacetFields(name=n, type="int") for n in ("a", "b")]))
+    out = output("public.cl_target", "1", columnLineage=column_lineage(total=[("public.cl_source", "a")]))
+    assert post(api, run_event("COMPLETE", run_id=run, job="cl_job", inputs=[src], outputs=[out])).status_code == 201
+    source_a, target = f"datasetField:{PG}:public.cl_source:a", f"datasetField:{PG}:public.cl_target:total"
+    for node_id in (f"dataset:{PG}:public.cl_source", source_a):
+        g = c.get("/api/v1/column-lineage", params={"nodeId": node_id, "withDownstream": "true"}, headers=root).json()
+        nodes = {n["id"]: n for n in g["graph"]}
+        assert {source_a, target} <= set(nodes), (node_id, sorted(nodes))
+        assert [e["destination"] for e in nodes[source_a]["outEdges"]] == [target]
+        assert [e["destination"] for e in nodes[target]["inEdges"]] == [source_a]
+        assert nodes[source_a]["data"]["fieldType"] == "int"
+    # b feeds nothing: downstream of it is b alone
+    g = c.get("/api/v1/column-lineage", params={"nodeId": f"datasetField:{PG}:public.cl_source:b",
+                                                "withDownstream": "true"}, headers=root).json()
+    assert [n["id"] for n in g["graph"]] == [f"datasetField:{PG}:public.cl_source:b"]
+    # the same transformation in the graph as in the dataset's columnLineage
+    d = c.get(f"/api/v1/namespaces/{_enc(PG)}/datasets/public.cl_target", headers=root).json()
+    (field_in,) = d["columnLineage"][0]["inputFields"]
+    g = c.get("/api/v1/column-lineage", params={"nodeId": target}, headers=root).json()
+    (graph_in,) = next(n for n in g["graph"] if n["id"] == target)["data"]["inputFields"]
+    assert graph_in["transformationType"] == field_in["transformationType"] == "DIRECT"
+    assert graph_in["transformationDescription"] == field_in["transformationDescription"]
+    # a field that is not there is not found, as Marquez answers; a job's columns are its datasets'
+    missing = c.get("/api/v1/column-lineage", params={"nodeId": f"datasetField:{PG}:public.cl_source:nope"},
+                    headers=root)
+    hidden = c.get("/api/v1/column-lineage", params={"nodeId": f"datasetField:{PG}:public.cl_target:total"},
+                   headers=api["eve"])
+    assert_error(missing, 404, "not_found") and assert_error(hidden, 404, "not_found")
+    g = c.get("/api/v1/column-lineage", params={"nodeId": "job:loan:cl_job"}, headers=root).json()
+    assert {source_a, target} <= {n["id"] for n in g["graph"]}
+    assert_error(c.get("/api/v1/column-lineage", params={"nodeId": "job:loan:cl_job"}, headers=api["eve"]),
+                 404, "not_found")
+
+
+def test_search_matches_names_as_marquez_ilike_does(api: dict[str, Any]) -> None:
+    c = api["c"]
+    run = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e31"
+    assert post(api, run_event("COMPLETE", run_id=run, job="Search_Job",
+                               outputs=[output("public.Monthly Report")])).status_code == 201
+    job_event = Serde.to_dict(event_v2.JobEvent(eventTime="2026-04-05T09:00:00Z", producer=PRODUCER,
+                                                job=event_v2.Job(namespace="loan", name="search_declared_only")))
+    assert post(api, job_event).status_code == 201
+
+    def found(q: str, who: str = "root", **kw: Any) -> set[str]:
+        body = c.get("/api/v1/search", params={"q": q, **kw}, headers=api[who]).json()
+        assert body["totalCount"] == len(body["results"])
+        return {r["nodeId"] for r in body["results"]}
+
+    report = f"dataset:{PG}:public.Monthly Report"
+    assert report in found("monthly report") and report in found("LY REP") and report in found("month%port")
+    assert "job:loan:Search_Job" in found("search_j") and "job:loan:Search_Job" in found("SEARCH")
+    assert "job:loan:search_declared_only" in found("declared_only", filter="job")
+    assert found("declared_only", filter="dataset") == set()
+    assert found("version(s)") == set()  # text that is not a name
+    assert found("monthly", who="eve") == set() and found("search", who="eve") == set()
+
+
+def test_the_routes_marquez_clients_call(api: dict[str, Any], scored: dict[str, Any]) -> None:
+    c, root, eve = api["c"], api["root"], api["eve"]
+    all_jobs = c.get("/api/v1/jobs", params={"limit": 2}, headers=root).json()
+    assert set(all_jobs) == {"jobs", "totalCount"} and len(all_jobs["jobs"]) == 2 and all_jobs["totalCount"] > 2
+    assert {(j["namespace"], j["name"]) for j in c.get("/api/v1/jobs", headers=eve).json()["jobs"]} <= {
+        ("other", "copy")}
+    facets = c.get(f"/api/v1/jobs/runs/{scored['run']}/facets", params={"type": "run"}, headers=root).json()
+    assert facets == {"runId": scored["run"], "facets": {}}
+    job_facets = c.get(f"/api/v1/jobs/runs/{scored['run']}/facets", params={"type": "job"}, headers=root).json()
+    assert job_facets["runId"] == scored["run"] and isinstance(job_facets["facets"], dict)
+    assert_error(c.get(f"/api/v1/jobs/runs/{scored['run']}/facets", params={"type": "run"}, headers=eve),
+                 404, "not_found")
+    path = f"/api/v1/namespaces/{_enc(PG)}/datasets/{_enc('scores/2026:04')}/versions/{_enc('v/3@x')}"
+    v = c.get(path, headers=root).json()
+    assert v["version"] == "v/3@x" and v["createdByRun"]["id"] == scored["run"]
+    assert_error(c.get(path, headers=eve), 404, "not_found")
+    assert_error(c.get(path.replace("v%2F3", "v%2F4"), headers=root), 404, "not_found")
+    assert c.get("/api/v1/namespaces/loan/jobs/train/versions", headers=root).json() == {"versions": []}
+    assert_error(c.get("/api/v1/namespaces/loan/jobs/train/versions", headers=eve), 404, "not_found")
+    assert_error(c.get("/api/v1/namespaces/loan/jobs/train/versions/x", headers=root), 404, "not_found")
+
+
+def test_a_hidden_run_id_is_looked_up_as_an_absent_one(api: dict[str, Any], scored: dict[str, Any]) -> None:
+    """The same store reads for a run id that is hidden and one that is nowhere (no timing oracle)."""
+    from provenance.access.visibility import Principal
+    from provenance.marquez import MarquezView
+
+    svc = api["app"].state.api.service
+    calls: list[str] = []
+
+    def counted(view: MarquezView) -> MarquezView:
+        store = view.store
+
+        class Counting:
+            def __getattr__(self, name: str) -> Any:
+                attr = getattr(store, name)
+                if callable(attr):
+                    def call(*a: Any, **kw: Any) -> Any:
+                        calls.append(name)
+                        return attr(*a, **kw)
+                    return call
+                return attr
+        view.store = Counting()  # type: ignore[assignment]
+        view.q.store = view.store  # type: ignore[misc]
+        return view
+
+    eve = Principal("eve", projects=frozenset({"other"}))
+    seen = []
+    for run_id in (scored["run"], "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4fff"):
+        calls.clear()
+        with pytest.raises(Exception) as exc:
+            counted(MarquezView(svc, eve)).run(run_id)
+        seen.append((type(exc.value).__name__, str(exc.value).replace(run_id, "@"), list(calls)))
+    assert seen[0] == seen[1] and seen[0][0] == "NotFoundError"
+
+
+def test_a_facet_set_later_wins_from_its_time_on(api: dict[str, Any]) -> None:
+    """A DatasetEvent's documentation and DROP after a version that has its own documentation: the dataset
+    shows the later ones; the version made before the DatasetEvent does not."""
+    c, root = api["c"], api["root"]
+    first, second = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e41", "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e42"
+
+    def doc(text: str) -> documentation_dataset.DocumentationDatasetFacet:
+        return documentation_dataset.DocumentationDatasetFacet(description=text)
+
+    assert post(api, run_event("COMPLETE", run_id=first, job="facet_writer", time="2026-04-07T10:00:00Z",
+                               outputs=[output("public.facet_ds", "1", documentation=doc("old"))])).status_code == 201
+    drop = lifecycle_state_change_dataset.LifecycleStateChangeDatasetFacet(
+        lifecycleStateChange=lifecycle_state_change_dataset.LifecycleStateChange.DROP)
+    later = Serde.to_dict(event_v2.DatasetEvent(eventTime="2026-04-07T11:00:00Z", producer=PRODUCER,
+                                                dataset=event_v2.StaticDataset(namespace=PG, name="public.facet_ds",
+                                                                               facets={"documentation": doc("new"),
+                                                                                       "lifecycleStateChange": drop})))
+    assert post(api, later).status_code == 201
+    path = f"/api/v1/namespaces/{_enc(PG)}/datasets/public.facet_ds"
+    d = c.get(path, headers=root).json()
+    assert d["description"] == "new" and d["deleted"] and d["lastLifecycleState"] == "DROP"
+    (v1,) = c.get(path + "/versions", headers=root).json()["versions"]
+    assert v1["description"] == "old" and v1["lifecycleState"] is None and "lifecycleStateChange" not in v1["facets"]
+    assert post(api, run_event("COMPLETE", run_id=second, job="facet_writer", time="2026-04-07T12:00:00Z",
+                               outputs=[output("public.facet_ds", "2")])).status_code == 201
+    v2, v1 = c.get(path + "/versions", headers=root).json()["versions"]
+    assert (v2["version"], v2["description"], v1["description"]) == ("2", "new", "old")
+    assert c.get(path, headers=root).json()["description"] == "new"

@@ -105,6 +105,35 @@ class JobList(Shape):
     totalCount: int
 
 
+class JobVersion(Shape):
+    id: JobVersionId
+    type: Literal["BATCH", "STREAM", "SERVICE"] = "BATCH"
+    name: str
+    version: str
+    createdAt: str
+    namespace: str
+    inputs: list[DatasetId] = []
+    outputs: list[DatasetId] = []
+    location: str | None = None
+    context: dict[str, str] = {}
+    description: str | None = None
+    latestRun: Run | None = None
+    facets: dict[str, Any] = {}
+
+
+class JobVersionList(Shape):
+    """Marquez's ``JobVersions``: no ``totalCount``."""
+
+    versions: list[JobVersion]
+
+
+class RunFacets(Shape):
+    """Marquez's ``FacetsResult``: the run or job facets of one run."""
+
+    runId: str
+    facets: dict[str, Any] = {}
+
+
 class DatasetField(Shape):
     name: str
     type: str | None = None

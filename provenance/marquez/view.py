@@ -15,8 +15,10 @@ inputs, outputs and versions of everything else.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
-from collections.abc import Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,17 +32,19 @@ from provenance.graph.model import (
     INSTANCE_OF,
     LINEAGE_RELS,
     NEVER,
+    PARENT,
     READ,
     Node,
+    VersionInfo,
     artifact_node,
     facets_of,
     node_key,
     split_version_node,
     version_node,
 )
+from provenance.graph.port import LineageStore
 from provenance.graph.queries import LineageQueries
 from provenance.marquez import models as m
-from provenance.search.port import SearchQuery, query_words
 from provenance.service import Service
 
 DEFAULT_NAMESPACE = "default"
@@ -58,6 +62,55 @@ def run_uuid(app_id: str) -> str:
     if app_id.startswith("openlineage:"):
         return app_id.removeprefix("openlineage:")
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"provenance:app:{app_id}"))
+
+
+def job_uuid(ns: str, name: str) -> str:
+    """A job's Marquez uuid (``parentJobUuid``): a uuid5 of its namespace and name (jobs have no uuid here)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"provenance:job:{ns}/{name}"))
+
+
+def simple_name(name: str, parent: str | None) -> str:
+    """Marquez's ``simpleName``: the job's name without its parent job's name and the '.' after it."""
+    return name[len(parent) + 1:] if parent and name.startswith(parent + ".") and len(name) > len(parent) + 1 else name
+
+
+class _RunIds:
+    """The uuid5 ids of the runs captured otherwise (not OpenLineage runs, whose id is their own), by id: of
+    one store, brought up to date when its number of apps or its newest app changes (apps are never
+    removed)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.key: tuple[int, str] | None = None
+        self.ids: dict[str, str] = {}
+
+    def current(self, store: LineageStore) -> dict[str, str]:
+        with self.lock:
+            newest, total = store.find_nodes("app", limit=1)
+            key = (total, newest[0].id if newest else "")
+            if key != self.key:
+                ids: dict[str, str] = {}
+                offset = 0
+                while True:
+                    nodes, _ = store.find_nodes("app", limit=_PAGE, offset=offset)
+                    if not nodes:
+                        break
+                    offset += len(nodes)
+                    ids.update((run_uuid(node_key(n.id)), n.id) for n in nodes
+                               if not node_key(n.id).startswith("openlineage:"))
+                self.key, self.ids = key, ids
+            return self.ids
+
+
+_RUN_IDS: weakref.WeakKeyDictionary[LineageStore, _RunIds] = weakref.WeakKeyDictionary()
+_RUN_IDS_LOCK = threading.Lock()
+
+
+def _run_ids(store: LineageStore) -> dict[str, str]:
+    """uuid5 run id → app node id of the store's runs captured otherwise."""
+    with _RUN_IDS_LOCK:
+        index = _RUN_IDS.setdefault(store, _RunIds())
+    return index.current(store)
 
 
 def dataset_node_id(ns: str, name: str) -> str:
@@ -280,6 +333,7 @@ class MarquezView:
                                        facets=facets_of(props, scope))
             if item not in into.setdefault(e.src, []):
                 into[e.src].append(item)
+        states = self._run_states(apps)
         out = {}
         for i, a in apps.items():
             run_facets = facets_of(a.props, "run")
@@ -291,25 +345,62 @@ class MarquezView:
                 id=run_uuid(a.app_id), createdAt=_iso(start), updatedAt=_iso(end or start),
                 nominalStartTime=_text(_dig(run_facets, "nominalTime", "nominalStartTime")),
                 nominalEndTime=_text(_dig(run_facets, "nominalTime", "nominalEndTime")),
-                state=_STATES.get(a.state, "NEW"), startedAt=ms_to_iso(start), endedAt=ms_to_iso(end),
+                state=states[i], startedAt=ms_to_iso(start), endedAt=ms_to_iso(end),
                 durationMs=end - start if start is not None and end is not None else None,
                 jobVersion=m.JobVersionId(namespace=job[0], name=job[1]),
                 inputDatasetVersions=ins.get(i, []), outputDatasetVersions=outs.get(i, []), facets=run_facets)
         return out
 
+    @staticmethod
+    def _own_state(a: AppInfo) -> m.RunState | None:
+        """A run's Marquez state from its own events (None: a placeholder parent, which sent none). An
+        OpenLineage run that sent only RUNNING or OTHER events is RUNNING, as Marquez's ``getRunState``
+        maps them (its own events stated its namespace)."""
+        if a.state in _STATES:
+            return _STATES[a.state]
+        if a.app_id.startswith("openlineage:"):
+            return "RUNNING" if "namespace" in a.props else None
+        return "NEW"
+
+    def _run_states(self, apps: dict[str, AppInfo]) -> dict[str, m.RunState]:
+        """The runs' states; a placeholder parent takes the state of its first visible child, as Marquez makes
+        the parent's run from the child's event (NEW without one)."""
+        out: dict[str, m.RunState] = {}
+        orphans = []
+        for i, a in apps.items():
+            state = self._own_state(a)
+            if state is None:
+                orphans.append(i)
+            else:
+                out[i] = state
+        if orphans:
+            edges = self.store.edges_to(sorted(orphans), [PARENT], NEVER)
+            kids = self._visible_apps({e.src for e in edges})
+            first: dict[str, AppInfo] = {}
+            for e in edges:
+                kid = kids.get(e.src)
+                if kid is not None and (e.dst not in first or (kid.started_ts or 0, kid.app_id) < (
+                        first[e.dst].started_ts or 0, first[e.dst].app_id)):
+                    first[e.dst] = kid
+            for i in orphans:
+                out[i] = (self._own_state(first[i]) or "NEW") if i in first else "NEW"
+        return out
+
     def _find_run(self, run_id: str) -> AppInfo:
-        """The app whose Marquez id is ``run_id`` (an OpenLineage run, else the app whose uuid5 it is)."""
+        """The app whose Marquez id is ``run_id`` (an OpenLineage run, else the app whose uuid5 it is). The
+        same lookups whether the run exists, is hidden or is absent (one index look-up, one node read), so
+        that the time of the answer does not tell them apart either."""
         try:
             canonical = str(uuid.UUID(run_id))
         except ValueError:
             raise NotFoundError(f"no run {run_id[:80]!r}") from None
-        candidates = [f"app:openlineage:{canonical}"]
-        if not self.store.nodes(candidates, NEVER):
-            candidates = [n.id for nodes in self._scan("app") for n in nodes if run_uuid(node_key(n.id)) == canonical]
-        apps = self._visible_apps(candidates)
-        if not apps:
+        candidate = _run_ids(self.store).get(canonical) or f"app:openlineage:{canonical}"
+        node = self.store.nodes([candidate], NEVER).get(candidate)
+        apps = (self._visible_apps([candidate]) if node is not None and self.who.sees(self.q.app_project(node.props))
+                else {})
+        if candidate not in apps:
             raise NotFoundError(f"no run {run_id[:80]!r}")
-        return next(iter(apps.values()))
+        return apps[candidate]
 
     def run(self, run_id: str) -> m.Run:
         app = self._find_run(run_id)
@@ -321,30 +412,48 @@ class MarquezView:
         apps = self._visible_apps({a for r in runs_of.values() for a in r})
         ordered = {j.id: sorted((apps[a] for a in runs_of.get(j.id, []) if a in apps),
                                 key=lambda a: (-(a.started_ts or 0), a.app_id)) for j in jobs}
+        current = self._current_runs(ordered)
         shown = {a.uri: a for runs in ordered.values() for a in runs[:latest]}
-        runs = self._runs(shown)
-        firsts = {j: rs[0] for j, rs in ordered.items() if rs}
-        parent_jobs = self._job_ids_of(f"job:{a.parent.job}" for a in firsts.values()
-                                       if a.parent and a.parent.job and self.who.sees(a.parent.project))
+        runs = self._runs({**shown, **{a.uri: a for a in current.values()}})
+        # the parent job: of the newest run that names one the caller may see (Marquez keeps the last one)
+        parents = {j: next((a.parent for a in rs if a.parent and a.parent.job and self.who.sees(a.parent.project)),
+                           None) for j, rs in ordered.items()}
+        parent_jobs = self._job_ids_of(f"job:{p.job}" for p in parents.values() if p and p.job)
         out = []
         for j in jobs:
             latest_runs = [runs[a.uri] for a in ordered[j.id][:latest]]
-            first = firsts.get(j.id)
             facets = self._shown(facets_of(j.node.props, "job"))
-            ins = [d.datasetVersionId for d in (latest_runs[0].inputDatasetVersions if latest_runs else [])]
-            outs = [d.datasetVersionId for d in (latest_runs[0].outputDatasetVersions if latest_runs else [])]
+            now = runs[current[j.id].uri] if j.id in current else None
+            ins = [d.datasetVersionId for d in (now.inputDatasetVersions if now else [])]
+            outs = [d.datasetVersionId for d in (now.outputDatasetVersions if now else [])]
             declared_in, declared_out = self._declared(j.node.props)
-            parent = parent_jobs.get(f"job:{first.parent.job}") if first and first.parent else None
+            p = parents[j.id]
+            parent = parent_jobs.get(f"job:{p.job}") if p else None
             out.append(m.Job(
                 id=m.JobId(namespace=j.ns, name=j.name),
                 type="STREAM" if _dig(facets, "jobType", "processingType") == "STREAMING" else "BATCH",
-                name=j.name, simpleName=j.name, parentJobName=parent[1] if parent else None,
+                name=j.name, simpleName=simple_name(j.name, parent[1] if parent else None),
+                parentJobName=parent[1] if parent else None,
+                parentJobUuid=job_uuid(*parent) if parent else None,
                 createdAt=_iso(j.node.first_ts), updatedAt=_iso(j.node.last_ts), namespace=j.ns,
                 inputs=_unique([*(m.DatasetId(namespace=v.namespace, name=v.name) for v in ins), *declared_in]),
                 outputs=_unique([*(m.DatasetId(namespace=v.namespace, name=v.name) for v in outs), *declared_out]),
                 location=_text(_dig(facets, "sourceCodeLocation", "url")),
                 description=_text(_dig(facets, "documentation", "description")),
                 latestRun=latest_runs[0] if latest_runs else None, latestRuns=latest_runs, facets=facets))
+        return out
+
+    def _current_runs(self, ordered: dict[str, list[AppInfo]]) -> dict[str, AppInfo]:
+        """The run whose datasets are the job's inputs and outputs: its newest completed run (Marquez's
+        current job version is set when a run completes), else its newest run that read or wrote any."""
+        out = {j: next(a for a in rs if a.state == "finished") for j, rs in ordered.items()
+               if any(a.state == "finished" for a in rs)}
+        rest = {a.uri for j, rs in ordered.items() if j not in out for a in rs}
+        if rest:
+            touched = {e.src for e in self.store.edges_from(sorted(rest), list(LINEAGE_RELS), NEVER)}
+            for j, rs in ordered.items():
+                if j not in out and (found := next((a for a in rs if a.uri in touched), None)) is not None:
+                    out[j] = found
         return out
 
     def _declared(self, props: dict[str, Any]) -> tuple[list[m.DatasetId], list[m.DatasetId]]:
@@ -366,6 +475,34 @@ class MarquezView:
             raise NotFoundError(f"no namespace {ns!r}")
         return m.JobList(jobs=self._jobs_out(jobs[offset: offset + limit]), totalCount=len(jobs))
 
+    def all_jobs(self, limit: int, offset: int) -> m.JobList:
+        """The jobs of every namespace, the last updated first (as Marquez's ``GET /jobs``)."""
+        jobs = sorted(self._all_jobs(), key=lambda j: (-j.node.last_ts, j.ns, j.name))
+        return m.JobList(jobs=self._jobs_out(jobs[offset: offset + limit]), totalCount=len(jobs))
+
+    def job_versions(self, ns: str, name: str) -> m.JobVersionList:
+        """A job's versions: none (jobs are not versioned here), once the job is found."""
+        self._find_job(ns, name)
+        return m.JobVersionList(versions=[])
+
+    def job_version(self, ns: str, name: str, version: str) -> m.JobVersion:
+        self._find_job(ns, name)
+        raise NotFoundError(f"no version {version[:80]!r} of job {name[:200]!r}")
+
+    def run_facets(self, run_id: str, kind: str) -> m.RunFacets:
+        """The run facets of a run (with its parent's), or the facets of its job as they stood at the run's
+        last event (Marquez: those sent with the run's events); a dataset's: none (nor in Marquez)."""
+        app = self._find_run(run_id)
+        rid = run_uuid(app.app_id)
+        if kind == "run":
+            return m.RunFacets(runId=rid, facets=self._runs({app.uri: app})[app.uri].facets)
+        if kind != "job" or not app.job:
+            return m.RunFacets(runId=rid)
+        last = self.store.nodes([app.uri], NEVER)[app.uri].last_ts
+        jid = f"job:{app.job}"
+        jobs = self._jobs_of(list(self.store.nodes([jid], last).values()))
+        return m.RunFacets(runId=rid, facets=self._shown(facets_of(jobs[0].node.props, "job")) if jobs else {})
+
     def job(self, ns: str, name: str) -> m.Job:
         return self._jobs_out([self._find_job(ns, name)])[0]
 
@@ -385,8 +522,8 @@ class MarquezView:
         out = []
         for d in datasets:
             vn = vnodes.get(latest.get(d.uri, ""))
-            own = facets_of(vn.props, "dataset") if vn else {}
-            facets = self._shown({**facets_of(d.node.props, "dataset"), **own})
+            vs_here = versions.get(d.uri, [])
+            facets = self._shown(self._current_facets(d, vs_here[-1] if vs_here else None, vn))
             made = [v.created_ts for v in versions.get(d.uri, []) if v.creator]
             vs = versions.get(d.uri, [])
             out.append(m.Dataset(
@@ -402,16 +539,31 @@ class MarquezView:
                 deleted=_dig(facets, "lifecycleStateChange", "lifecycleStateChange") == "DROP"))
         return out
 
+    def _artifact_facets_at(self, d: _Dataset, ts: int) -> dict[str, Any]:
+        """The dataset's own facets (a DatasetEvent's, or of outputs with no version) as they stood at ``ts``."""
+        node = self.store.nodes([d.node.id], ts).get(d.node.id)
+        return facets_of(node.props, "dataset") if node else {}
+
+    def _current_facets(self, d: _Dataset, v: VersionInfo | None, vn: Node | None) -> dict[str, Any]:
+        """The dataset's facets now: its own with its newest version's over them, but for a facet of its own
+        set after that version came to be (a later DatasetEvent's documentation, a DROP): the later wins."""
+        now = facets_of(d.node.props, "dataset")
+        own = facets_of(vn.props, "dataset") if vn else {}
+        clash = {k for k in now.keys() & own.keys() if now[k] != own[k]}
+        if v is None or not clash:
+            return {**now, **own}
+        then = self._artifact_facets_at(d, v.created_ts)
+        return {**now, **own, **{k: now[k] for k in clash if then.get(k) != now[k]}}
+
     def _column_lineage_list(self, d: _Dataset) -> list[m.ColumnLineage]:
         cl = stated.column_lineage(self.q, d.uri, None)
         return [m.ColumnLineage(
             name=f.name, transformationDescription=f.transformation_description,
             transformationType=f.transformation_type,
-            inputFields=[m.ColumnLineageInputField(
-                namespace=i.namespace, dataset=i.name, field=i.field,
-                transformationDescription=f.transformation_description or _first(i.transformations, "description"),
-                transformationType=f.transformation_type or _first(i.transformations, "type"))
-                for i in f.inputs if self.who.sees(i.project)])
+            inputFields=[m.ColumnLineageInputField(namespace=i.namespace, dataset=i.name, field=i.field,
+                                                   **dict(zip(("transformationDescription", "transformationType"),
+                                                              _transformation(f, i), strict=True)))
+                         for i in f.inputs if self.who.sees(i.project)])
             for f in cl.fields]
 
     def datasets(self, ns: str, limit: int, offset: int) -> m.DatasetList:
@@ -426,7 +578,21 @@ class MarquezView:
     def dataset_versions(self, ns: str, name: str, limit: int, offset: int) -> m.DatasetVersionList:
         d = self._find_dataset(ns, name)
         versions = self.store.versions([d.uri], NEVER)[d.uri][::-1]  # newest first, as Marquez lists them
-        shown = versions[offset: offset + limit]
+        return m.DatasetVersionList(versions=self._dataset_versions_out(d, versions[offset: offset + limit]),
+                                    totalCount=len(versions))
+
+    def dataset_version(self, ns: str, name: str, version: str) -> m.DatasetVersion:
+        """One version of a dataset, by its name (as ``version`` of the versions gives it) or its key."""
+        d = self._find_dataset(ns, name)
+        versions = self.store.versions([d.uri], NEVER)[d.uri]
+        vnodes = self.store.nodes([version_node(d.uri, v.key) for v in versions], NEVER)
+        named = [v for v in versions if stated.version_name(v.key, vnodes.get(version_node(d.uri, v.key))) == version]
+        found = named or [v for v in versions if v.key == version]
+        if not found:
+            raise NotFoundError(f"no version {version[:80]!r} of dataset {name[:200]!r}")
+        return self._dataset_versions_out(d, found[-1:])[0]
+
+    def _dataset_versions_out(self, d: _Dataset, shown: list[VersionInfo]) -> list[m.DatasetVersion]:
         vnodes = self.store.nodes([version_node(d.uri, v.key) for v in shown], NEVER)
         creators = self._visible_apps({f"app:{v.creator}" for v in shown if v.creator})
         runs = self._runs(creators)
@@ -434,7 +600,8 @@ class MarquezView:
         out = []
         for v in shown:
             vn = vnodes.get(version_node(d.uri, v.key))
-            facets = self._shown({**base, **(facets_of(vn.props, "dataset") if vn else {})})
+            then = self._artifact_facets_at(d, v.created_ts) if base else {}
+            facets = self._shown({**then, **(facets_of(vn.props, "dataset") if vn else {})})
             label = stated.version_name(v.key, vn)
             out.append(m.DatasetVersion(
                 id=m.DatasetVersionId(namespace=d.ns, name=d.name, version=label), name=d.name,
@@ -444,7 +611,7 @@ class MarquezView:
                 description=_text(_dig(facets, "documentation", "description")),
                 lifecycleState=_text(_dig(facets, "lifecycleStateChange", "lifecycleStateChange")),
                 createdByRun=runs.get(f"app:{v.creator}") if v.creator else None, facets=facets))
-        return m.DatasetVersionList(versions=out, totalCount=len(versions))
+        return out
 
     # -- namespaces -----------------------------------------------------------------------------
     def _namespace_times(self) -> dict[str, tuple[int, int]]:
@@ -470,30 +637,23 @@ class MarquezView:
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, text: str, kind: str | None, sort: str, limit: int, ns: str | None) -> m.SearchResults:
-        """Jobs and datasets whose words start with the query's words (the search index's matching, where
-        Marquez matches SQL patterns), through the index's own access filter."""
-        # Marquez's % and _ wildcards are word breaks here; a word is cut to 100 characters, as the index's
-        # prefix queries are regular expressions of bounded size (about 1,000 states)
-        words = [w[:100] for w, _ in query_words(text.replace("%", " ").replace("_", " "))]
-        if not words:
-            return m.SearchResults(totalCount=0, results=[])
-        kinds = {"dataset": ["artifact"], "job": ["app"]}.get((kind or "").lower(), ["artifact", "app"])
-        hits = self.svc.search(self.who, SearchQuery(text=" ".join(f"{w}*" for w in words), kinds=kinds,
-                                                     limit=1000)).hits
-        results: dict[str, m.SearchResult] = {}
-        arts = self._datasets_of(list(self.store.nodes([h.id for h in hits if h.kind == "artifact"], NEVER).values()))
-        for d in arts:
-            results[d.node_id] = m.SearchResult(type="DATASET", name=d.name, updatedAt=_iso(d.node.last_ts),
-                                                namespace=d.ns, nodeId=d.node_id)
-        apps = self._visible_apps(h.id for h in hits if h.kind == "app")
-        job_nodes = self.store.nodes(sorted({f"job:{a.job}" for a in apps.values() if a.job}), NEVER)
-        for j in self._jobs_of(list(job_nodes.values())):
-            results[j.node_id] = m.SearchResult(type="JOB", name=j.name, updatedAt=_iso(j.node.last_ts),
-                                                namespace=j.ns, nodeId=j.node_id)
-        found = [r for r in results.values() if ns is None or r.namespace == ns]
-        found.sort(key=(lambda r: r.updatedAt) if sort == "updated_at" else (lambda r: (r.name, r.nodeId)),
-                   reverse=sort == "updated_at")
-        return m.SearchResults(totalCount=len(found[:limit]), results=found[:limit])
+        """Jobs and datasets whose names match ``%text%`` as SQL's ILIKE matches it (Marquez's SearchDao: the
+        name only, case-insensitively, ``%`` and ``_`` wildcards), of those the caller may see."""
+        match = _like(text)
+        kind = (kind or "").lower()
+        results: list[m.SearchResult] = []
+        if kind in ("", "dataset"):
+            results += [m.SearchResult(type="DATASET", name=d.name, updatedAt=_iso(d.node.last_ts), namespace=d.ns,
+                                       nodeId=d.node_id)
+                        for d in self._all_datasets() if (ns is None or d.ns == ns) and match(d.name)]
+        if kind in ("", "job"):
+            results += [m.SearchResult(type="JOB", name=j.name, updatedAt=_iso(j.node.last_ts), namespace=j.ns,
+                                       nodeId=j.node_id)
+                        for j in self._all_jobs() if (ns is None or j.ns == ns) and match(j.name)]
+        results.sort(key=lambda r: (r.name, r.nodeId))
+        if sort == "updated_at":
+            results.sort(key=lambda r: r.updatedAt, reverse=True)
+        return m.SearchResults(totalCount=len(results[:limit]), results=results[:limit])
 
     # -- lineage --------------------------------------------------------------------------------
     def _resolve(self, node_id: str) -> _Dataset | _Job:
@@ -638,23 +798,43 @@ class MarquezView:
 
     # -- column lineage -------------------------------------------------------------------------
     def column_lineage(self, node_id: str, depth: int, with_downstream: bool) -> m.Lineage:
-        """The fields of a dataset (or one field, ``datasetField:ns:name:field``) and the fields they come
-        from, ``depth`` datasets up (and down, with ``with_downstream``), as Marquez's column lineage graph."""
+        """The fields of a dataset (or one field, ``datasetField:ns:name:field``, or the datasets a job read
+        and wrote, ``job:ns:name``) and the fields they come from, ``depth`` datasets up (and down, with
+        ``with_downstream``), as Marquez's column lineage graph."""
         kind = node_id.partition(":")[0]
-        if kind == "datasetField":
-            start, field = self._resolve_field(node_id)
-            wanted: dict[str, set[str] | None] = {start.uri: {field}}
-        else:
-            start = self._resolve(node_id) if kind == "dataset" else None  # type: ignore[assignment]
-            if not isinstance(start, _Dataset):
-                raise QueryError(f"column lineage starts at dataset:<ns>:<name> or datasetField:<ns>:<name>:<field>, "
-                                 f"not {node_id[:80]!r}")
-            wanted = {start.uri: None}
         graph = _ColumnGraph(self)
+        wanted: dict[str, set[str] | None]
+        if kind == "datasetField":
+            start, field_name = self._resolve_field(node_id)
+            wanted = {start.uri: {field_name}}
+            starts = [start]
+        elif kind in ("dataset", "job"):
+            found = self._resolve(node_id)
+            starts = [found] if isinstance(found, _Dataset) else self._job_datasets(found)
+            wanted = {d.uri: None for d in starts}
+        else:
+            raise QueryError(f"column lineage starts at dataset:<ns>:<name>, datasetField:<ns>:<name>:<field> or "
+                             f"job:<ns>:<name>, not {node_id[:80]!r}")
+        for d in starts:
+            graph.start(d, wanted[d.uri])
         graph.upstream(wanted, depth)
         if with_downstream:
-            graph.downstream(start.uri, depth)
+            graph.downstream(wanted, depth)
+        if kind == "datasetField" and f"datasetField:{starts[0].ns}:{starts[0].name}:{field_name}" not in graph.data:
+            raise NotFoundError(f"no dataset field {node_id[len('datasetField:'):][:200]!r}")  # as for a hidden one
         return graph.lineage()
+
+    def _job_datasets(self, job: _Job) -> list[_Dataset]:
+        """The visible datasets a job reads and writes (its Marquez ``inputs`` and ``outputs``)."""
+        j = self._jobs_out([job], latest=1)[0]
+        out: dict[str, _Dataset] = {}
+        for i in [*j.inputs, *j.outputs]:
+            try:
+                d = self._find_dataset(i.namespace, i.name)
+            except NotFoundError:
+                continue
+            out.setdefault(d.uri, d)
+        return list(out.values())
 
     def _resolve_field(self, node_id: str) -> tuple[_Dataset, str]:
         for _, ns, name, column in node_id_splits(node_id, 3):
@@ -663,6 +843,31 @@ class MarquezView:
             except NotFoundError:
                 continue
         raise NotFoundError(f"no dataset field {node_id[len('datasetField:'):][:200]!r}")
+
+
+def _transformation(f: Any, i: Any) -> tuple[str | None, str | None]:
+    """(description, type) of how an output field is made of an input field: the field's own (Marquez's),
+    else the input's first transformation (the spec's newer form)."""
+    return (f.transformation_description or _first(i.transformations, "description"),
+            f.transformation_type or _first(i.transformations, "type"))
+
+
+def _like(pattern: str) -> Callable[[str], bool]:
+    """Whether a name matches ``%pattern%`` as SQL's ILIKE matches it (``%`` any text, ``_`` one character,
+    case-insensitive); in time linear in the name per part of the pattern (no backtracking)."""
+    parts = [re.compile(".".join(re.escape(p) for p in chunk.split("_")), re.IGNORECASE | re.DOTALL)
+             for chunk in pattern.split("%") if chunk]
+
+    def match(name: str) -> bool:
+        at = 0
+        for part in parts:
+            found = part.search(name, at)
+            if found is None:
+                return False
+            at = found.end()
+        return True
+
+    return match
 
 
 def _first(transformations: list[dict[str, Any]], key: str) -> str | None:
@@ -689,22 +894,37 @@ class _ColumnGraph:
             return None, None
         return found[0], stated.column_lineage(self.view.q, uri, None)
 
+    def _types(self, d: _Dataset) -> dict[str, str | None]:
+        return {f.name: f.type for f in _fields(stated.dataset_facets(self.view.q, d.uri))}
+
+    def start(self, d: _Dataset, fields: set[str] | None) -> None:
+        """The start's own fields (those named, or all its schema's and column lineage's), even with no
+        lineage: downstream of a source starts from them."""
+        _, cl = self._lineage_of(d.uri)
+        types = self._types(d)
+        for name in sorted({*types, *(f.name for f in cl.fields)} if cl is not None else set(types)):
+            if fields is None or name in fields:
+                self.data.setdefault(f"datasetField:{d.ns}:{d.name}:{name}", m.ColumnNodeData(
+                    namespace=d.ns, dataset=d.name, field=name, fieldType=types.get(name)))
+
     def _add(self, d: _Dataset, cl: Any, fields: set[str] | None) -> list[tuple[str, str]]:
         """The output fields of ``d`` (those named, or all) with their visible inputs; returns the (uri, field)
         pairs the inputs name, to go on up from."""
-        types = {f.name: f.type for f in _fields(stated.dataset_facets(self.view.q, d.uri))}
+        types = self._types(d)
         up = []
         for f in cl.fields:
             if fields is not None and f.name not in fields:
                 continue
             inputs = [i for i in f.inputs if self.view.who.sees(i.project)]
             node = f"datasetField:{d.ns}:{d.name}:{f.name}"
+            made = [_transformation(f, i) for i in inputs]
             self.data[node] = m.ColumnNodeData(
                 namespace=d.ns, dataset=d.name, datasetVersion=cl.version, field=f.name, fieldType=types.get(f.name),
-                transformationDescription=f.transformation_description, transformationType=f.transformation_type,
+                transformationDescription=f.transformation_description or next((t[0] for t in made if t[0]), None),
+                transformationType=f.transformation_type or next((t[1] for t in made if t[1]), None),
                 inputFields=[m.InputFieldData(namespace=i.namespace, dataset=i.name, field=i.field,
-                                              transformationDescription=f.transformation_description,
-                                              transformationType=f.transformation_type) for i in inputs])
+                                              transformationDescription=t[0], transformationType=t[1])
+                             for i, t in zip(inputs, made, strict=True)])
             for i in inputs:
                 src = f"datasetField:{i.namespace}:{i.name}:{i.field}"
                 self.data.setdefault(src, m.ColumnNodeData(namespace=i.namespace, dataset=i.name, field=i.field,
@@ -733,27 +953,31 @@ class _ColumnGraph:
             wanted = nxt if level < depth else {}
             level += 1
 
-    def downstream(self, uri: str, depth: int) -> None:
-        """Datasets written by runs that read this one (and so on), whose columns come from fields here."""
+    def downstream(self, starts: dict[str, set[str] | None], depth: int) -> None:
+        """Fields of the datasets written by runs that read the start (and so on), made of the start's fields
+        (all of a dataset's, or those named) or of fields found so on."""
         view = self.view
-        frontier, done = {uri}, {uri}
+        whole = {u for u, fields in starts.items() if fields is None}
+        made_of = {(u, f) for u, fields in starts.items() for f in fields or ()}
+        frontier, done = set(starts), set(starts)
         for _ in range(depth):
             versions = view.store.versions(sorted(frontier), NEVER)
             vids = [version_node(u, v.key) for u in frontier for v in versions.get(u, [])]
             readers = set(view._visible_apps({e.src for e in view.store.edges_to(vids, [READ], NEVER)}))
             written = {split_version_node(e.dst)[0] for e in view.store.edges_from(sorted(readers), list(LINEAGE_RELS),
                                                                                      NEVER) if e.rel != READ}
-            frontier = written - done
-            done |= frontier
-            for w in sorted(frontier):
+            frontier = set()
+            for w in sorted(written - done):
                 d, cl = self._lineage_of(w)
                 if d is None:
                     continue
-                known = set(self.data)
-                names = {f.name for f in cl.fields
-                         if any(f"datasetField:{i.namespace}:{i.name}:{i.field}" in known for i in f.inputs)}
+                names = {f.name for f in cl.fields if any(view.who.sees(i.project) and (
+                    i.uri in whole or (i.uri, i.field) in made_of) for i in f.inputs)}
                 if names:
                     self._add(d, cl, names)
+                    made_of |= {(w, n) for n in names}
+                    frontier.add(w)
+            done |= frontier
             if not frontier:
                 return
 

@@ -67,9 +67,27 @@ def jobs(namespace: str, svc: Svc, who: Who, limit: Limit = 100, offset: Offset 
     return _view(svc, who).jobs(namespace, limit, offset)
 
 
+@router.get("/api/v1/jobs")
+def all_jobs(svc: Svc, who: Who, limit: Limit = 100, offset: Offset = 0) -> m.JobList:
+    """The jobs of every namespace, the last updated first."""
+    return _view(svc, who).all_jobs(limit, offset)
+
+
 @router.get("/api/v1/namespaces/{namespace}/jobs/{job}")
 def job(namespace: str, job: str, svc: Svc, who: Who) -> m.Job:
     return _view(svc, who).job(namespace, job)
+
+
+@router.get("/api/v1/namespaces/{namespace}/jobs/{job}/versions")
+def job_versions(namespace: str, job: str, svc: Svc, who: Who) -> m.JobVersionList:
+    """A job's versions: none, jobs are not versioned here (``404`` for a job that is not there)."""
+    return _view(svc, who).job_versions(namespace, job)
+
+
+@router.get("/api/v1/namespaces/{namespace}/jobs/{job}/versions/{version}")
+def job_version(namespace: str, job: str, version: str, svc: Svc, who: Who) -> m.JobVersion:
+    """A version of a job: never found, jobs are not versioned here."""
+    return _view(svc, who).job_version(namespace, job, version)
 
 
 @router.get("/api/v1/namespaces/{namespace}/jobs/{job}/runs")
@@ -83,6 +101,14 @@ def job_runs(namespace: str, job: str, svc: Svc, who: Who, limit: Limit = 100, o
 def run(run_id: str, svc: Svc, who: Who) -> m.Run:
     """A run by its id: the OpenLineage runId, or for a run captured otherwise the uuid5 of its app id."""
     return _view(svc, who).run(run_id)
+
+
+@router.get("/api/v1/jobs/runs/{run_id}/facets")
+def run_facets(run_id: str, svc: Svc, who: Who,
+               type: Annotated[Literal["run", "job", "dataset", "RUN", "JOB", "DATASET"],
+                               Query(description="the run's facets, or its job's")]) -> m.RunFacets:
+    """The run facets of a run, or the facets of its job as they stood at the run's last event."""
+    return _view(svc, who).run_facets(run_id, type.lower())
 
 
 @router.get("/api/v1/namespaces/{namespace}/datasets")
@@ -103,6 +129,12 @@ def dataset_versions(namespace: str, dataset: str, svc: Svc, who: Who, limit: Li
     return _view(svc, who).dataset_versions(namespace, dataset, limit, offset)
 
 
+@router.get("/api/v1/namespaces/{namespace}/datasets/{dataset}/versions/{version}")
+def dataset_version(namespace: str, dataset: str, version: str, svc: Svc, who: Who) -> m.DatasetVersion:
+    """One version of a dataset, by its name (``version`` of the versions) or its key."""
+    return _view(svc, who).dataset_version(namespace, dataset, version)
+
+
 @router.get("/api/v1/lineage")
 def lineage(node_id: NodeId, svc: Svc, who: Who, depth: Depth = 20) -> m.Lineage:
     """The jobs and datasets connected to a node, up and down, at most ``depth`` jobs away."""
@@ -112,8 +144,9 @@ def lineage(node_id: NodeId, svc: Svc, who: Who, depth: Depth = 20) -> m.Lineage
 @router.get("/api/v1/column-lineage")
 def column_lineage(node_id: NodeId, svc: Svc, who: Who, depth: Depth = 20,
                    with_downstream: Annotated[bool, Query(alias="withDownstream")] = False) -> m.Lineage:
-    """The fields of a dataset (``dataset:…``, or one field: ``datasetField:<ns>:<name>:<field>``) and the
-    fields they come from, upstream (and downstream with ``withDownstream``)."""
+    """The fields of a dataset (``dataset:…``, one field: ``datasetField:<ns>:<name>:<field>``, or a job's
+    inputs and outputs: ``job:…``) and the fields they come from, upstream (and downstream with
+    ``withDownstream``)."""
     return _view(svc, who).column_lineage(node_id, depth, with_downstream)
 
 
@@ -122,5 +155,5 @@ def search(svc: Svc, who: Who, q: Annotated[str, Query(min_length=1, max_length=
            filter: Literal["dataset", "job", "DATASET", "JOB"] | None = None,
            sort: Literal["name", "updated_at", "NAME", "UPDATED_AT"] = "name",
            limit: Annotated[int, Query(ge=1, le=1000)] = 10, namespace: str | None = None) -> m.SearchResults:
-    """Jobs and datasets whose names' words start with the query's words."""
+    """Jobs and datasets whose names match ``%q%`` (SQL ``ILIKE``: any case, ``%`` and ``_`` wildcards)."""
     return _view(svc, who).search(q, filter, sort.lower(), limit, namespace)

@@ -542,8 +542,8 @@ def test_the_routes_marquez_clients_call(api: dict[str, Any], scored: dict[str, 
     c, root, eve = api["c"], api["root"], api["eve"]
     all_jobs = c.get("/api/v1/jobs", params={"limit": 2}, headers=root).json()
     assert set(all_jobs) == {"jobs", "totalCount"} and len(all_jobs["jobs"]) == 2 and all_jobs["totalCount"] > 2
-    assert {(j["namespace"], j["name"]) for j in c.get("/api/v1/jobs", headers=eve).json()["jobs"]} <= {
-        ("other", "copy")}
+    # eve sees project other's jobs only (other tests of this module add some)
+    assert {j["namespace"] for j in c.get("/api/v1/jobs", headers=eve).json()["jobs"]} <= {"other"}
     facets = c.get(f"/api/v1/jobs/runs/{scored['run']}/facets", params={"type": "run"}, headers=root).json()
     assert facets == {"runId": scored["run"], "facets": {}}
     job_facets = c.get(f"/api/v1/jobs/runs/{scored['run']}/facets", params={"type": "job"}, headers=root).json()

@@ -243,3 +243,38 @@ def test_the_admin_sees_everything(api: dict[str, Any]) -> None:
 def test_mallory_cannot_send_events(api: dict[str, Any]) -> None:
     r = api["c"].post("/api/events", json=history()[:1], headers={"Authorization": f"Bearer {api['mallory']}"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
+
+
+def test_counts_and_times_are_of_what_one_may_see(tmp_path: Any) -> None:
+    """bob ran one job in project other and three in loan; a public file was read by runs of both projects and
+    of none. A member of other is told of one run of bob's and its times; search and the landing page count
+    the readers she may see; the admin is told of all."""
+    home = tmp_path / "home"
+    access = AccessStore(home / "access.db")
+    _, admin = access.create_token("root", admin=True)
+    _, mallory = access.create_token("mallory", projects=("other",))
+    access.close()
+    shared = "/shared/public_table.csv"
+    ev: list[dict[str, Any]] = []
+    ev += _app("bob_other_1", "bob", "other", "other_job", T0, "python o.py", "a1")
+    ev += [_file("bob_other_1", "bob", "read", shared, T0 + 100)]
+    for i in range(3):
+        ev += _app(f"bob_loan_{i}", "bob", "loan", f"{MARK}_job", T0 + 10_000 * (i + 1), "python l.py", "b2")
+        ev += [_file(f"bob_loan_{i}", "bob", "read", shared, T0 + 10_000 * (i + 1) + 100)]
+    ev += _app("nobody_1", "carl", None, "plain", T0 + 500, "python p.py", "c3")
+    ev += [_file("nobody_1", "carl", "read", shared, T0 + 600)]
+    with TestClient(create_app(load_settings(home=home, server={"allowed_hosts": ["testserver"]}))) as c:
+        assert c.post("/api/events", json=ev, headers={"Authorization": f"Bearer {admin}"}).status_code == 202
+        for token, runs, last, readers in ((mallory, 1, T0 + 900, 2), (admin, 4, T0 + 30_900, 5)):
+            h = {"Authorization": f"Bearer {token}"}
+            user = c.get("/api/users/bob", headers=h).json()
+            assert (user["total_runs"], user["last_ts"]) == (runs, last)
+            listed = {u["name"]: u for u in c.get("/api/users", headers=h).json()["users"]}
+            assert listed["bob"]["last_ts"] == last
+            (hit,) = c.get("/api/search", params={"q": "bob", "kind": "user"}, headers=h).json()["hits"]
+            assert (hit["usage"], hit["last_ts"]) == (runs, last) and hit["description"] == f"user bob: {runs} run(s)"
+            (art,) = c.get("/api/search", params={"q": "public_table*", "kind": "artifact"}, headers=h).json()["hits"]
+            assert art["usage"] == readers
+            used = c.get("/api/search/most-used-datasets", headers=h).json()["datasets"]
+            assert [d["usage"] for d in used if d["uri"].endswith("public_table.csv")] == [readers]
+            assert f"read by {readers} run(s)" in c.get("/", headers=h).text

@@ -42,6 +42,12 @@ def touched_nodes(facts: FactBatch) -> set[str]:
     return ids
 
 
+#: the documents' layout: raised when what a document holds changes (2: counts and times over the runs all its
+#: readers may see), so that an index of older documents is rebuilt
+DOCUMENTS_VERSION = 2
+DOCUMENTS_KEY = "~documents"
+
+
 class SearchProjection:
     def __init__(self, store: LineageStore, rules: Rules, index: SearchIndex, group: str = "processor") -> None:
         self.store, self.rules, self.index, self.group = store, rules, index, group
@@ -49,11 +55,16 @@ class SearchProjection:
         self._dirty: set[str] = set()
         self._behind = False  # the index did not reflect the store when the processor started
 
+    def _marker(self) -> dict[str, int]:
+        """What the index reflects: the store's offsets, and the layout of its documents (an index of documents
+        made another way is rebuilt)."""
+        return {**self.store.applied_offsets(self.group), DOCUMENTS_KEY: DOCUMENTS_VERSION}
+
     def begin(self) -> None:
         """The processor starts: note whether the index is behind the store, without rebuilding it now.
         The rebuild waits for the first `flush`, so that a processor restarted again and again (killed
         during a long rebuild) still applies batches each time before it rebuilds."""
-        self._behind = self._behind or self.index.marker() != self.store.applied_offsets(self.group)
+        self._behind = self._behind or self.index.marker() != self._marker()
 
     # -- the processor's listener -----------------------------------------------------------------
     def __call__(self, facts: FactBatch, offsets: dict[str, int]) -> None:
@@ -76,12 +87,12 @@ class SearchProjection:
         except Exception:
             self.index.set_marker({"stale": 1})  # the next start rebuilds it from the store
             raise
-        self.index.set_marker(self.store.applied_offsets(self.group))
+        self.index.set_marker(self._marker())
 
     def ensure_current(self) -> int:
         """Rebuild the index if it does not reflect the store; returns the documents written."""
         self.flush()
-        if self.index.marker() == self.store.applied_offsets(self.group) and (
+        if self.index.marker() == self._marker() and (
                 self.index.count() > 0 or not self.store.applied_offsets(self.group)):
             return 0
         return self.rebuild()
@@ -99,7 +110,7 @@ class SearchProjection:
                     break
                 n += self.index.upsert(self.documents(n.id for n in nodes))
                 offset += len(nodes)
-        self.index.set_marker(self.store.applied_offsets(self.group))
+        self.index.set_marker(self._marker())
         self._behind = False
         return n
 
@@ -136,6 +147,14 @@ class SearchProjection:
             users_of.setdefault(e.dst, []).append(node_key(e.src))
         projects = self.queries.artifact_projects(uris, NEVER, nodes)
         maker_projects = {i: a.project for i, a in self.queries.describe_apps(makers, NEVER).items()}
+        # a reader is counted (and its time taken) only when whoever may see this document may see the reader:
+        # a run of the artifact's own project, or of none (a document tells nothing of hidden runs)
+        reader_ids = sorted({a for s in readers.values() for a in s if a.startswith("app:")})
+        reader_projects = {i: self.queries.app_project(n.props) for i, n in self.store.nodes(reader_ids).items()}
+        read_last: dict[str, int] = {}
+        for e in self.store.edges_to(list(vids), [READ]):
+            if e.src in reader_projects and reader_projects[e.src] in (None, projects.get(vids[e.dst])):
+                read_last[vids[e.dst]] = max(read_last.get(vids[e.dst], 0), e.last_ts)
         out = []
         for i in ids:
             n = nodes.get(i)
@@ -150,12 +169,15 @@ class SearchProjection:
                             for u in users_of.get(a, [])})
             # nothing about the apps here: they may belong to a project the reader of this document cannot see
             desc = f"{kind} {n.props.get('name') or ''}; {len(vs)} version(s)"
+            counted = [a for a in readers.get(uri, ()) if a in reader_projects
+                       and reader_projects[a] in (None, projects.get(uri))]
+            created = min((v.created_ts for v in vs), default=n.first_ts)
+            last = max([created, read_last.get(uri, 0), *(v.created_ts for v in vs)])
             out.append(SearchDoc(
                 id=i, kind="artifact", name=str(n.props.get("name") or uri.rsplit("/", 1)[-1]), uri=uri, type=kind,
                 project=projects.get(uri), access=_access(projects.get(uri)), users=tuple(users),
                 tags=tuple(sorted(tags.items())),
-                description=desc, created_ts=min((v.created_ts for v in vs), default=n.first_ts),
-                last_ts=n.last_ts, usage=len(readers.get(uri, ()))))
+                description=desc, created_ts=created, last_ts=last, usage=len(counted)))
         return out
 
     def _apps(self, ids: list[str]) -> list[SearchDoc]:
@@ -180,19 +202,24 @@ class SearchProjection:
     def _users(self, ids: list[str]) -> list[SearchDoc]:
         nodes = self.store.nodes(ids)
         runs: dict[str, list[str]] = {}
+        ran: dict[tuple[str, str], tuple[int, int]] = {}
         for e in self.store.edges_from(ids, [RAN]):
             runs.setdefault(e.src, []).append(e.dst)
+            ran[(e.src, e.dst)] = (e.first_ts, e.last_ts)
         projects = {i: a.project for i, a in self.queries.describe_apps({a for r in runs.values() for a in r},
                                                                          NEVER).items()}
         out = []
-        for i, n in nodes.items():
+        for i in nodes:
             theirs = {projects.get(a) for a in runs.get(i, [])}
             # seen by the members of their runs' projects; by everyone when a run is of no project
             access = () if None in theirs or not theirs else tuple(sorted(p for p in theirs if p))
+            # counts and times over the runs everyone who may see the document may see: a user seen through one
+            # project is not shown what they did in another (the service counts a reader's own view)
+            shared = [ran[(i, a)] for a in runs.get(i, []) if projects.get(a) is None or access == (projects.get(a),)]
             out.append(SearchDoc(id=i, kind="user", name=node_key(i), uri=node_key(i), type="user",
-                                 users=(node_key(i),), description=f"user {node_key(i)}: {len(runs.get(i, []))} "
-                                 "run(s)", created_ts=n.first_ts, last_ts=n.last_ts, usage=len(runs.get(i, [])),
-                                 access=access))
+                                 users=(node_key(i),), description=f"user {node_key(i)}",
+                                 created_ts=min((f for f, _ in shared), default=0),
+                                 last_ts=max((t for _, t in shared), default=0), usage=len(shared), access=access))
         return out
 
 

@@ -19,7 +19,7 @@ import yaml
 from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.port import Record, raw_topic
 from provenance.config import load_settings
-from provenance.connectors.cdc import CdcNormalizer, ValueSpec, load_table_mappings
+from provenance.connectors.cdc import CdcNormalizer, JsonPath, ValueSpec, load_table_mappings
 from provenance.errors import EventError, MappingError
 from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack, open_stack
@@ -161,6 +161,17 @@ def test_a_bad_mapping_file_fails_at_start_naming_line_table_and_field(tmp_path:
     (ValueSpec(template="x{a!r}", template_fields=("a",)), {"a": "r"}, "x'r'"),
     (ValueSpec(template="P/{a}", template_fields=("a",), lower=True, map={"p/x": "hit"}), {"a": "X"}, "hit"),
     (ValueSpec(const="fixed"), {"a": 1}, "fixed"),
+    # json: the first of several paths that leads to a value; format: the value put into text
+    (ValueSpec(field="a", json_paths=(JsonPath.parse("$.uri"), JsonPath.parse("$.url"))), {"a": '{"url": "u"}'}, "u"),
+    (ValueSpec(field="a", json_paths=(JsonPath.parse("$.uri"), JsonPath.parse("$.url"))), {"a": '{"uri": null}'},
+     None),
+    (ValueSpec(field="a", json_paths=(JsonPath.parse("$.t"),), format="t:///{}"), {"a": '{"t": "c.s.x"}'}, "t:///c.s.x"),
+    (ValueSpec(field="a", format="{{{}}}", lower=True), {"a": "X"}, "{x}"),
+    (ValueSpec(field="a", format="t:///{}", default="none"), {"a": None}, "none"),
+    # first: values as well as columns, each with its own post-processing
+    (ValueSpec(first=(ValueSpec(field="j", json_paths=(JsonPath.parse("$.v"),)), "b")), {"j": '{"v": 3}', "b": 1}, 3),
+    (ValueSpec(first=(ValueSpec(field="j", json_paths=(JsonPath.parse("$.v"),)), "b")), {"j": '{"w": 3}', "b": 1}, 1),
+    (ValueSpec(first=(ValueSpec(field="j", format="x{}"), "b"), map={"xq": "hit"}), {"j": "q"}, "hit"),
 ])
 def test_a_value_comes_from_a_row_as_the_mapping_reference_says(spec: ValueSpec, row: dict[str, Any],
                                                                  want: Any) -> None:
@@ -382,6 +393,12 @@ def test_json_paths_source_metadata_filters_objects_and_versions(tmp_path: Path)
     ({"kind": "describe", "op": "job", "ts": 1}, r"event #1 \(describe\): needs attrs\.name"),
     ({"kind": "file", "op": "read", "ts": 1, "uri": ["a", "b"]}, r"field 'uri': a list is not a value"),
     ({"kind": "nope", "op": "read", "ts": 1}, r"event #1: field 'kind': must be one of file, app"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "format": "x:///"}},
+     r"field 'uri': format: format puts the value at its one '\{\}'"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "json": []}},
+     r"field 'uri': json: a list of JSON paths needs at least one"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"first": ["a", {"field": "b"}], "json": "$.x"}},
+     r"field 'uri': json applies to columns: with values among first"),
 ])
 def test_a_bad_construct_fails_at_start_naming_line_table_and_field(tmp_path: Path, event: dict[str, Any],
                                                                      message: str) -> None:

@@ -11,7 +11,11 @@ schema with its own migrations); artifacts go to WORKDIR. The workflow is what a
   (WORKDIR/rates.csv), and a model registered as version 2, which gets the alias "champion", a version
   tag, and (MLflow 2.x) the stage Production while version 1 goes to Archived;
 - run C (other.py) logs only WORKDIR/other.csv and a model registered as version 3, which is then
-  deleted; run C is deleted too.
+  deleted; run C is deleted too;
+- its model is also registered as "scratch" (a registered-model tag set and deleted), renamed
+  "scratch-2", and as "doomed", which is deleted (delete_registered_model);
+- run D (restore.py) logs a dataset read over HTTP, sets and deletes a tag, (3.x) fails to log a model
+  (log_model raises: the logged model is FAILED); it is deleted, then restored.
 OUT_JSON receives the ids MLflow chose (runs, logged models, dataset digests), for the test to check.
 This file is not a test module: it imports MLflow, which only the virtual environment has.
 """
@@ -94,12 +98,35 @@ def main() -> None:
     run_c, model_c, digests_c = run("other.py", [(workdir / "other.csv", other, "other")])
     v3 = mlflow.register_model(model_c, MODEL)
     client.delete_model_version(MODEL, v3.version)
+    client.create_registered_model("scratch", tags={"owner": "bob"})
+    client.delete_registered_model_tag("scratch", "owner")
+    mlflow.register_model(model_c, "scratch")
+    client.rename_registered_model("scratch", "scratch-2")
+    mlflow.register_model(model_c, "doomed")
+    client.delete_registered_model("doomed")
     client.delete_run(run_c)
+
+    with mlflow.start_run(tags={"mlflow.source.name": str(workdir / "restore.py")}) as active:
+        remote = mlflow.data.from_pandas(rates, source="https://example.com/rates.csv", name="remote")
+        mlflow.log_input(remote, context="training")
+        mlflow.set_tag("team", "credit")
+        mlflow.delete_tag("team")
+        if major >= 3:  # a model whose saving raises: MLflow marks it FAILED
+            try:
+                mlflow.pyfunc.log_model(name="broken", python_model=Scorer(),
+                                        code_paths=[str(workdir / "missing.py")])
+            except Exception:
+                result["failed_model"] = mlflow.last_logged_model().model_id
+            else:
+                raise AssertionError("log_model with a missing code path did not fail")
+        run_d = active.info.run_id
+    client.delete_run(run_d)
+    client.restore_run(run_d)
     result.update({
-        "runs": {"a": run_a, "b": run_b, "c": run_c},
+        "runs": {"a": run_a, "b": run_b, "c": run_c, "d": run_d},
         "models": {"a": model_a, "b": model_b, "c": model_c},
         "versions": {"a": v1.version, "b": v2.version, "c": v3.version},
-        "digests": {**digests_a, **digests_b, **digests_c},
+        "digests": {**digests_a, **digests_b, **digests_c, "remote": remote.digest},  # type: ignore[attr-defined]
     })
     out.write_text(json.dumps(result, indent=1))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import yaml
 from provenance.bus.embedded import EmbeddedLog
 from provenance.bus.port import Record, raw_topic
 from provenance.config import load_settings
-from provenance.connectors.cdc import CdcNormalizer, ValueSpec, load_table_mappings
+from provenance.connectors.cdc import CdcNormalizer, JsonPath, ValueSpec, load_table_mappings
 from provenance.errors import EventError, MappingError
 from provenance.graph.queries import LineageQueries
 from provenance.stack import Stack, open_stack
@@ -31,10 +33,11 @@ normalize = CdcNormalizer()
 
 
 def change(table: str, op: str, after: dict[str, Any] | None, before: dict[str, Any] | None = None,
-           schema: str = "public", envelope: bool = False, lsn: int = 100) -> bytes:
-    payload = {"before": before, "after": after, "op": op, "ts_ms": 1,
+           schema: str = "public", envelope: bool = False, lsn: int = 100, ts: int = 1) -> bytes:
+    """A Debezium change event as the JSON converter writes it; ``ts`` is the commit time (source.ts_ms)."""
+    payload = {"before": before, "after": after, "op": op, "ts_ms": ts,
                "source": {"connector": "postgresql", "db": "meta", "schema": schema, "table": table, "lsn": lsn,
-                          "ts_ms": 1}}
+                          "ts_ms": ts}}
     if envelope:
         return json.dumps({"schema": {"type": "struct", "optional": False}, "payload": payload}).encode()
     return json.dumps(payload).encode()
@@ -71,14 +74,17 @@ def test_updates_follow_states_and_rename_keeps_its_target() -> None:
     run = {"run_uuid": "r1", "name": "brave-owl-12", "source_type": "UNKNOWN", "source_name": "", "user_id": "bob",
            "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "", "deleted_time": None,
            "lifecycle_stage": "active", "artifact_uri": "s3://mlflow/1/r1/artifacts", "experiment_id": 1}
-    started = normalize(change("runs", "c", run))
+    def apps(events: list[Any]) -> list[Any]:  # (the runs' describe events: test_a_restored_run_…)
+        return [e for e in events if e.kind == "app"]
+
+    started = apps(normalize(change("runs", "c", run)))
     assert {(e.kind, e.op, e.app_id, e.ts) for e in started} == {("app", "started", "mlflow:r1", 1000)}
     assert started[0].attrs["project"] == "mlflow-experiment-1" and "name" not in started[0].attrs  # not the job
-    finished = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000}))
+    finished = apps(normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000})))
     assert [(e.op, e.ts) for e in finished] == [("started", 1000), ("finished", 5000)]
     # a deleted run is killed when it was deleted, never "finished" again
-    gone = normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000, "lifecycle_stage": "deleted",
-                                          "deleted_time": 9000}))
+    gone = apps(normalize(change("runs", "u", {**run, "status": "FINISHED", "end_time": 5000,
+                                               "lifecycle_stage": "deleted", "deleted_time": 9000})))
     assert [(e.op, e.ts) for e in gone] == [("started", 1000), ("killed", 9000)]
     # a state the mapping does not track makes no event
     task = {"task_id": "fit", "dag_id": "loan", "run_id": "m1", "map_index": -1, "state": "deferred",
@@ -161,6 +167,17 @@ def test_a_bad_mapping_file_fails_at_start_naming_line_table_and_field(tmp_path:
     (ValueSpec(template="x{a!r}", template_fields=("a",)), {"a": "r"}, "x'r'"),
     (ValueSpec(template="P/{a}", template_fields=("a",), lower=True, map={"p/x": "hit"}), {"a": "X"}, "hit"),
     (ValueSpec(const="fixed"), {"a": 1}, "fixed"),
+    # json: the first of several paths that leads to a value; format: the value put into text
+    (ValueSpec(field="a", json_paths=(JsonPath.parse("$.uri"), JsonPath.parse("$.url"))), {"a": '{"url": "u"}'}, "u"),
+    (ValueSpec(field="a", json_paths=(JsonPath.parse("$.uri"), JsonPath.parse("$.url"))), {"a": '{"uri": null}'},
+     None),
+    (ValueSpec(field="a", json_paths=(JsonPath.parse("$.t"),), format="t:///{}"), {"a": '{"t": "c.s.x"}'}, "t:///c.s.x"),
+    (ValueSpec(field="a", format="{{{}}}", lower=True), {"a": "X"}, "{x}"),
+    (ValueSpec(field="a", format="t:///{}", default="none"), {"a": None}, "none"),
+    # first: values as well as columns, each with its own post-processing
+    (ValueSpec(first=(ValueSpec(field="j", json_paths=(JsonPath.parse("$.v"),)), "b")), {"j": '{"v": 3}', "b": 1}, 3),
+    (ValueSpec(first=(ValueSpec(field="j", json_paths=(JsonPath.parse("$.v"),)), "b")), {"j": '{"w": 3}', "b": 1}, 1),
+    (ValueSpec(first=(ValueSpec(field="j", format="x{}"), "b"), map={"xq": "hit"}), {"j": "q"}, "hit"),
 ])
 def test_a_value_comes_from_a_row_as_the_mapping_reference_says(spec: ValueSpec, row: dict[str, Any],
                                                                  want: Any) -> None:
@@ -382,6 +399,12 @@ def test_json_paths_source_metadata_filters_objects_and_versions(tmp_path: Path)
     ({"kind": "describe", "op": "job", "ts": 1}, r"event #1 \(describe\): needs attrs\.name"),
     ({"kind": "file", "op": "read", "ts": 1, "uri": ["a", "b"]}, r"field 'uri': a list is not a value"),
     ({"kind": "nope", "op": "read", "ts": 1}, r"event #1: field 'kind': must be one of file, app"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "format": "x:///"}},
+     r"field 'uri': format: format puts the value at its one '\{\}'"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"field": "p", "json": []}},
+     r"field 'uri': json: a list of JSON paths needs at least one"),
+    ({"kind": "file", "op": "read", "ts": 1, "uri": {"first": ["a", {"field": "b"}], "json": "$.x"}},
+     r"field 'uri': json applies to columns: with values among first"),
 ])
 def test_a_bad_construct_fails_at_start_naming_line_table_and_field(tmp_path: Path, event: dict[str, Any],
                                                                      message: str) -> None:
@@ -389,3 +412,211 @@ def test_a_bad_construct_fails_at_start_naming_line_table_and_field(tmp_path: Pa
     path.write_text(yaml.safe_dump({"tables": [{"table": "public.things", "source": "s", "events": [event]}]}))
     with pytest.raises(MappingError, match=rf"{path}, line \d+: table public\.things: .*{message}"):
         load_table_mappings([path])
+
+
+# -- the MLflow defaults on Debezium-shaped rows ----------------------------------------------------
+RUN = {"run_uuid": "r1", "name": "brave-owl-12", "source_type": "UNKNOWN", "source_name": "", "user_id": "bob",
+       "status": "RUNNING", "start_time": 1000, "end_time": None, "source_version": "", "deleted_time": None,
+       "lifecycle_stage": "active", "artifact_uri": "s3://mlflow/1/r1/artifacts", "experiment_id": 1}
+
+
+@contextlib.contextmanager
+def _graph(home: Path, changes: list[bytes]) -> Iterator[tuple[Stack, Queries]]:
+    """The changes through the processor into a fresh store, none of them a dead letter."""
+    with open_stack(load_settings(home=home, search={"type": "none"})) as stack:
+        stack.bus.produce(raw_topic("debezium"), [Record(value=c) for c in changes])
+        stats = stack.processor.catch_up()
+        assert stats.dead_lettered == 0, stats.errors
+        yield stack, Queries(stack.store, stack.rules)
+
+
+@pytest.mark.parametrize(("source_type", "source", "uri", "version"), [
+    ("local", {"uri": "/data/loans.csv"}, "file:///data/loans.csv", "d1"),
+    ("s3", {"uri": "s3://bk/loans.parquet"}, "s3://bk/loans.parquet", "d1"),
+    ("http", {"url": "https://example.com/loans.csv"}, "https://example.com/loans.csv", "d1"),
+    ("delta_table", {"path": "s3://bk/tables/loans", "delta_table_version": 7}, "s3://bk/tables/loans", "7"),
+    ("delta_table", {"delta_table_name": "main.credit.loans", "delta_table_version": 2},
+     "spark-table:///main.credit.loans", "2"),
+    ("delta_table", {"path": "/dbfs/loans"}, "file:///dbfs/loans", "d1"),  # no version: the digest
+    ("spark", {"path": "hdfs://nn/data/loans"}, "hdfs://nn/data/loans", "d1"),
+    ("spark", {"table_name": "credit.loans"}, "spark-table:///credit.loans", "d1"),
+    ("spark", {"sql": "SELECT * FROM loans"}, None, None),  # names no data: no read, no error
+    ("uc_volume", {"path": "/Volumes/main/credit/raw/loans.csv"}, "file:///Volumes/main/credit/raw/loans.csv", "d1"),
+    ("hugging_face", {"path": "stanfordnlp/imdb", "config_name": None, "data_dir": None, "data_files": None,
+                      "split": "train", "revision": None}, "hf://datasets/stanfordnlp/imdb", "d1"),
+    ("code", {"tags": {"mlflow.user": "bob"}}, None, None),
+])
+def test_an_mlflow_dataset_is_read_from_its_source_whatever_kind_of_source_it_is(
+        source_type: str, source: dict[str, Any], uri: str | None, version: str | None) -> None:
+    row = {"dataset_uuid": "u1", "experiment_id": 1, "name": "loans", "digest": "d1",
+           "dataset_source_type": source_type, "dataset_source": json.dumps(source), "schema": None, "profile": None}
+    events = normalize(change("datasets", "c", row))
+    reads = [(e.uri, e.attrs.get("version")) for e in events if e.kind == "file" and e.op == "read"]
+    assert reads == ([(uri, version)] if uri else [])
+    # the dataset node itself is declared whatever its source: the run's link to it stays
+    assert ("create", "mlflow-dataset:///u1") in {(e.op, e.uri) for e in events if e.kind == "file"}
+
+
+def test_a_run_reading_an_http_dataset_reaches_its_url_in_the_graph(tmp_path: Path) -> None:
+    url = "https://example.com/loans.csv"
+    with _graph(tmp_path, [
+        change("runs", "c", RUN, ts=1001),
+        change("datasets", "c", {"dataset_uuid": "u1", "experiment_id": 1, "name": "loans", "digest": "d1",
+                                 "dataset_source_type": "http", "dataset_source": json.dumps({"url": url})}, ts=1002),
+        change("inputs", "c", {"input_uuid": "i1", "source_type": "DATASET", "source_id": "u1",
+                               "destination_type": "RUN", "destination_id": "r1"}, ts=1003)]) as (_stack, q):
+        g = q.gdpr([url])
+        assert [(d["uri"], d["version"]) for d in g["data"]] == [(url, "d1")]
+        assert "mlflow:r1" in {a["app_id"] for a in g["apps"]}
+
+
+def test_a_restored_run_is_its_status_again_and_a_deleted_one_is_killed(tmp_path: Path) -> None:
+    done = {**RUN, "status": "FINISHED", "end_time": 5000}
+    deleted = {**done, "lifecycle_stage": "deleted", "deleted_time": 9000}
+    restored = {**done, "lifecycle_stage": "active", "deleted_time": None}  # MLflow's restore_run
+    history = [change("runs", "c", RUN, ts=1001, lsn=1), change("runs", "u", done, ts=5001, lsn=2),
+               change("runs", "u", deleted, ts=9001, lsn=3)]
+    with _graph(tmp_path, history) as (_stack, q):
+        app = q.footprint("mlflow:r1")["app"]
+        assert (app["state"], app["ended_ts"], app["props"]["lifecycle_stage"]) == ("killed", 9000, "deleted")
+    # restored (at 12 s): finished again, when it finished; in any order of the changes
+    for i, order in enumerate([[*history, change("runs", "u", restored, ts=12000, lsn=4)],
+                               [change("runs", "u", restored, ts=12000, lsn=4), *history[::-1]]]):
+        with _graph(tmp_path / f"restored{i}", order) as (_stack, q):
+            app = q.footprint("mlflow:r1")["app"]
+            assert (app["state"], app["ended_ts"], app["props"]["lifecycle_stage"]) == ("finished", 5000, "active")
+    # a run deleted while running, restored: running again, with no end
+    running_deleted = {**RUN, "lifecycle_stage": "deleted", "deleted_time": 3000}
+    with _graph(tmp_path / "running", [
+        change("runs", "c", RUN, ts=1001, lsn=1), change("runs", "u", running_deleted, ts=3001, lsn=2),
+        change("runs", "u", RUN, ts=4000, lsn=3)]) as (_stack, q):
+        app = q.footprint("mlflow:r1")["app"]
+        assert (app["state"], app["ended_ts"]) == ("started", None)
+
+
+def _model_version(name: str, version: int, **row: Any) -> dict[str, Any]:
+    return {"name": name, "version": version, "creation_time": 2000, "last_updated_time": 2000, "description": None,
+            "user_id": "bob", "current_stage": "None", "source": "s3://mlflow/1/r1/artifacts/model", "run_id": "r1",
+            "run_link": None, "status": "READY", "status_message": None, "storage_location": None, **row}
+
+
+def test_a_deleted_or_renamed_registered_model_leaves_only_the_live_name(tmp_path: Path) -> None:
+    source = "s3://mlflow/1/r1/artifacts/model"
+    registered = {"name": "scoring", "creation_time": 2000, "last_updated_time": 2000, "description": None}
+    made = [change("runs", "c", RUN, ts=1001, lsn=1), change("registered_models", "c", registered, ts=2001, lsn=2),
+            change("model_versions", "c", _model_version("scoring", 1), ts=2002, lsn=3)]
+    # delete_registered_model: its row and (ORM cascade) its versions' rows; a delete carries the key only
+    dropped = [change("model_versions", "d", None, before={"name": "scoring", "version": 1}, ts=3000, lsn=4),
+               change("registered_models", "d", None, before={"name": "scoring"}, ts=3000, lsn=5)]
+    with _graph(tmp_path / "drop", made + dropped) as (_stack, q):
+        models = {(m["uri"], m["version"], m["deleted"]) for m in q.gdpr([source])["models"]}
+        assert ("mlflow://registry/models/scoring", "1", True) in models
+        assert not any(not deleted for uri, _, deleted in models if uri.startswith("mlflow://registry"))
+    # rename_registered_model (a new key: Debezium sends a delete of the old and a create of the new row,
+    # for the model and for each of its versions): only the new name is live
+    renamed = [change("model_versions", "d", None, before={"name": "scoring", "version": 1}, ts=4000, lsn=6),
+               change("model_versions", "c", _model_version("scoring-v2", 1, last_updated_time=4000), ts=4000, lsn=7),
+               change("registered_models", "d", None, before={"name": "scoring"}, ts=4000, lsn=8),
+               change("registered_models", "c", {**registered, "name": "scoring-v2", "last_updated_time": 4000},
+                      ts=4000, lsn=9)]
+    with _graph(tmp_path / "rename", made + renamed) as (_stack, q):
+        models = {(m["uri"], m["version"], m["deleted"]) for m in q.gdpr([source])["models"]
+                  if m["uri"].startswith("mlflow://registry")}
+        assert models == {("mlflow://registry/models/scoring", "1", True),
+                          ("mlflow://registry/models/scoring-v2", "1", False)}
+
+
+def test_deleted_run_and_registered_model_tags_are_removed(tmp_path: Path) -> None:
+    tag = {"key": "team", "value": "credit", "run_uuid": "r1"}
+    commit = {"key": "mlflow.source.git.commit", "value": "c0ffee", "run_uuid": "r1"}
+    model_tag = {"name": "scoring", "key": "owner", "value": "bob"}
+    with _graph(tmp_path, [
+        change("runs", "c", RUN, ts=1001, lsn=1), change("tags", "c", tag, ts=1002, lsn=2),
+        change("tags", "c", commit, ts=1003, lsn=3),
+        change("registered_models", "c", {"name": "scoring", "creation_time": 2000, "last_updated_time": 2000,
+                                          "description": None}, ts=2001, lsn=4),
+        change("registered_model_tags", "c", model_tag, ts=2002, lsn=5),
+        change("registered_model_tags", "c", {**model_tag, "key": "stays"}, ts=2003, lsn=6)]) as (stack, q):
+        app = q.footprint("mlflow:r1")["app"]
+        assert app["props"]["tag.team"] == "credit" and app["git_commit"] == "c0ffee"
+        node = "artifact:mlflow://registry/models/scoring"
+        assert stack.store.nodes([node])[node].props["tag.owner"] == "bob"
+    deleted = [
+        change("runs", "c", RUN, ts=1001, lsn=1), change("tags", "c", tag, ts=1002, lsn=2),
+        change("tags", "c", commit, ts=1003, lsn=3),
+        change("tags", "d", None, before={"key": "team", "run_uuid": "r1"}, ts=3000, lsn=7),
+        change("tags", "d", None, before={"key": "mlflow.source.git.commit", "run_uuid": "r1"}, ts=3000, lsn=8),
+        change("registered_models", "c", {"name": "scoring", "creation_time": 2000, "last_updated_time": 2000,
+                                          "description": None}, ts=2001, lsn=4),
+        change("registered_model_tags", "c", model_tag, ts=2002, lsn=5),
+        change("registered_model_tags", "c", {**model_tag, "key": "stays"}, ts=2003, lsn=6),
+        change("registered_model_tags", "d", None, before={"name": "scoring", "key": "owner"}, ts=3000, lsn=9)]
+    with _graph(tmp_path / "deleted", deleted) as (stack, q):
+        app = q.footprint("mlflow:r1")["app"]
+        assert app["props"].get("tag.team") is None and app["git_commit"] is None  # removed
+        node = "artifact:mlflow://registry/models/scoring"
+        props = stack.store.nodes([node])[node].props
+        assert props.get("tag.owner") is None and props["tag.stays"] == "bob"
+
+
+def test_a_failed_logged_model_or_registration_is_not_written_or_linked(tmp_path: Path) -> None:
+    def logged(model_id: str, status: int) -> dict[str, Any]:
+        return {"model_id": model_id, "experiment_id": 1, "name": "model", "artifact_location": f"s3://m/{model_id}",
+                "creation_timestamp_ms": 2000, "last_updated_timestamp_ms": 2000 + status, "status": status,
+                "lifecycle_stage": "active", "model_type": None, "source_run_id": "r1", "status_message": None}
+
+    def output(model_id: str) -> dict[str, Any]:
+        return {"input_uuid": f"o-{model_id}", "source_type": "RUN_OUTPUT", "source_id": "r1",
+                "destination_type": "MODEL_OUTPUT", "destination_id": model_id, "step": 0}
+
+    changes = [
+        change("runs", "c", RUN, ts=1001, lsn=1),
+        # log_model: the model row (PENDING), the run's output row, then the model READY, or FAILED
+        change("logged_models", "c", logged("m-ok", 1), ts=2001, lsn=2),
+        change("inputs", "c", output("m-ok"), ts=2002, lsn=3),
+        change("logged_models", "u", logged("m-ok", 2), ts=2003, lsn=4),
+        change("logged_models", "c", logged("m-bad", 1), ts=2004, lsn=5),
+        change("inputs", "c", output("m-bad"), ts=2005, lsn=6),
+        change("logged_models", "u", {**logged("m-bad", 3), "status_message": "boom"}, ts=2006, lsn=7),
+        change("logged_model_params", "c", {"model_id": "m-ok", "experiment_id": 1, "param_key": "depth",
+                                            "param_value": "4"}, ts=2007, lsn=8),
+        change("logged_model_tags", "c", {"model_id": "m-ok", "experiment_id": 1, "tag_key": "flavor",
+                                          "tag_value": "pyfunc"}, ts=2008, lsn=9),
+        change("logged_model_tags", "c", {"model_id": "m-ok", "experiment_id": 1, "tag_key": "gone",
+                                          "tag_value": "x"}, ts=2008, lsn=10),
+        change("logged_model_tags", "d", None, before={"model_id": "m-ok", "tag_key": "gone"}, ts=2009, lsn=11),
+        # a registration that failed is no version made from its source; a pending one is not yet
+        change("model_versions", "c", _model_version("scoring", 1, source="models:/m-ok",
+                                                     status="FAILED_REGISTRATION"), ts=2010, lsn=12),
+        change("model_versions", "c", _model_version("scoring", 2, source="models:/m-ok",
+                                                     status="PENDING_REGISTRATION"), ts=2011, lsn=13),
+        change("model_versions", "c", _model_version("scoring", 3, source="models:/m-ok"), ts=2012, lsn=14)]
+    with _graph(tmp_path, changes) as (stack, q):
+        written = {f["uri"] for f in q.footprint("mlflow:r1")["files"] if any("OUTPUT" in t for t in f["types"])}
+        assert written == {"models:///m-ok"}
+        nodes = stack.store.nodes(["artifact:models:///m-ok", "artifact:models:///m-bad"])
+        assert nodes["artifact:models:///m-bad"].props["status"] == "FAILED"
+        assert nodes["artifact:models:///m-bad"].props["status_message"] == "boom"
+        ok = nodes["artifact:models:///m-ok"].props
+        assert (ok["status"], ok["param.depth"], ok["tag.flavor"]) == ("READY", "4", "pyfunc")
+        assert ok.get("tag.gone") is None
+        models = {(m["uri"], m["version"]) for m in q.gdpr(["models:/m-ok"])["models"]}
+        assert ("mlflow://registry/models/scoring", "3") in models
+        assert not {("mlflow://registry/models/scoring", "1"), ("mlflow://registry/models/scoring", "2")} & models
+
+
+def test_a_snapshot_of_a_run_its_dataset_and_its_ready_model_keeps_the_model_downstream_of_the_data(
+        tmp_path: Path) -> None:
+    # a snapshot reads rows after the facts: the input row at 5000, the model (created at 2000) at 5001
+    model = {"model_id": "m-1", "experiment_id": 1, "name": "model", "artifact_location": "s3://m/m-1",
+             "creation_timestamp_ms": 2000, "last_updated_timestamp_ms": 2100, "status": 2,
+             "lifecycle_stage": "active", "model_type": None, "source_run_id": "r1", "status_message": None}
+    source = {"uri": "s3://bk/loans.csv"}
+    with _graph(tmp_path, [
+        change("runs", "r", {**RUN, "status": "FINISHED", "end_time": 3000}, ts=5000, lsn=1),
+        change("datasets", "r", {"dataset_uuid": "u1", "experiment_id": 1, "name": "loans", "digest": "d1",
+                                 "dataset_source_type": "s3", "dataset_source": json.dumps(source)}, ts=5000, lsn=1),
+        change("inputs", "r", {"input_uuid": "i1", "source_type": "DATASET", "source_id": "u1",
+                               "destination_type": "RUN", "destination_id": "r1"}, ts=5000, lsn=1),
+        change("logged_models", "r", model, ts=5001, lsn=1)]) as (_stack, q):
+        assert "models:///m-1" in {m["uri"] for m in q.gdpr(["s3://bk/loans.csv"])["models"]}

@@ -125,7 +125,7 @@ def test_mlflow_through_cdc_gives_gdpr_audit_and_registry_state(version: str, po
     unmapped = unmapped_tables([f"public.{t}" for t in tables], CdcNormalizer().mappings)
     mapped = sorted(set(tables) - {u.removeprefix("public.") for u in unmapped})
     assert {"runs", "tags", "params", "datasets", "inputs", "model_versions", "model_version_tags",
-            "registered_models", "registered_model_aliases"} <= set(mapped)
+            "registered_models", "registered_model_aliases", "registered_model_tags"} <= set(mapped)
     for t in tables:
         warnings = text.count(f"warning: no table mapping for public.{t}:")
         assert warnings == (0 if t in mapped else 1), (t, text[-3000:])
@@ -191,9 +191,29 @@ def _check_mlflow_graph(stack: Any, q: Queries, ids: dict[str, Any], workdir: Pa
     assert [(m["uri"], m["version"], m["deleted"]) for m in deleted["models"] if m["uri"] == registry] == [
         (registry, "3", True)]
 
+    # a renamed registered model lives under its new name only; a deleted one is deleted
+    scratch = {(m["uri"].removeprefix("mlflow://registry/models/"), m["version"], m["deleted"])
+               for m in deleted["models"] if m["uri"].startswith("mlflow://registry/models/") and m["uri"] != registry}
+    assert scratch == {("scratch", "1", True), ("scratch-2", "1", False), ("doomed", "1", True)}, scratch
+    old = stack.store.nodes(["artifact:mlflow://registry/models/scratch"])["artifact:mlflow://registry/models/scratch"]
+    assert old.props.get("tag.owner") is None  # set, then deleted
+
+    # run D read a dataset over HTTP; it was deleted and restored: finished, as it was; its tag deleted
+    remote = q.gdpr(["https://example.com/rates.csv"])
+    assert [(d["uri"], d["version"]) for d in remote["data"]] == [("https://example.com/rates.csv",
+                                                                    ids["digests"]["remote"])]
+    assert f"mlflow:{runs['d']}" in {a["app_id"] for a in remote["apps"]}
+    if mlflow3:  # the model whose logging failed is not an output of its run, and says FAILED
+        failed = "models:///" + ids["failed_model"]
+        outputs = {f["uri"] for f in q.footprint(f"mlflow:{runs['d']}")["files"]
+                   if any("OUTPUT" in t for t in f["types"])}
+        assert failed not in outputs, outputs
+        assert stack.store.nodes([f"artifact:{failed}"])[f"artifact:{failed}"].props.get("status") == "FAILED"
+
     # runs: the deleted one is not finished; the job is the script; command, code version, params
     fp = {k: q.footprint(f"mlflow:{r}")["app"] for k, r in runs.items()}
     assert (fp["a"]["state"], fp["b"]["state"], fp["c"]["state"]) == ("finished", "finished", "killed")
+    assert fp["d"]["state"] == "finished" and fp["d"]["props"].get("tag.team") is None
     assert fp["a"]["job"] == fp["b"]["job"] == f"{workdir}/train.py" != fp["c"]["job"]
     assert fp["a"]["command"] == f"{workdir}/train.py" and fp["a"]["git_commit"] == "c0ffeetr"
     assert fp["a"]["props"]["param.max_depth"] == "4"

@@ -85,10 +85,11 @@ class JsonPath:
     def find(self, value: Any) -> Any:
         """The value at this path (None where it leads nowhere); a string is parsed as JSON first."""
         if isinstance(value, str | bytes):
-            try:
-                value = orjson.loads(value)
-            except orjson.JSONDecodeError as exc:
-                raise EventError(f"not JSON, for the path {self.text}: {exc}") from None
+            value = parse_json(value, self.text)
+        return self.walk(value)
+
+    def walk(self, value: Any) -> Any:
+        """The value at this path in parsed JSON (None where it leads nowhere)."""
         for step in self.steps:
             if isinstance(step, int):
                 if not isinstance(value, list) or not -len(value) <= step < len(value):
@@ -101,11 +102,31 @@ class JsonPath:
         return value
 
 
+def parse_json(value: str | bytes, paths: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise EventError(f"not JSON, for the path {paths}: {exc}") from None
+
+
+def find_first(paths: tuple[JsonPath, ...], value: Any) -> Any:
+    """The value at the first of ``paths`` that leads to a non-null one (a string is parsed once)."""
+    if len(paths) == 1:
+        return paths[0].find(value)
+    if isinstance(value, str | bytes):
+        value = parse_json(value, ", ".join(p.text for p in paths))
+    for path in paths:
+        found = path.walk(value)
+        if found is not None:
+            return found
+    return None
+
+
 # -- the file, as models ----------------------------------------------------------------------------
 def _value_from_yaml(raw: Any) -> Any:
     """A value as written: a mapping (`ValueModel`), or a constant (a scalar); never a list."""
     if isinstance(raw, list):
-        raise ValueError("a list is not a value (use first: [...] for the first non-null column)")
+        raise ValueError("a list is not a value (use first: [...] for the first non-null column or value)")
     if isinstance(raw, dict):
         return raw
     return {"const": raw}
@@ -118,11 +139,12 @@ class ValueModel(BaseModel):
 
     const: Any = None
     field: str | None = Field(default=None, min_length=1)
-    first: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=1)
+    first: list[Annotated[str, Field(min_length=1)] | Value] | None = Field(default=None, min_length=1)
     template: str | None = None
     source: str | None = None
     object: dict[str, Value] | None = None
-    json_path: str | None = Field(default=None, alias="json")
+    json_path: str | list[str] | None = Field(default=None, alias="json")
+    format: str | None = None
     map: dict[str, Any] | None = None
     default: Any = None
     unit: Literal["ms", "s", "us", "ns", "iso"] | None = None
@@ -144,9 +166,23 @@ class ValueModel(BaseModel):
 
     @field_validator("json_path")
     @classmethod
-    def _json(cls, value: str | None) -> str | None:
+    def _json(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and not value:
+            raise ValueError("a list of JSON paths needs at least one")
+        for text in [value] if isinstance(value, str) else value or ():
+            JsonPath.parse(text)
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str | None) -> str | None:
+        if value is not None and value.replace("{{", "").replace("}}", "").count("{}") != 1:
+            raise ValueError(f"format puts the value at its one '{{}}', as in 'table:///{{}}', not {value!r}")
         if value is not None:
-            JsonPath.parse(value)
+            try:
+                value.format("x")
+            except (ValueError, IndexError, KeyError) as exc:
+                raise ValueError(f"bad format {value!r}: {exc}") from None
         return value
 
     @model_validator(mode="after")
@@ -158,6 +194,9 @@ class ValueModel(BaseModel):
             raise ValueError("needs exactly one of field, first, template, source, object (or a constant)")
         if self.json_path is not None and given[0] not in ("field", "first", "source"):
             raise ValueError("json applies to a column's value: use it with field or first")
+        if self.first is not None and self.json_path is not None and any(
+                isinstance(f, ValueModel) for f in self.first):
+            raise ValueError("json applies to columns: with values among first, give each its own json")
         return self
 
 
@@ -303,7 +342,7 @@ class ValueSpec:
 
     const: Any = None
     field: str | None = None
-    first: tuple[str, ...] = ()
+    first: tuple[str | ValueSpec, ...] = ()  # columns, or values
     template: str | None = None
     template_fields: tuple[str, ...] = ()
     map: dict[str, Any] | None = None
@@ -311,7 +350,8 @@ class ValueSpec:
     unit: str | None = None
     lower: bool = False
     source: str | None = None
-    json_path: JsonPath | None = None
+    json_paths: tuple[JsonPath, ...] = ()  # the first that leads to a non-null value
+    format: str | None = None
     members: tuple[tuple[str, tuple[str, ...], ValueSpec], ...] | None = None  # object: (key, key fields, value)
 
     resolve: Resolve = dataclasses.field(init=False, compare=False, repr=False)
@@ -320,7 +360,8 @@ class ValueSpec:
         object.__setattr__(self, "resolve", self._compile())
 
     def columns(self) -> tuple[str, ...]:
-        return ((self.field,) if self.field else ()) + self.first + self.template_fields
+        first = tuple(c for f in self.first for c in ((f,) if isinstance(f, str) else f.columns()))
+        return ((self.field,) if self.field else ()) + first + self.template_fields
 
     @property
     def is_null(self) -> bool:
@@ -331,20 +372,22 @@ class ValueSpec:
     def _compile(self) -> Resolve:
         """One closure per value, built once per mapping (this runs for every change). A template with
         a null column gives null, whatever the default."""
-        lower, table, default, path = self.lower, self.map, self.default, self.json_path
+        lower, table, default, paths, fmt = self.lower, self.map, self.default, self.json_paths, self.format
 
         def post(value: Any) -> Any:
-            if value is not None and path is not None:
-                value = path.find(value)
+            if value is not None and paths:
+                value = find_first(paths, value)
             if value is not None and lower:
                 value = text_of(value).lower()
+            if value is not None and fmt is not None:
+                value = fmt.format(text_of(value))
             if value is None:
                 return default
             if table is not None:
                 return table.get(text_of(value), default)
             return value
 
-        plain = not lower and table is None and default is None and path is None
+        plain = not lower and table is None and default is None and not paths and fmt is None
         if self.field is not None:
             col = self.field
             if plain:
@@ -353,17 +396,28 @@ class ValueSpec:
         if self.source is not None:
             key = self.source
             return lambda row, meta=_NO_META: post(meta.get(key))
-        if self.first:
+        if self.first and all(isinstance(c, str) for c in self.first):
             cols = self.first
 
             def first(row: Row, meta: dict[str, Any] = _NO_META) -> Any:
                 for c in cols:
-                    value = row.get(c)
+                    value = row.get(c)  # type: ignore[arg-type]
                     if value is not None:
                         return value if plain else post(value)
                 return None if plain else post(None)
 
             return first
+        if self.first:  # values among them: each resolved (with its own post-processing) in turn
+            getters = tuple(_column(c) if isinstance(c, str) else c.resolve for c in self.first)
+
+            def first_value(row: Row, meta: dict[str, Any] = _NO_META) -> Any:
+                for get in getters:
+                    value = get(row, meta)
+                    if value is not None:
+                        return value if plain else post(value)
+                return None if plain else post(None)
+
+            return first_value
         if self.template is not None:
             return self._template(post, plain)
         if self.members is not None:
@@ -412,16 +466,21 @@ class ValueSpec:
         return fill_many
 
 
+def _column(name: str) -> Resolve:
+    return lambda row, meta=_NO_META: row.get(name)
+
+
 def compile_value(model: ValueModel) -> ValueSpec:
+    paths = [model.json_path] if isinstance(model.json_path, str) else model.json_path or []
     common: dict[str, Any] = {
         "map": {str(k): v for k, v in model.map.items()} if model.map is not None else None,
-        "default": model.default, "unit": model.unit, "lower": model.lower,
-        "json_path": JsonPath.parse(model.json_path) if model.json_path is not None else None,
+        "default": model.default, "unit": model.unit, "lower": model.lower, "format": model.format,
+        "json_paths": tuple(JsonPath.parse(p) for p in paths),
     }
     if model.field is not None:
         return ValueSpec(field=model.field, **common)
     if model.first is not None:
-        return ValueSpec(first=tuple(model.first), **common)
+        return ValueSpec(first=tuple(f if isinstance(f, str) else compile_value(f) for f in model.first), **common)
     if model.template is not None:
         return ValueSpec(template=model.template, template_fields=template_fields(model.template), **common)
     if model.source is not None:

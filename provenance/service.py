@@ -189,15 +189,21 @@ class Service:
         vids = [version_node(uri, v.key) for v in versions]
         fields = q.version_fields(vids, as_of)
         reads: dict[str, set[str]] = {}
-        for e in store.edges_to(vids, [READ], as_of):
+        read_edges = store.edges_to(vids, [READ], as_of)
+        for e in read_edges:
             reads.setdefault(e.dst, set()).add(e.src)
         readers = q.describe_apps({a for s in reads.values() for a in s}, as_of)
+        last_ts = node.last_ts
+        if not who.admin:  # the last activity ``who`` may know of: a hidden run's read is not
+            made = [v.created_ts for v in versions]
+            last_ts = max([node.first_ts, *made, *(e.last_ts for e in read_edges
+                                                  if e.src in readers and who.sees(readers[e.src].project))])
         vprops = {v: n.props for v, n in store.nodes(vids, as_of).items()}
         answer = ArtifactAnswer(
             as_of=_iso(as_of), id=node.id, uri=uri, name=_opt(node.props.get("name")),
             type=str(node.tags.get(self.stack.rules.type_key) or node.props.get("type", "file")),
             project=q.artifact_projects([uri], as_of).get(uri), tags=dict(node.tags), props=node.props,
-            first_ts=node.first_ts, last_ts=node.last_ts,
+            first_ts=node.first_ts, last_ts=last_ts,
             versions=[VersionDetail(**fields[v], readers=[readers[a].ref() for a in sorted(reads.get(v, ()))],
                                     facets=facets.stated_facets(vprops.get(v, {})))
                       for v in vids])

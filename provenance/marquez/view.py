@@ -528,8 +528,8 @@ class MarquezView:
             vs = versions.get(d.uri, [])
             out.append(m.Dataset(
                 id=m.DatasetId(namespace=d.ns, name=d.name), name=d.name, physicalName=d.name,
-                createdAt=_iso(d.node.first_ts), updatedAt=_iso(d.node.last_ts), namespace=d.ns,
-                sourceName=_text(_dig(facets, "dataSource", "name")) or d.ns, fields=_fields(facets),
+                createdAt=_iso(d.node.first_ts), updatedAt=_iso(max([d.node.first_ts, *(v.created_ts for v in vs)])),
+                namespace=d.ns, sourceName=_text(_dig(facets, "dataSource", "name")) or d.ns, fields=_fields(facets),
                 tags=sorted(k for k in d.node.tags if k != self.q.rules.type_key),
                 lastModifiedAt=ms_to_iso(max(made)) if made else None,
                 lastLifecycleState=_text(_dig(facets, "lifecycleStateChange", "lifecycleStateChange")),
@@ -614,11 +614,20 @@ class MarquezView:
         return out
 
     # -- namespaces -----------------------------------------------------------------------------
+    def _updated(self, datasets: list[_Dataset]) -> dict[str, int]:
+        """When each dataset last changed (its newest version; as Marquez's updatedAt), not when it was last read:
+        a read may be a run the caller may not see."""
+        versions = self.store.versions([d.uri for d in datasets], NEVER) if datasets else {}
+        return {d.uri: max([d.node.first_ts, *(v.created_ts for v in versions.get(d.uri, []))]) for d in datasets}
+
     def _namespace_times(self) -> dict[str, tuple[int, int]]:
         times: dict[str, tuple[int, int]] = {}
-        for ns, node in [*((j.ns, j.node) for j in self._all_jobs()), *((d.ns, d.node) for d in self._all_datasets())]:
-            first, last = times.get(ns, (node.first_ts, node.last_ts))
-            times[ns] = (min(first, node.first_ts), max(last, node.last_ts))
+        datasets = self._all_datasets()
+        updated = self._updated(datasets)
+        for ns, first_ts, last_ts in [*((j.ns, j.node.first_ts, j.node.last_ts) for j in self._all_jobs()),
+                                      *((d.ns, d.node.first_ts, updated[d.uri]) for d in datasets)]:
+            first, last = times.get(ns, (first_ts, last_ts))
+            times[ns] = (min(first, first_ts), max(last, last_ts))
         return times
 
     def _namespace_exists(self, ns: str) -> bool:
@@ -643,9 +652,10 @@ class MarquezView:
         kind = (kind or "").lower()
         results: list[m.SearchResult] = []
         if kind in ("", "dataset"):
-            results += [m.SearchResult(type="DATASET", name=d.name, updatedAt=_iso(d.node.last_ts), namespace=d.ns,
-                                       nodeId=d.node_id)
-                        for d in self._all_datasets() if (ns is None or d.ns == ns) and match(d.name)]
+            found = [d for d in self._all_datasets() if (ns is None or d.ns == ns) and match(d.name)]
+            updated = self._updated(found)
+            results += [m.SearchResult(type="DATASET", name=d.name, updatedAt=_iso(updated[d.uri]), namespace=d.ns,
+                                       nodeId=d.node_id) for d in found]
         if kind in ("", "job"):
             results += [m.SearchResult(type="JOB", name=j.name, updatedAt=_iso(j.node.last_ts), namespace=j.ns,
                                        nodeId=j.node_id)

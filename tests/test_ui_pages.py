@@ -4,8 +4,12 @@ travel's bounds and links, and the run and user pages' lists."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import urllib.parse
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +71,23 @@ def test_answers_that_depend_on_the_user_are_not_stored_and_sign_out_clears_the_
     out = c.post("/ui/logout", follow_redirects=False, headers={"cookie": "prov_token=x"})
     assert out.status_code == 303 and out.headers["clear-site-data"] == '"cache", "cookies"'
     assert out.headers["cache-control"] == "no-store"
+
+
+# -- the PDF ----------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+@pytest.mark.parametrize("kind,uri", [("audit", DEPLOYMENT), ("gdpr", RAW)])
+def test_the_pdf_text_holds_the_exact_uris_and_run_ids(ui: tuple[TestClient, str], tmp_path: Path, kind: str,
+                                                      uri: str) -> None:
+    c, _ = ui
+    r = c.get(f"/ui/reports/{kind}.pdf?uri=" + q(uri))
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    (tmp_path / "r.pdf").write_bytes(r.content)
+    text = subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "\u200b" not in text and "\u00ad" not in text  # no invisible characters in what is copied
+    assert "file://" + uri in text
+    runs = {f"{APP}{n:04d}" for n in range(1, 15)}
+    found = set(re.findall(r"application_\d+_\d+", text))
+    assert found and found <= runs  # every run id in it whole (none cut into "application_" and the rest)
+    assert "application_\n" not in text
+    assert f"{APP}0012" in found if kind == "audit" else f"{APP}0008" in found

@@ -149,7 +149,7 @@ def _audit(r: Upstream, stamp: list[tuple[str, list[Cell]]], permalink: str, dow
                    Cell(", ".join(a.users) or "—"), Cell(a.state), _when(a.started_ts), _when(a.ended_ts),
                    Cell((a.git_commit or "—")[:12] + (" (dirty)" if a.git_dirty else ""), mono=True),
                    Cell((a.env_hash or "—")[:19], mono=True), Cell(_command(a.command), mono=True)]
-                  for a in r.apps], [5, 15, 10, 7, 7, 10, 10, 9, 10, 17])
+                  for a in r.apps], [4, 19, 11, 6, 7, 9, 9, 8, 13, 14])
     consumers = Table(["run", "job", "users", "state", "wrote", "read through"],
                       [[_run(c.app_id, c.redacted), Cell(c.job or "—"), Cell(", ".join(c.users) or "—"),
                         Cell(c.state),
@@ -157,7 +157,7 @@ def _audit(r: Upstream, stamp: list[tuple[str, list[Cell]]], permalink: str, dow
                         or [Cell("nothing")],
                         _artifact(c.through.uri, c.through.version, None, c.through.redacted) if c.through
                         else Cell("the target itself")] for c in r.consumers],
-                      [18, 12, 8, 8, 38, 16], "Nothing has read this version yet.")
+                      [19, 12, 8, 8, 37, 16], "Nothing has read this version yet.")
     sections = [Section("Summary", facts=facts),
                 Section("How it was made (upstream, nearest first)", table=made),
                 Section("Runs", table=apps),

@@ -278,6 +278,9 @@ def test_explorer_zoom_pan_expand_and_url_state(server: tuple[str, str], browser
     assert "direction=up" in page.url and "depth=10" in page.url
     assert "direction=up" not in (page.get_attribute("#audit-link", "href") or "")
     assert "depth=10" in (page.get_attribute("#audit-link", "href") or "")  # carried into the reports
+    for export in ("#prov-link", "#graphml-link"):  # and into the exports, with the direction
+        href = page.get_attribute(export, "href") or ""
+        assert "direction=up" in href and "depth=10" in href, href
     # expand a node's neighbours by clicking, and collapse them again
     page.fill("input[name=depth]", "2")
     state = page.get_attribute("#graph", "data-state") or ""

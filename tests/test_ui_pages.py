@@ -4,6 +4,7 @@ travel's bounds and links, and the run and user pages' lists."""
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -91,3 +92,46 @@ def test_the_pdf_text_holds_the_exact_uris_and_run_ids(ui: tuple[TestClient, str
     assert found and found <= runs  # every run id in it whole (none cut into "application_" and the rest)
     assert "application_\n" not in text
     assert f"{APP}0012" in found if kind == "audit" else f"{APP}0008" in found
+
+
+# -- time travel ------------------------------------------------------------------------------------------------
+def test_a_future_as_of_is_shown_as_of_now_and_said_on_pages_and_reports(ui: tuple[TestClient, str]) -> None:
+    c, _ = ui
+    u = q(DEPLOYMENT)
+    page = c.get(f"/ui/artifact?uri={u}&as_of=2099-01-01")
+    assert page.status_code == 200 and "is in the future: shown as of now" in page.text
+    assert 'id="past-banner"' not in page.text and "2099" not in page.text.split("is in the future")[1]
+    report = c.get(f"/ui/reports/audit?uri={u}&as_of=2099-01-01")
+    assert report.status_code == 200 and "is in the future" in report.text
+    stamp = report.text[report.text.index('id="stamp"'):report.text.index('id="downloads"')]
+    as_of = re.search(r"<dt>As of</dt><dd><time datetime=\"([^\"]+)\"", stamp)
+    assert as_of and not as_of.group(1).startswith("2099")  # the report is as of when it was made
+    assert "as_of=2099" not in stamp and "as_of=20" in stamp  # its permalink and downloads: that time
+    for fmt in ("json", "md"):
+        body = c.get(f"/ui/reports/audit.{fmt}?uri={u}&as_of=2099-01-01").text
+        assert "2099" not in body, fmt
+    past = c.get(f"/ui/reports/gdpr?uri={q(RAW)}&as_of=2026-03-10T00:00:00Z")
+    assert "is in the future" not in past.text and 'datetime="2026-03-10T00:00:00' in past.text
+
+
+def test_links_of_a_view_in_the_past_keep_its_time(ui: tuple[TestClient, str]) -> None:
+    c, _ = ui
+    as_of = "2026-03-10T00:00:00.000Z"
+    page = c.get("/ui/artifact?" + urllib.parse.urlencode({"uri": f"{P}/Models/loan_model", "as_of": as_of,
+                                                           "direction": "up", "depth": "5"})).text
+    hrefs = [html.unescape(h) for h in re.findall(r'href="([^"]+)"', page)]
+    exports = [h for h in hrefs if h.startswith("/api/export/")]
+    assert len(exports) == 2
+    for h in exports:
+        params = urllib.parse.parse_qs(urllib.parse.urlsplit(h).query)
+        assert params["as_of"] == [as_of] and params["depth"] == ["5"] and params["direction"] == ["up"], h
+    made = page[page.index('id="made-from"'):page.index("<h3>Versions")]
+    links = [html.unescape(h) for h in re.findall(r'href="(/ui/artifact[^"]+)"', made)]
+    assert links and all(f"as_of={q(as_of, safe='')}" in h for h in links)
+    graph = page[page.index('id="graph"'):page.index('class="lists"')]
+    nodes = [html.unescape(h) for h in re.findall(r'href="(/ui/artifact[^"]+)"', graph)]
+    assert nodes and all("as_of=" in h for h in nodes)
+    down = c.get("/ui/artifact?" + urllib.parse.urlencode({"uri": RAW, "as_of": as_of})).text
+    used = down[down.index('id="used-by"'):down.index("<h3>Made from")]
+    assert all("as_of=" in h for h in re.findall(r'href="(/ui/artifact[^"]+)"', used))
+    assert re.findall(r'href="(/ui/artifact[^"]+)"', used)

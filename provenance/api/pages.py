@@ -119,12 +119,13 @@ def _guard(request: Request, render_page: Callable[[Service, Principal], Respons
         return error_page(request, 400, str(exc))
 
 
-def node_link(n: dict[str, Any]) -> str | None:
+def node_link(n: dict[str, Any], as_of: str | None = None) -> str | None:
+    """A node's page: an artifact's as of the view's time (a run's page has no time travel)."""
     if n.get("uri") is None:
         return None
     if n["kind"] == "app":
         return app_href(n["uri"])
-    return artifact_href(n["uri"], version=n.get("version"))
+    return artifact_href(n["uri"], version=n.get("version"), as_of=as_of)
 
 
 def graph_markup(svc: Service, who: Principal, view: explorer.View, *, parts: int = 0, marker: str = "a") -> Markup:
@@ -134,7 +135,8 @@ def graph_markup(svc: Service, who: Principal, view: explorer.View, *, parts: in
     except NotFoundError:
         return Markup(render("graph.html", missing=utc(view.as_of) or "then"))
     opts = picture.Options(aux=view.aux, group=view.group, expanded=frozenset(view.expand))
-    svg = picture.draw(g, node_link, lambda **ctx: render("picture.svg", **ctx), opts, parts=parts, marker=marker)
+    svg = picture.draw(g, lambda n: node_link(n, view.as_of_iso), lambda **ctx: render("picture.svg", **ctx), opts,
+                       parts=parts, marker=marker)
     return Markup(render("graph.html", missing=None, g=g, svg=svg, view=view))
 
 
@@ -192,8 +194,17 @@ def landing(svc: Service, who: Principal) -> Response:
 
 # -- the artifact page and its explorer ------------------------------------------------------------------
 def _view(uri: str, version: str | None, direction: str, depth: str, as_of: str | None, aux: str, group: str,
-          expand: list[str]) -> explorer.View:
-    return explorer.parse_view(uri, version, direction, depth, as_of, aux, group, expand)
+          expand: list[str], now: int | None = None) -> explorer.View:
+    """The view a URL asks for; a time after ``now`` (the moment the page or report is made) is not one that
+    can be shown yet: it is shown as of now, and the view says so (a citable report must not claim a time
+    whose content is still to change)."""
+    view = explorer.parse_view(uri, version, direction, depth, as_of, aux, group, expand)
+    now = _now_ms() if now is None else now
+    if view.as_of != NEVER and view.as_of > now:
+        view.notices.append(f"As of {(view.as_of_iso or '')[:19].replace('T', ' ')} UTC is in the future: "
+                            f"shown as of now ({utc(now)}) instead.")
+        view.as_of, view.as_of_text = NEVER, None
+    return view
 
 
 @router.get("/ui/artifact", response_class=HTMLResponse)
@@ -213,12 +224,14 @@ def artifact_page(request: Request, uri: Annotated[str, Query(max_length=4000)],
         pic = graph_markup(svc, who, view) if existed else Markup("")
         used_by, made_from = (_used_by(svc, who, view), _made_from(svc, who, view)) if existed else ([], [])
         carry = {"uri": view.uri, "version": view.version, "as_of": view.as_of_iso}
+        export = {k: v for k, v in {"uri": view.ref, "direction": view.direction, "depth": view.depth,
+                                    "as_of": view.as_of_iso}.items() if v}
         links = {"audit": "/ui/reports/audit?" + urlencode({k: v for k, v in {**carry, "depth": view.depth}.items()
                                                             if v}),
                  "gdpr": "/ui/reports/gdpr?" + urlencode({k: v for k, v in {**carry, "depth": view.depth}.items()
                                                           if v}),
-                 "prov": "/api/export/prov?" + urlencode({"uri": view.ref}),
-                 "graphml": "/api/export/graphml?" + urlencode({"uri": view.ref}),
+                 "prov": "/api/export/prov?" + urlencode(export),
+                 "graphml": "/api/export/graphml?" + urlencode(export),
                  "now": "/ui/artifact?" + view.query(as_of=None),
                  "used_by_csv": "/ui/artifact/used-by.csv?" + urlencode({k: v for k, v in carry.items() if v}),
                  "made_from_csv": "/ui/artifact/made-from.csv?" + urlencode({k: v for k, v in carry.items() if v})}
@@ -367,8 +380,8 @@ def user_page(request: Request, name: str, offset: Annotated[int, Query(ge=0, le
 def _report(svc: Service, who: Principal, kind: str, uri: str, version: str | None, as_of: str | None,
             depth: str) -> tuple[Upstream | Gdpr, explorer.View, int]:
     """The answer of a report as of an absolute time (now when none is asked: the report says which)."""
-    view = _view(uri, version, "up" if kind == "audit" else "down", depth or "10", as_of, "", "", [])
     generated = _now_ms()
+    view = _view(uri, version, "up" if kind == "audit" else "down", depth or "10", as_of, "", "", [], generated)
     if view.as_of == NEVER:
         view.as_of = generated
     limits = Limits(depth=max(view.depth, 10), limit=10_000)

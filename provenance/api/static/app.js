@@ -156,6 +156,15 @@ function carry(params) {
     for (const k of ["as_of", "depth"]) { if (params.get(k)) u.searchParams.set(k, params.get(k)); else u.searchParams.delete(k); }
     a.href = u.pathname + "?" + u.searchParams.toString();
   }
+  // the exports carry the view's time, depth and direction (their own defaults differ: say them)
+  for (const a of document.querySelectorAll("a[data-carry=export]")) {
+    const u = new URL(a.href, location.href);
+    for (const k of ["as_of", "depth", "direction"]) {
+      const v = params.get(k) || {depth: "3", direction: "both"}[k];
+      if (v) u.searchParams.set(k, v); else u.searchParams.delete(k);
+    }
+    a.href = u.pathname + "?" + u.searchParams.toString();
+  }
 }
 function redraw(keepView) {
   const form = document.getElementById("gctl");

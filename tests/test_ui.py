@@ -364,6 +364,23 @@ def test_time_travel_is_in_the_url_and_the_page_follows(server: tuple[str, str],
     page.context.close()
 
 
+def test_graph_times_are_in_the_readers_zone_like_the_tables(server: tuple[str, str], browser: Any) -> None:
+    page = signed_in(browser, server, timezone_id="America/New_York")
+    base = server[0]
+    run = f"app:{APP}0012"  # started 2026-04-02 19:09:09 UTC: 15:09 in New York (EDT)
+    for url in (artifact_url(DEPLOYMENT, depth=10), f"/ui/reports/audit?uri={q(DEPLOYMENT)}"):
+        page.goto(base + url)
+        page.wait_for_selector("svg.lineage g.node")
+        when = page.locator(f"svg.lineage:not(.slice) g.node[data-id='{run}'] tspan.when").text_content()
+        assert when == "2026-04-02 15:09 EDT", (url, when)
+        # nothing in the picture is left in UTC without saying it
+        subs = page.locator("svg.lineage:not(.slice) g.node text").all_text_contents()
+        assert not any(re.search(r"\d{2}:\d{2}(?! (EDT|EST|UTC))", t) for t in subs), subs
+    page.goto(base + f"/ui/app/{APP}0012")
+    assert "15:09:09 (America/New_York)" in page.locator("#run-facts").inner_text()
+    page.context.close()
+
+
 def test_used_by_made_from_and_versions_link_sort_and_export(server: tuple[str, str], browser: Any) -> None:
     page = signed_in(browser, server)
     base = server[0]

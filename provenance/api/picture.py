@@ -42,8 +42,9 @@ def short_run(app_id: str) -> str:
 
 
 def short_time(ms: int | None) -> str:
+    """A time to the minute, in UTC and saying so (a page's script shows it in the reader's zone)."""
     iso = ms_to_iso(ms) if isinstance(ms, int) else None
-    return f"{iso[:10]} {iso[11:16]}" if iso else ""
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else ""
 
 
 def fit(text: str, n: int = 28) -> str:
@@ -96,11 +97,13 @@ def _node(n: GraphNode) -> dict[str, Any]:
                 "uri": None, "count": 1}
     if n.kind == "app":
         when = short_time(n.created_ts)
-        sub = f"run {short_run(n.uri)}" + (f" · {when}" if when else "")
+        head = f"run {short_run(n.uri)}"
+        sub = head + (f" · {when}" if when else "")
         title = f"run {n.uri}\njob {n.job or '—'}\nstarted {ms_to_iso(n.created_ts) or '—'}\nstate {n.state}"
         return {"id": n.id, "kind": "app", "type": "app", "label": n.job or n.uri, "sub": sub, "title": title,
                 "depth": n.depth, "start": n.start, "redacted": False, "uri": n.uri, "job": n.job, "count": 1,
-                "state": n.state}
+                "state": n.state, "sub_head": head + " · " if when else None, "when": when,
+                "when_iso": ms_to_iso(n.created_ts) if when else None}
     ver = version_label(n.version)
     sub = TYPE_NAMES.get(n.type, n.type) + (f" · {ver}" if ver else "")
     title = f"{n.uri}\n{sub}\ncreated {ms_to_iso(n.created_ts) or '—'}"

@@ -15,12 +15,24 @@ function localText(d) {
 function localInput(d) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
+function zoneName(d) {
+  const part = new Intl.DateTimeFormat(undefined, {timeZoneName: "short"}).formatToParts(d)
+    .find((p) => p.type === "timeZoneName");
+  return part ? part.value : "local";
+}
 function localTimes(root) {
   for (const t of root.querySelectorAll("time[datetime]")) {
     const d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) continue;
     t.textContent = localText(d);
     t.title = "UTC " + t.getAttribute("datetime");
+    t.classList.add("local");
+  }
+  // the graph's run times (SVG text, to the minute): in the reader's zone too, its short name said
+  for (const t of root.querySelectorAll("tspan.when[data-ts]")) {
+    const d = new Date(t.dataset.ts);
+    if (isNaN(d)) continue;
+    t.textContent = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())} ${zoneName(d)}`;
     t.classList.add("local");
   }
 }

@@ -5,6 +5,7 @@ travel's bounds and links, and the run and user pages' lists."""
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -135,3 +136,57 @@ def test_links_of_a_view_in_the_past_keep_its_time(ui: tuple[TestClient, str]) -
     used = down[down.index('id="used-by"'):down.index("<h3>Made from")]
     assert all("as_of=" in h for h in re.findall(r'href="(/ui/artifact[^"]+)"', used))
     assert re.findall(r'href="(/ui/artifact[^"]+)"', used)
+
+
+# -- the run page -----------------------------------------------------------------------------------------------
+def test_the_run_page_says_what_differs_from_the_previous_run(ui: tuple[TestClient, str]) -> None:
+    c, _ = ui
+    page = c.get(f"/ui/app/{APP}0012").text
+    repro = html.unescape(re.sub(r"<[^>]+>", "", page[page.index('id="repro"'):page.index("<h3>Other runs")]))
+    repro = " ".join(repro.split())
+    assert "file:///Projects/loan/loan_Training_Datasets/loan_td: v1 → v2" in repro  # the input, its versions
+    assert "5c1e0a2 → 9d4b7f1" in repro  # the code
+    assert "python train.py --td loan_td_1" in repro and "python train.py --td loan_td_2" in repro  # both commands
+    assert "sha256:3f9a1c0d6b2e → sha256:8b7e44aa9c01" in repro  # the environments
+    assert "0 added" not in repro and "0 packages added" not in repro
+
+
+def _run(app_id: str, ts: int, processes: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    end: dict[str, Any] = {"exit_code": 0, **({"processes": processes} if processes else {})}
+    return [{"source": "t", "kind": "app", "op": "started", "ts": ts, "app_id": app_id, "user": "proc_tester",
+             "attrs": {"name": "proc/job", "command": "python job.py"}},
+            {"source": "t", "kind": "app", "op": "finished", "ts": ts + 5000, "app_id": app_id,
+             "user": "proc_tester", "attrs": end}]
+
+
+def test_the_run_page_lists_each_process_once_and_says_an_unrecorded_environment(
+        ui: tuple[TestClient, str]) -> None:
+    c, token = ui
+    t0 = 1_790_000_000_000
+    records = [  # what the capture sent: one process seen several times (pid 984), out of order, most not ended
+        {"proc": "984.1", "pid": 984, "exe": "/usr/bin/python3", "argv": ["python", "job.py"], "start_ts": t0 + 300},
+        {"proc": "984.1", "pid": 984, "start_ts": t0 + 100},
+        {"proc": "990.7", "pid": 990, "exe": "/bin/sh", "argv": ["sh", "-c", "ls"], "start_ts": t0 + 200,
+         "end_ts": t0 + 250},
+        {"proc": "984.1", "pid": 984, "exe": "/usr/bin/python3", "argv": ["python", "job.py"], "start_ts": t0 + 400,
+         "end_ts": t0 + 4000},
+        {"proc": "984.1", "pid": 984, "start_ts": t0 + 150, "end_ts": t0 + 900},
+    ]
+    events = _run("proc_run_1", t0 - 86_400_000) + _run("proc_run_2", t0, records)
+    r = c.post("/api/events", content="\n".join(json.dumps(e) for e in events).encode(),
+               headers={"authorization": f"Bearer {token}", "content-type": "application/x-ndjson"})
+    assert r.status_code == 202
+    page = c.get("/ui/app/proc_run_2").text
+    table = page[page.index('id="processes"'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr><td>(\d+)</td>", table)
+    assert rows == ["984", "990"]  # one row per process, by start
+    first = table[table.index("<tr><td>984"):table.index("<tr><td>990")]
+    assert "python job.py" in first and first.count("<time") == 2  # started and ended
+    times = re.findall(r'datetime="([^"]+)"', first)
+    from provenance.events.model import ms_to_iso
+    assert times == [ms_to_iso(t0 + 100), ms_to_iso(t0 + 4000)]  # the earliest start, the latest end
+    assert "Processes (2)" in page
+    env = page[page.index('id="repro-env"'):]
+    env = env[:env.index("</li>")]
+    assert "not recorded" in env and "0 added" not in page and "0 packages added" not in page

@@ -347,9 +347,32 @@ def app_page(request: Request, app_id: str) -> Response:
                  "started_ts", "ended_ts", "submitted_ts", "user", "name", "project", "pid", "log"}
         rest = sorted((k, v) for k, v in props.items() if k not in shown)
         return _page(f"run {app.app_id}", "app.html", who, fp=fp, app=app, props=props, rest=rest, others=others,
-                     previous=earlier[0] if earlier else None, comparison=comparison)
+                     previous=earlier[0] if earlier else None, comparison=comparison,
+                     processes=processes(props.get("processes")))
 
     return _guard(request, page)
+
+
+def processes(records: Any) -> list[dict[str, Any]]:
+    """A run's process records, one row per process (its ``proc`` key; the pid where there is none): the
+    earliest start, the latest end, the program and arguments it ran last (an exec changes them), by start."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in records if isinstance(records, list) else []:
+        if not isinstance(r, dict):
+            continue
+        key = str(r.get("proc") or r.get("pid"))
+        row = rows.setdefault(key, {"pid": r.get("pid"), "exe": None, "argv": None, "start_ts": None,
+                                    "end_ts": None, "_seen": None})
+        start, end = r.get("start_ts"), r.get("end_ts")
+        if isinstance(start, int) and (row["start_ts"] is None or start < row["start_ts"]):
+            row["start_ts"] = start
+        if isinstance(end, int) and (row["end_ts"] is None or end > row["end_ts"]):
+            row["end_ts"] = end
+        at = start if isinstance(start, int) else -1
+        if (r.get("exe") or r.get("argv")) and (row["_seen"] is None or at >= row["_seen"]):
+            row.update(exe=r.get("exe") or row["exe"], argv=r.get("argv") or row["argv"], _seen=at)
+    out = [{k: v for k, v in row.items() if k != "_seen"} for row in rows.values()]
+    return sorted(out, key=lambda p: (p["start_ts"] is None, p["start_ts"] or 0, str(p["pid"])))
 
 
 @router.get("/ui/user/{name}", response_class=HTMLResponse)

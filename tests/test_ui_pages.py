@@ -108,9 +108,10 @@ def test_a_future_as_of_is_shown_as_of_now_and_said_on_pages_and_reports(ui: tup
     as_of = re.search(r"<dt>As of</dt><dd><time datetime=\"([^\"]+)\"", stamp)
     assert as_of and not as_of.group(1).startswith("2099")  # the report is as of when it was made
     assert "as_of=2099" not in stamp and "as_of=20" in stamp  # its permalink and downloads: that time
-    for fmt in ("json", "md"):
-        body = c.get(f"/ui/reports/audit.{fmt}?uri={u}&as_of=2099-01-01").text
-        assert "2099" not in body, fmt
+    answer = c.get(f"/ui/reports/audit.json?uri={u}&as_of=2099-01-01").json()
+    assert answer["as_of"] == answer["generated_at"] and "2099" not in answer["permalink"]
+    assert any("is in the future" in n for n in answer["notes"])
+    assert "2099" not in c.get(f"/ui/reports/audit.md?uri={u}&as_of=2099-01-01").text
     past = c.get(f"/ui/reports/gdpr?uri={q(RAW)}&as_of=2026-03-10T00:00:00Z")
     assert "is in the future" not in past.text and 'datetime="2026-03-10T00:00:00' in past.text
 
@@ -190,3 +191,36 @@ def test_the_run_page_lists_each_process_once_and_says_an_unrecorded_environment
     env = page[page.index('id="repro-env"'):]
     env = env[:env.index("</li>")]
     assert "not recorded" in env and "0 added" not in page and "0 packages added" not in page
+
+
+# -- the report downloads -----------------------------------------------------------------------------------------
+def test_markdown_and_json_downloads_are_stamped_and_linked(ui: tuple[TestClient, str]) -> None:
+    c, _ = ui
+    answer = c.get("/ui/reports/audit.json?uri=" + q(DEPLOYMENT)).json()
+    assert answer["generated_by"] == "auditor" and answer["generated_at"].startswith("20")
+    assert answer["as_of"] == answer["generated_at"]  # asked for now: as of the moment it was made
+    link = urllib.parse.urlsplit(answer["permalink"])
+    assert link.path == "/ui/reports/audit" and urllib.parse.parse_qs(link.query)["as_of"] == [answer["as_of"]]
+    assert answer["target"]["uri"] == "file://" + DEPLOYMENT and answer["query"] == "upstream"
+    text = c.get("/ui/reports/gdpr.md?uri=" + q(RAW) + "&as_of=2026-05-01T00:00:00Z").text
+    head = text[:text.index("How each item is known")]
+    assert "**As of**: 2026-05-01T00:00:00" in head and "**Generated**: " in head and " by auditor" in head
+    assert re.search(r"\*\*Permalink\*\*: <http://testserver/ui/reports/gdpr\?[^>]*as_of=2026-05-01", head)
+    # URIs and run ids are links to their pages
+    assert "[file:///Projects/loan/Raw/applications\\_2026\\_02.csv](http://testserver/ui/artifact?uri=" in text \
+        or f"[file://{RAW}](http://testserver/ui/artifact?uri=" in text
+    assert re.search(rf"\[{APP}0012\]\(http://testserver/ui/app/{APP}0012\)", text)
+    assert "\\[file" not in text and "\\[application" not in text  # no link printed as escaped text
+    audit = c.get("/ui/reports/audit.md?uri=" + q(DEPLOYMENT)).text
+    assert "\\[file" not in audit and "(from [file://" in audit
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_the_html_and_pdf_reports_have_the_tier_key(ui: tuple[TestClient, str], tmp_path: Path) -> None:
+    c, _ = ui
+    page = c.get("/ui/reports/gdpr?uri=" + q(RAW)).text
+    assert "How each item is known" in page and "possible items are reached through at least one run link" in page
+    (tmp_path / "r.pdf").write_bytes(c.get("/ui/reports/gdpr.pdf?uri=" + q(RAW)).content)
+    text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert "How each item is known" in text and "certain items are reached only through exact links" in text

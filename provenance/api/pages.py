@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -467,15 +468,21 @@ def report_download(request: Request, kind: str, fmt: str, uri: Annotated[str, Q
         stem = f"{kind}-{(r.target.name if isinstance(r, Upstream) else None) or 'report'}"
         stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60] + "-" + \
             (ms_to_iso(view.as_of) or "").replace(":", "")[:17]
+        doc = reportdoc.build(r, view, generated, who.user, request.base_url)
+        # every format is stamped alike: when it was generated, by whom, the absolute time it is as of, and the
+        # permalink that gives the same report again
+        stamp = {"generated_at": ms_to_iso(generated), "generated_by": who.user, "as_of": ms_to_iso(view.as_of),
+                 "permalink": doc.permalink}
         if fmt == "json":
-            body: bytes | str = r.model_dump_json(indent=2)
+            body: bytes | str = json.dumps({**r.model_dump(mode="json"), **stamp,
+                                            "notes": view.notices}, indent=2, ensure_ascii=False)
             media = "application/json"
         elif fmt == "md":
             md = audit_markdown if isinstance(r, Upstream) else gdpr_markdown
-            body = md(r, generated_at=ms_to_iso(generated), generated_by=who.user)  # type: ignore[arg-type]
+            body = md(r, generated_at=stamp["generated_at"], generated_by=who.user,  # type: ignore[arg-type]
+                      permalink=doc.permalink, base_url=str(request.base_url))
             media = "text/markdown; charset=utf-8"
         else:
-            doc = reportdoc.build(r, view, generated, who.user, request.base_url)
             try:
                 g = explorer.lineage(svc, who, view)
                 drawn = picture.prepare(g, picture.Options())

@@ -119,6 +119,14 @@ def build(r: Upstream | Gdpr, view: View, generated: int, user: str | None, base
     return _gdpr(r, view, stamp, permalink, downloads)
 
 
+#: the key to the evidence column, as the Markdown reports have it
+TIERS = ("How each item is known: certain items are reached only through exact links — process (a captured "
+         "process read one and wrote the other), declared (a source stated the link: a table commit, OpenLineage), "
+         "content (the same bytes); possible items are reached through at least one run link (a run read several "
+         "inputs and wrote several outputs, and which input reached which output was not captured, so each output "
+         "is taken to hold every input read before it was written).")
+
+
 def _notes(r: Upstream | Gdpr) -> list[tuple[str, list[Cell]]]:
     out = []
     if r.redacted:
@@ -159,7 +167,7 @@ def _audit(r: Upstream, stamp: list[tuple[str, list[Cell]]], permalink: str, dow
                         _artifact(c.through.uri, c.through.version, None, c.through.redacted) if c.through
                         else Cell("the target itself")] for c in r.consumers],
                       [19, 12, 8, 8, 37, 16], "Nothing has read this version yet.")
-    sections = [Section("Summary", facts=facts),
+    sections = [Section("Summary", facts=facts), Section("How each item is known", note=TIERS),
                 Section("How it was made (upstream, nearest first)", table=made),
                 Section("Runs", table=apps),
                 Section("Used afterwards by (evaluations, bias tests, deployments)", table=consumers),
@@ -225,7 +233,7 @@ def _gdpr(r: Gdpr, view: View, stamp: list[tuple[str, list[Cell]]], permalink: s
                  [7, 30, 22, 14, 10, 17], "No run used it.")
     logs = Table(["log", "version", "type"], [_version_cells(x) for x in r.logs], [70, 15, 15],
                  "No log of a run that used it.")
-    sections = [Section("Summary", facts=facts),
+    sections = [Section("Summary", facts=facts), Section("How each item is known", note=TIERS),
                 Section("Models and deployments that used it", table=models, steps=steps),
                 Section("Copies of the data", table=copies),
                 Section("Derived artifacts to erase or rebuild", table=derived),

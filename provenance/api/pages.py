@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from provenance.access import Principal
 from provenance.api import explorer, picture
@@ -68,11 +68,29 @@ def duration(ms: Any) -> str:
     return f"{h} h {m} min" if h else f"{m} min {s} s"
 
 
+def breakable(text: Any) -> Markup:
+    """A path or id that may wrap after '/', '_', '.', '@' or '?' (``<wbr>``: no character is added to the text)."""
+    out = Markup("")
+    for ch in str(text or ""):
+        out += escape(ch) + (Markup("<wbr>") if ch in "/_.@?&" else Markup(""))
+    return out
+
+
+def folder(uri: Any) -> str:
+    """The folder an item is in, enough to tell same-named items apart ("…/loan/Raw/")."""
+    path = str(uri or "").split("://", 1)[-1].rstrip("/")
+    parts = [p for p in path.split("/")[:-1] if p]
+    if not parts:
+        return ""
+    return ("…/" if len(parts) > 2 else "/") + "/".join(parts[-2:]) + "/"
+
+
 @lru_cache(maxsize=1)
 def templates() -> Environment:
     env = Environment(loader=PackageLoader("provenance.api", "templates"),
                       autoescape=select_autoescape(["html", "svg"], default=True))
-    env.filters.update(when=time_tag, utc=utc, artifact_href=artifact_href, app_href=app_href, user_href=user_href,
+    env.filters.update(when=time_tag, utc=utc, wbr=breakable, folder=folder, artifact_href=artifact_href,
+                       app_href=app_href, user_href=user_href,
                        ver=picture.version_label, duration=duration, short_run=picture.short_run,
                        iso=lambda ms: (ms_to_iso(ms) or "") if isinstance(ms, int) else "")
     return env
@@ -137,7 +155,7 @@ def graph_markup(svc: Service, who: Principal, view: explorer.View, *, parts: in
         return Markup(render("graph.html", missing=utc(view.as_of) or "then"))
     opts = picture.Options(aux=view.aux, group=view.group, expanded=frozenset(view.expand))
     svg = picture.draw(g, lambda n: node_link(n, view.as_of_iso), lambda **ctx: render("picture.svg", **ctx), opts,
-                       parts=parts, marker=marker)
+                       parts=parts, marker=marker, interactive=not parts)
     return Markup(render("graph.html", missing=None, g=g, svg=svg, view=view))
 
 
@@ -394,8 +412,10 @@ def user_page(request: Request, name: str, offset: Annotated[int, Query(ge=0, le
         pages = {"prev": f"{user_href(name)}?offset={max(0, offset - per_page)}" if offset else None,
                  "next": f"{user_href(name)}?offset={offset + per_page}"
                  if offset + per_page < u.total_runs else None}
+        past_end = offset > 0 and offset >= u.total_runs
         return _page(name, "user.html", who, u=u, touches=touches, pages=pages, first=offset + 1,
-                     last=offset + len(u.runs))
+                     last=offset + len(u.runs), past_end=past_end, offset=offset,
+                     first_page=user_href(name) if past_end else None)
 
     return _guard(request, page)
 

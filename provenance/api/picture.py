@@ -164,19 +164,20 @@ def _path(points: list[tuple[float, float]]) -> str:
 
 
 def draw(g: LineageGraph, link: Callable[[dict[str, Any]], str | None], render: Callable[..., str],
-         opts: Options = Options(), *, parts: int = 0, marker: str = "a") -> Markup:
+         opts: Options = Options(), *, parts: int = 0, marker: str = "a", interactive: bool = True) -> Markup:
     """The SVG of ``g``; ``link(node)`` gives a node's href (or None); ``render`` the picture template.
-    ``parts``: also the picture cut into slices of at most that many columns (for print)."""
+    ``parts``: also the picture cut into slices of at most that many columns (for print). Not ``interactive``
+    (a report's picture): no expand toggles and no instruction to use the explorer's controls."""
     drawn = prepare(g, opts)
     if not drawn.nodes:
-        return Markup(render(nodes=[], hidden=drawn.hidden))
+        return Markup(render(nodes=[], hidden=drawn.hidden, interactive=interactive))
     nodes = []
     for n in drawn.nodes:
         colour = TYPE_COLOURS.get(n["type"], "#495057")
         nodes.append({**n, "colour": colour, "label": fit(n["label"]), "sub": fit(n["sub"], 34),
                       "rx": 18 if n["kind"] == "app" else 4, "opacity": 0.1 if n["redacted"] else 0.16,
                       "stroke": 3 if n["start"] else 1.4, "href": None if n["redacted"] else link(n),
-                      "expandable": not n["redacted"] and not n["id"].startswith("group:"),
+                      "expandable": interactive and not n["redacted"] and not n["id"].startswith("group:"),
                       "expanded": n["id"] in opts.expanded})
     by_key = {(e.source, e.target): e for e in drawn.edges}
     edges = []
@@ -205,4 +206,4 @@ def draw(g: LineageGraph, link: Callable[[dict[str, Any]], str | None], render: 
               for t in drawn.types]
     return Markup(render(nodes=nodes, edges=edges, width=width, height=height, box_w=BOX_W, box_h=BOX_H,
                          subject=subject, hidden=drawn.hidden, legend=legend, slices=slices, marker=marker,
-                         total=len(slices)))
+                         interactive=interactive, total=len(slices)))

@@ -318,6 +318,14 @@ document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   installExplorer();
   installSorting();
+  // a report's picture, wider than the page, starts with its subject in view
+  for (const box of document.querySelectorAll(".report-graph")) {
+    const svg = box.querySelector("svg.lineage:not(.slice)");
+    if (svg && svg.dataset.cx && box.scrollWidth > box.clientWidth) {
+      const scale = svg.getBoundingClientRect().width / Number(svg.dataset.width);
+      box.scrollLeft = Math.max(0, Number(svg.dataset.cx) * scale - box.clientWidth / 2);
+    }
+  }
   const print = document.getElementById("print");
   if (print) print.addEventListener("click", () => window.print());
 });

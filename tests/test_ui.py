@@ -135,6 +135,7 @@ PAGES = [("landing", "/", 200, "Most used datasets"), ("search", "/?q=loan", 200
          ("run", f"/ui/app/{APP}0012", 200, "Reproducibility"), ("user", "/ui/user/bob", 200, "read and wrote"),
          ("audit", f"/ui/reports/audit?uri={q(DEPLOYMENT)}", 200, "How it was made"),
          ("gdpr", f"/ui/reports/gdpr?uri={q(RAW)}", 200, "Models and deployments that used it"),
+         ("login", "/ui/login", 200, "Sign in"), ("past-the-end", "/ui/user/bob?offset=999", 200, "first page"),
          ("not-found", "/ui/artifact?uri=" + q("/no/such/thing.csv"), 404, "Not found"),
          ("no-page", "/ui/nothing-here", 404, "Not found"),
          ("bad-request", artifact_url(DEPLOYMENT, as_of="yesterday-ish"), 400, "Cannot answer that")]
@@ -171,11 +172,34 @@ def test_sign_in_and_sign_out(server: tuple[str, str], browser: Any) -> None:
     page.fill("input[name=token]", token)
     page.click("#sign-in")
     page.wait_for_url(base + "/ui/user/alice")
+    assert "bob" in page.locator("main").inner_text() or page.locator("#user-runs").count() == 1
     page.click("#sign-out")
     page.wait_for_url("**/ui/login")
+    page.go_back()  # Back shows nothing of what was seen signed in (no-store; the cache was cleared)
+    page.wait_for_load_state()
+    assert "/ui/login" in page.url and page.locator("#user-runs").count() == 0
     page.goto(base + "/")
     assert "/ui/login" in page.url  # the cookie is gone
     context.close()
+
+
+def test_a_redraw_after_the_sign_in_ended_goes_to_the_sign_in_page(server: tuple[str, str], browser: Any) -> None:
+    base, token = server
+    page = signed_in(browser, server)
+    page.goto(base + artifact_url(DEPLOYMENT, depth=2))
+    page.wait_for_selector("#graph svg g.node")
+    page.context.clear_cookies()  # the session ends (expired, signed out in another tab)
+    page.select_option("select[name=direction]", "up")
+    page.wait_for_url("**/ui/login?next=*")
+    assert page.locator("#graph").count() == 0  # no sign-in page drawn inside the graph: the page went
+    target = urllib.parse.parse_qs(urllib.parse.urlsplit(page.url).query)["next"][0]
+    assert target.startswith("/ui/artifact?") and "direction=up" in target
+    page.fill("input[name=token]", token)
+    page.click("#sign-in")
+    page.wait_for_url("**/ui/artifact?*")
+    page.wait_for_selector("#graph svg g.node")
+    assert "direction=up" in page.url and page.input_value("select[name=direction]") == "up"
+    page.context.close()
 
 
 # -- landing and search -------------------------------------------------------------------------------------
@@ -255,6 +279,9 @@ def test_explorer_zoom_pan_expand_and_url_state(server: tuple[str, str], browser
     assert "direction=up" in page.url and "depth=10" in page.url
     assert "direction=up" not in (page.get_attribute("#audit-link", "href") or "")
     assert "depth=10" in (page.get_attribute("#audit-link", "href") or "")  # carried into the reports
+    for export in ("#prov-link", "#graphml-link"):  # and into the exports, with the direction
+        href = page.get_attribute(export, "href") or ""
+        assert "direction=up" in href and "depth=10" in href, href
     # expand a node's neighbours by clicking, and collapse them again
     page.fill("input[name=depth]", "2")
     state = page.get_attribute("#graph", "data-state") or ""
@@ -338,6 +365,23 @@ def test_time_travel_is_in_the_url_and_the_page_follows(server: tuple[str, str],
     page.context.close()
 
 
+def test_graph_times_are_in_the_readers_zone_like_the_tables(server: tuple[str, str], browser: Any) -> None:
+    page = signed_in(browser, server, timezone_id="America/New_York")
+    base = server[0]
+    run = f"app:{APP}0012"  # started 2026-04-02 19:09:09 UTC: 15:09 in New York (EDT)
+    for url in (artifact_url(DEPLOYMENT, depth=10), f"/ui/reports/audit?uri={q(DEPLOYMENT)}"):
+        page.goto(base + url)
+        page.wait_for_selector("svg.lineage g.node")
+        when = page.locator(f"svg.lineage:not(.slice) g.node[data-id='{run}'] tspan.when").text_content()
+        assert when == "2026-04-02 15:09 EDT", (url, when)
+        # nothing in the picture is left in UTC without saying it
+        subs = page.locator("svg.lineage:not(.slice) g.node text").all_text_contents()
+        assert not any(re.search(r"\d{2}:\d{2}(?! (EDT|EST|UTC))", t) for t in subs), subs
+    page.goto(base + f"/ui/app/{APP}0012")
+    assert "15:09:09 (America/New_York)" in page.locator("#run-facts").inner_text()
+    page.context.close()
+
+
 def test_used_by_made_from_and_versions_link_sort_and_export(server: tuple[str, str], browser: Any) -> None:
     page = signed_in(browser, server)
     base = server[0]
@@ -390,6 +434,53 @@ def test_run_and_user_pages_are_complete(server: tuple[str, str], browser: Any) 
     page.context.close()
 
 
+def test_words_do_not_break_and_same_names_can_be_told_apart(server: tuple[str, str], browser: Any) -> None:
+    base = server[0]
+    for width in (1400, 400):
+        page = signed_in(browser, server, width)
+        for path in (f"/ui/app/{APP}0012", "/ui/user/bob", artifact_url(f"{P}/Models/loan_model"), "/",
+                     f"/ui/reports/audit?uri={q(DEPLOYMENT)}"):
+            page.goto(base + path)
+            # a word of letters only (a state, a type, a heading) is on one line in its cell
+            broken = page.evaluate("""() => [...document.querySelectorAll('td, th')].flatMap(c => {
+                const out = [];
+                const walk = document.createTreeWalker(c, NodeFilter.SHOW_TEXT);
+                for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+                  for (const m of n.textContent.matchAll(/[A-Za-z]{4,}/g)) {
+                    const r = document.createRange(); r.setStart(n, m.index); r.setEnd(n, m.index + m[0].length);
+                    if (r.getClientRects().length > 1) out.push(m[0]);
+                  }
+                }
+                return out; })""")
+            assert broken == [], (width, path, broken[:10])
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, (width, path)
+        page.context.close()
+    page = signed_in(browser, server)
+    page.goto(base + artifact_url(f"{P}/Models/loan_model"))
+    made = page.locator("#made-from tbody tr td:first-child")
+    names = made.all_inner_texts()
+    # two feature groups' files, three raw files: each says its folder, and the full URI on hover
+    assert all(" in /" in n or " in …/" in n for n in names), names
+    versions = page.locator("#made-from tbody tr td:nth-child(3)").all_inner_texts()
+    assert len(set(zip(names, versions, strict=True))) == len(names), names  # each item, version told apart
+    assert all((a.get_attribute("title") or "").startswith("file:///") for a in made.locator("a").all())
+    page.goto(base + "/")
+    used = page.locator(".card li a[title]")
+    assert used.count() >= 3 and all(" in " in t for t in page.locator(".card ol li").all_inner_texts())
+    page.context.close()
+
+
+def test_paging_past_the_end_says_so_and_leads_back(server: tuple[str, str], browser: Any) -> None:
+    page = signed_in(browser, server)
+    page.goto(server[0] + "/ui/user/bob?offset=999")
+    text = page.locator("main").inner_text()
+    assert "1000–999" not in text and "There is no run 1000" in text and "6 run(s)" in text
+    page.click("#first-page")
+    page.wait_for_url("**/ui/user/bob")
+    assert "1–6 of 6" in page.locator("main").inner_text()
+    page.context.close()
+
+
 # -- the reports ----------------------------------------------------------------------------------------------
 def test_reports_are_stamped_linked_and_downloadable(server: tuple[str, str], browser: Any) -> None:
     page = signed_in(browser, server)
@@ -421,6 +512,9 @@ def test_reports_are_stamped_linked_and_downloadable(server: tuple[str, str], br
         text = subprocess.run(["pdftotext", "-layout", str(SHOTS / "audit-download.pdf"), "-"], capture_output=True,
                               text=True, check=True).stdout
         assert "Audit: loan_scoring" in text and "Generated by" in text and "loan_model" in text
+    # a report's picture has no dead controls and no instruction for controls it does not have
+    assert page.locator(".report-graph .toggle").count() == 0
+    assert "tick" not in page.locator(".report-graph").inner_text()
     # the GDPR report names the file and gives evidence paths as step lists
     page.goto(base + f"/ui/reports/gdpr?uri={q(RAW)}")
     assert "applications_2026_02.csv" in page.locator("h1").inner_text()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -21,9 +22,9 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from provenance.access import Principal
 from provenance.api import explorer, picture
@@ -67,11 +68,29 @@ def duration(ms: Any) -> str:
     return f"{h} h {m} min" if h else f"{m} min {s} s"
 
 
+def breakable(text: Any) -> Markup:
+    """A path or id that may wrap after '/', '_', '.', '@' or '?' (``<wbr>``: no character is added to the text)."""
+    out = Markup("")
+    for ch in str(text or ""):
+        out += escape(ch) + (Markup("<wbr>") if ch in "/_.@?&" else Markup(""))
+    return out
+
+
+def folder(uri: Any) -> str:
+    """The folder an item is in, enough to tell same-named items apart ("…/loan/Raw/")."""
+    path = str(uri or "").split("://", 1)[-1].rstrip("/")
+    parts = [p for p in path.split("/")[:-1] if p]
+    if not parts:
+        return ""
+    return ("…/" if len(parts) > 2 else "/") + "/".join(parts[-2:]) + "/"
+
+
 @lru_cache(maxsize=1)
 def templates() -> Environment:
     env = Environment(loader=PackageLoader("provenance.api", "templates"),
                       autoescape=select_autoescape(["html", "svg"], default=True))
-    env.filters.update(when=time_tag, utc=utc, artifact_href=artifact_href, app_href=app_href, user_href=user_href,
+    env.filters.update(when=time_tag, utc=utc, wbr=breakable, folder=folder, artifact_href=artifact_href,
+                       app_href=app_href, user_href=user_href,
                        ver=picture.version_label, duration=duration, short_run=picture.short_run,
                        iso=lambda ms: (ms_to_iso(ms) or "") if isinstance(ms, int) else "")
     return env
@@ -99,10 +118,16 @@ def _page(title: str, template: str, who: Principal | None, **context: Any) -> H
                                **context))
 
 
-def _guard(request: Request, render_page: Callable[[Service, Principal], Response]) -> Response:
+def _guard(request: Request, render_page: Callable[[Service, Principal], Response], *,
+           fragment: bool = False) -> Response:
+    """``render_page`` as the caller; signed out, a page goes to the sign-in page and a fragment (what the
+    page's script fetches) answers 401 in plain text, so that no sign-in page is drawn inside another."""
     try:
         who = principal(request)
     except AuthError:
+        if fragment:
+            return PlainTextResponse("signed out: sign in again to go on", 401,
+                                     headers={"WWW-Authenticate": 'Cookie realm="provenance"'})
         target = str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/ui/login?{urlencode({'next': target})}", 303)
     try:
@@ -113,12 +138,13 @@ def _guard(request: Request, render_page: Callable[[Service, Principal], Respons
         return error_page(request, 400, str(exc))
 
 
-def node_link(n: dict[str, Any]) -> str | None:
+def node_link(n: dict[str, Any], as_of: str | None = None) -> str | None:
+    """A node's page: an artifact's as of the view's time (a run's page has no time travel)."""
     if n.get("uri") is None:
         return None
     if n["kind"] == "app":
         return app_href(n["uri"])
-    return artifact_href(n["uri"], version=n.get("version"))
+    return artifact_href(n["uri"], version=n.get("version"), as_of=as_of)
 
 
 def graph_markup(svc: Service, who: Principal, view: explorer.View, *, parts: int = 0, marker: str = "a") -> Markup:
@@ -128,7 +154,8 @@ def graph_markup(svc: Service, who: Principal, view: explorer.View, *, parts: in
     except NotFoundError:
         return Markup(render("graph.html", missing=utc(view.as_of) or "then"))
     opts = picture.Options(aux=view.aux, group=view.group, expanded=frozenset(view.expand))
-    svg = picture.draw(g, node_link, lambda **ctx: render("picture.svg", **ctx), opts, parts=parts, marker=marker)
+    svg = picture.draw(g, lambda n: node_link(n, view.as_of_iso), lambda **ctx: render("picture.svg", **ctx), opts,
+                       parts=parts, marker=marker, interactive=not parts)
     return Markup(render("graph.html", missing=None, g=g, svg=svg, view=view))
 
 
@@ -186,8 +213,17 @@ def landing(svc: Service, who: Principal) -> Response:
 
 # -- the artifact page and its explorer ------------------------------------------------------------------
 def _view(uri: str, version: str | None, direction: str, depth: str, as_of: str | None, aux: str, group: str,
-          expand: list[str]) -> explorer.View:
-    return explorer.parse_view(uri, version, direction, depth, as_of, aux, group, expand)
+          expand: list[str], now: int | None = None) -> explorer.View:
+    """The view a URL asks for; a time after ``now`` (the moment the page or report is made) is not one that
+    can be shown yet: it is shown as of now, and the view says so (a citable report must not claim a time
+    whose content is still to change)."""
+    view = explorer.parse_view(uri, version, direction, depth, as_of, aux, group, expand)
+    now = _now_ms() if now is None else now
+    if view.as_of != NEVER and view.as_of > now:
+        view.notices.append(f"As of {(view.as_of_iso or '')[:19].replace('T', ' ')} UTC is in the future: "
+                            f"shown as of now ({utc(now)}) instead.")
+        view.as_of, view.as_of_text = NEVER, None
+    return view
 
 
 @router.get("/ui/artifact", response_class=HTMLResponse)
@@ -207,12 +243,14 @@ def artifact_page(request: Request, uri: Annotated[str, Query(max_length=4000)],
         pic = graph_markup(svc, who, view) if existed else Markup("")
         used_by, made_from = (_used_by(svc, who, view), _made_from(svc, who, view)) if existed else ([], [])
         carry = {"uri": view.uri, "version": view.version, "as_of": view.as_of_iso}
+        export = {k: v for k, v in {"uri": view.ref, "direction": view.direction, "depth": view.depth,
+                                    "as_of": view.as_of_iso}.items() if v}
         links = {"audit": "/ui/reports/audit?" + urlencode({k: v for k, v in {**carry, "depth": view.depth}.items()
                                                             if v}),
                  "gdpr": "/ui/reports/gdpr?" + urlencode({k: v for k, v in {**carry, "depth": view.depth}.items()
                                                           if v}),
-                 "prov": "/api/export/prov?" + urlencode({"uri": view.ref}),
-                 "graphml": "/api/export/graphml?" + urlencode({"uri": view.ref}),
+                 "prov": "/api/export/prov?" + urlencode(export),
+                 "graphml": "/api/export/graphml?" + urlencode(export),
                  "now": "/ui/artifact?" + view.query(as_of=None),
                  "used_by_csv": "/ui/artifact/used-by.csv?" + urlencode({k: v for k, v in carry.items() if v}),
                  "made_from_csv": "/ui/artifact/made-from.csv?" + urlencode({k: v for k, v in carry.items() if v})}
@@ -269,7 +307,7 @@ def graph_fragment(request: Request, uri: Annotated[str, Query(max_length=4000)]
         svc.artifact(who, view.uri, NEVER)
         return HTMLResponse(graph_markup(svc, who, view))
 
-    return _guard(request, page)
+    return _guard(request, page, fragment=True)
 
 
 def _csv_response(name: str, header: list[str], rows: list[list[Any]]) -> Response:
@@ -328,9 +366,32 @@ def app_page(request: Request, app_id: str) -> Response:
                  "started_ts", "ended_ts", "submitted_ts", "user", "name", "project", "pid", "log"}
         rest = sorted((k, v) for k, v in props.items() if k not in shown)
         return _page(f"run {app.app_id}", "app.html", who, fp=fp, app=app, props=props, rest=rest, others=others,
-                     previous=earlier[0] if earlier else None, comparison=comparison)
+                     previous=earlier[0] if earlier else None, comparison=comparison,
+                     processes=processes(props.get("processes")))
 
     return _guard(request, page)
+
+
+def processes(records: Any) -> list[dict[str, Any]]:
+    """A run's process records, one row per process (its ``proc`` key; the pid where there is none): the
+    earliest start, the latest end, the program and arguments it ran last (an exec changes them), by start."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in records if isinstance(records, list) else []:
+        if not isinstance(r, dict):
+            continue
+        key = str(r.get("proc") or r.get("pid"))
+        row = rows.setdefault(key, {"pid": r.get("pid"), "exe": None, "argv": None, "start_ts": None,
+                                    "end_ts": None, "_seen": None})
+        start, end = r.get("start_ts"), r.get("end_ts")
+        if isinstance(start, int) and (row["start_ts"] is None or start < row["start_ts"]):
+            row["start_ts"] = start
+        if isinstance(end, int) and (row["end_ts"] is None or end > row["end_ts"]):
+            row["end_ts"] = end
+        at = start if isinstance(start, int) else -1
+        if (r.get("exe") or r.get("argv")) and (row["_seen"] is None or at >= row["_seen"]):
+            row.update(exe=r.get("exe") or row["exe"], argv=r.get("argv") or row["argv"], _seen=at)
+    out = [{k: v for k, v in row.items() if k != "_seen"} for row in rows.values()]
+    return sorted(out, key=lambda p: (p["start_ts"] is None, p["start_ts"] or 0, str(p["pid"])))
 
 
 @router.get("/ui/user/{name}", response_class=HTMLResponse)
@@ -351,8 +412,10 @@ def user_page(request: Request, name: str, offset: Annotated[int, Query(ge=0, le
         pages = {"prev": f"{user_href(name)}?offset={max(0, offset - per_page)}" if offset else None,
                  "next": f"{user_href(name)}?offset={offset + per_page}"
                  if offset + per_page < u.total_runs else None}
+        past_end = offset > 0 and offset >= u.total_runs
         return _page(name, "user.html", who, u=u, touches=touches, pages=pages, first=offset + 1,
-                     last=offset + len(u.runs))
+                     last=offset + len(u.runs), past_end=past_end, offset=offset,
+                     first_page=user_href(name) if past_end else None)
 
     return _guard(request, page)
 
@@ -361,8 +424,8 @@ def user_page(request: Request, name: str, offset: Annotated[int, Query(ge=0, le
 def _report(svc: Service, who: Principal, kind: str, uri: str, version: str | None, as_of: str | None,
             depth: str) -> tuple[Upstream | Gdpr, explorer.View, int]:
     """The answer of a report as of an absolute time (now when none is asked: the report says which)."""
-    view = _view(uri, version, "up" if kind == "audit" else "down", depth or "10", as_of, "", "", [])
     generated = _now_ms()
+    view = _view(uri, version, "up" if kind == "audit" else "down", depth or "10", as_of, "", "", [], generated)
     if view.as_of == NEVER:
         view.as_of = generated
     limits = Limits(depth=max(view.depth, 10), limit=10_000)
@@ -425,15 +488,21 @@ def report_download(request: Request, kind: str, fmt: str, uri: Annotated[str, Q
         stem = f"{kind}-{(r.target.name if isinstance(r, Upstream) else None) or 'report'}"
         stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60] + "-" + \
             (ms_to_iso(view.as_of) or "").replace(":", "")[:17]
+        doc = reportdoc.build(r, view, generated, who.user, request.base_url)
+        # every format is stamped alike: when it was generated, by whom, the absolute time it is as of, and the
+        # permalink that gives the same report again
+        stamp = {"generated_at": ms_to_iso(generated), "generated_by": who.user, "as_of": ms_to_iso(view.as_of),
+                 "permalink": doc.permalink}
         if fmt == "json":
-            body: bytes | str = r.model_dump_json(indent=2)
+            body: bytes | str = json.dumps({**r.model_dump(mode="json"), **stamp,
+                                            "notes": view.notices}, indent=2, ensure_ascii=False)
             media = "application/json"
         elif fmt == "md":
             md = audit_markdown if isinstance(r, Upstream) else gdpr_markdown
-            body = md(r, generated_at=ms_to_iso(generated), generated_by=who.user)  # type: ignore[arg-type]
+            body = md(r, generated_at=stamp["generated_at"], generated_by=who.user,  # type: ignore[arg-type]
+                      permalink=doc.permalink, base_url=str(request.base_url))
             media = "text/markdown; charset=utf-8"
         else:
-            doc = reportdoc.build(r, view, generated, who.user, request.base_url)
             try:
                 g = explorer.lineage(svc, who, view)
                 drawn = picture.prepare(g, picture.Options())
@@ -476,4 +545,6 @@ def login(request: Request, token: str = Form(..., max_length=500), next: str = 
 def logout(request: Request) -> Response:
     response = RedirectResponse("/ui/login", 303)
     response.delete_cookie("prov_token", path="/")
+    # what the browser kept of the pages seen signed in goes too (Back shows nothing of them)
+    response.headers["Clear-Site-Data"] = '"cache", "cookies"'
     return response

@@ -130,19 +130,38 @@ def _table(pdf: _Pdf, columns: list[str], rows: list[list[list[Cell]]], widths: 
             r = table.row()
             for name in columns:
                 r.cell(pdf.t(name))
+        usable = PAGE_W - 2 * M
         for row in rows:
             r = table.row()
-            for cs in row:
+            for k, cs in enumerate(row):
                 href = next((c.href for c in cs if c.href), None)
-                r.cell(pdf.t(_breakable("; ".join(c.text for c in cs) if all(c.href for c in cs) else _text(cs))),
-                       link=_abs(root, href) if href else None)
+                text = "; ".join(c.text for c in cs) if all(c.href for c in cs) else _text(cs)
+                width = usable * widths[k] / sum(widths) - 2 * 0.8 - 0.6
+                r.cell(pdf.t(_wrap(pdf, text, width)), link=_abs(root, href) if href else None)
 
 
-def _breakable(text: str) -> str:
-    """Long paths and ids wrap at '/', '_' and '@' rather than overflow their column."""
-    if len(text) < 20:
+#: where a long path or id may wrap: after these (no character is added to the text, so that a copy or a
+#: search of the PDF finds the id; a line break is what pdftotext gives where a cell wraps)
+_BREAK_AFTER = "/_@-.:?&=,"
+
+
+def _wrap(pdf: _Pdf, text: str, width: float) -> str:
+    """``text`` with line breaks where a word is wider than ``width`` (mm): after a '/', '_' and the like
+    when there is one, else where the line is full. Words that fit are left to fpdf2, which wraps at spaces."""
+    if width <= 2 or pdf.get_string_width(text) <= width:
         return text
-    return text.replace("/", "/\u200b").replace("_", "_\u200b").replace("@", "\u200b@")
+    out = []
+    for word in text.split(" "):
+        while pdf.get_string_width(word) > width:
+            fits = 1
+            while fits < len(word) and pdf.get_string_width(word[:fits + 1]) <= width:
+                fits += 1
+            cut = max((i + 1 for i in range(fits) if word[i] in _BREAK_AFTER and i + 1 < len(word)), default=0)
+            cut = cut if cut > fits // 3 else fits
+            out.append(word[:cut] + "\n")
+            word = word[cut:]
+        out.append(word + " ")
+    return "".join(out).rstrip(" ").replace("\n ", "\n")
 
 
 def _picture(pdf: _Pdf, drawn: Drawn) -> None:

@@ -42,8 +42,9 @@ def short_run(app_id: str) -> str:
 
 
 def short_time(ms: int | None) -> str:
+    """A time to the minute, in UTC and saying so (a page's script shows it in the reader's zone)."""
     iso = ms_to_iso(ms) if isinstance(ms, int) else None
-    return f"{iso[:10]} {iso[11:16]}" if iso else ""
+    return f"{iso[:10]} {iso[11:16]} UTC" if iso else ""
 
 
 def fit(text: str, n: int = 28) -> str:
@@ -96,11 +97,13 @@ def _node(n: GraphNode) -> dict[str, Any]:
                 "uri": None, "count": 1}
     if n.kind == "app":
         when = short_time(n.created_ts)
-        sub = f"run {short_run(n.uri)}" + (f" · {when}" if when else "")
+        head = f"run {short_run(n.uri)}"
+        sub = head + (f" · {when}" if when else "")
         title = f"run {n.uri}\njob {n.job or '—'}\nstarted {ms_to_iso(n.created_ts) or '—'}\nstate {n.state}"
         return {"id": n.id, "kind": "app", "type": "app", "label": n.job or n.uri, "sub": sub, "title": title,
                 "depth": n.depth, "start": n.start, "redacted": False, "uri": n.uri, "job": n.job, "count": 1,
-                "state": n.state}
+                "state": n.state, "sub_head": head + " · " if when else None, "when": when,
+                "when_iso": ms_to_iso(n.created_ts) if when else None}
     ver = version_label(n.version)
     sub = TYPE_NAMES.get(n.type, n.type) + (f" · {ver}" if ver else "")
     title = f"{n.uri}\n{sub}\ncreated {ms_to_iso(n.created_ts) or '—'}"
@@ -161,19 +164,20 @@ def _path(points: list[tuple[float, float]]) -> str:
 
 
 def draw(g: LineageGraph, link: Callable[[dict[str, Any]], str | None], render: Callable[..., str],
-         opts: Options = Options(), *, parts: int = 0, marker: str = "a") -> Markup:
+         opts: Options = Options(), *, parts: int = 0, marker: str = "a", interactive: bool = True) -> Markup:
     """The SVG of ``g``; ``link(node)`` gives a node's href (or None); ``render`` the picture template.
-    ``parts``: also the picture cut into slices of at most that many columns (for print)."""
+    ``parts``: also the picture cut into slices of at most that many columns (for print). Not ``interactive``
+    (a report's picture): no expand toggles and no instruction to use the explorer's controls."""
     drawn = prepare(g, opts)
     if not drawn.nodes:
-        return Markup(render(nodes=[], hidden=drawn.hidden))
+        return Markup(render(nodes=[], hidden=drawn.hidden, interactive=interactive))
     nodes = []
     for n in drawn.nodes:
         colour = TYPE_COLOURS.get(n["type"], "#495057")
         nodes.append({**n, "colour": colour, "label": fit(n["label"]), "sub": fit(n["sub"], 34),
                       "rx": 18 if n["kind"] == "app" else 4, "opacity": 0.1 if n["redacted"] else 0.16,
                       "stroke": 3 if n["start"] else 1.4, "href": None if n["redacted"] else link(n),
-                      "expandable": not n["redacted"] and not n["id"].startswith("group:"),
+                      "expandable": interactive and not n["redacted"] and not n["id"].startswith("group:"),
                       "expanded": n["id"] in opts.expanded})
     by_key = {(e.source, e.target): e for e in drawn.edges}
     edges = []
@@ -202,4 +206,4 @@ def draw(g: LineageGraph, link: Callable[[dict[str, Any]], str | None], render: 
               for t in drawn.types]
     return Markup(render(nodes=nodes, edges=edges, width=width, height=height, box_w=BOX_W, box_h=BOX_H,
                          subject=subject, hidden=drawn.hidden, legend=legend, slices=slices, marker=marker,
-                         total=len(slices)))
+                         interactive=interactive, total=len(slices)))

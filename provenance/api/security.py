@@ -8,7 +8,9 @@
   bodies are counted as they stream in and stopped at ``server.max_body_bytes`` (413), whatever
   ``Content-Length`` claims.
 - `SecurityHeaders`: a strict Content-Security-Policy (scripts and styles from this origin only, no
-  inline script, no framing), ``nosniff``, no referrer to other sites.
+  inline script, no framing), ``nosniff``, no referrer to other sites; ``Cache-Control: no-store`` on
+  every answer but the static files (pages and API answers depend on who asks: after signing out, Back
+  must not show them from the browser's cache).
 """
 
 from __future__ import annotations
@@ -115,6 +117,11 @@ class RequestGuard:
         return limited
 
 
+NO_STORE = (b"cache-control", b"no-store")
+#: paths whose answers are the same for everyone (they may be cached)
+PUBLIC_PREFIXES = ("/static/",)
+
+
 class SecurityHeaders:
     """The headers on every response; ``on_status`` sees each response's status (the request metric)."""
 
@@ -126,13 +133,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        extra = HEADERS if str(scope.get("path", "")).startswith(PUBLIC_PREFIXES) else [*HEADERS, NO_STORE]
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 if self.on_status is not None:
                     self.on_status(message["status"])
                 present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in HEADERS if h[0] not in present)]
+                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in present)]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -114,10 +114,15 @@ def _compare(app_a: AppInfo, app_b: AppInfo, inputs: ReadsDiff, code_files: Read
                         f"{len(code_files.only_a) + len(code_files.only_b)} read by one run only")
     if app_a.command != app_b.command:
         warnings.append("the command lines differ")
-    if not same_env:
-        warnings.append(f"environments differ: {app_a.env_hash or 'unknown'} vs {app_b.env_hash or 'unknown'}"
-                        f" ({len(packages.added)} packages added, {len(packages.removed)} removed, "
-                        f"{len(packages.changed)} changed)")
+    if not same_env and app_a.env_hash is None and app_b.env_hash is None and not packages_a and not packages_b:
+        warnings.append("the environment was not recorded (no fingerprint, no package list): it cannot be compared")
+    elif not same_env:
+        detail = (f"{len(packages.added)} packages added, {len(packages.removed)} removed, "
+                  f"{len(packages.changed)} changed" if packages_a and packages_b else
+                  "neither run recorded its packages" if not packages_a and not packages_b else
+                  f"only {app_a.app_id if packages_a else app_b.app_id} recorded its packages")
+        warnings.append(f"environments differ: {app_a.env_hash or 'not recorded'} vs "
+                        f"{app_b.env_hash or 'not recorded'} ({detail})")
     return Comparison(
         query="repro" if since else "compare",
         as_of=_iso_or_none(as_of),

@@ -15,12 +15,24 @@ function localText(d) {
 function localInput(d) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
+function zoneName(d) {
+  const part = new Intl.DateTimeFormat(undefined, {timeZoneName: "short"}).formatToParts(d)
+    .find((p) => p.type === "timeZoneName");
+  return part ? part.value : "local";
+}
 function localTimes(root) {
   for (const t of root.querySelectorAll("time[datetime]")) {
     const d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) continue;
     t.textContent = localText(d);
     t.title = "UTC " + t.getAttribute("datetime");
+    t.classList.add("local");
+  }
+  // the graph's run times (SVG text, to the minute): in the reader's zone too, its short name said
+  for (const t of root.querySelectorAll("tspan.when[data-ts]")) {
+    const d = new Date(t.dataset.ts);
+    if (isNaN(d)) continue;
+    t.textContent = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())} ${zoneName(d)}`;
     t.classList.add("local");
   }
 }
@@ -156,6 +168,15 @@ function carry(params) {
     for (const k of ["as_of", "depth"]) { if (params.get(k)) u.searchParams.set(k, params.get(k)); else u.searchParams.delete(k); }
     a.href = u.pathname + "?" + u.searchParams.toString();
   }
+  // the exports carry the view's time, depth and direction (their own defaults differ: say them)
+  for (const a of document.querySelectorAll("a[data-carry=export]")) {
+    const u = new URL(a.href, location.href);
+    for (const k of ["as_of", "depth", "direction"]) {
+      const v = params.get(k) || {depth: "3", direction: "both"}[k];
+      if (v) u.searchParams.set(k, v); else u.searchParams.delete(k);
+    }
+    a.href = u.pathname + "?" + u.searchParams.toString();
+  }
 }
 function redraw(keepView) {
   const form = document.getElementById("gctl");
@@ -165,11 +186,25 @@ function redraw(keepView) {
   carry(params);
   const graph = document.getElementById("graph");
   graph.setAttribute("aria-busy", "true");
-  fetch("/ui/graph?" + params.toString(), {credentials: "same-origin"})
-    .then((r) => r.ok ? r.text() : Promise.reject(r.status))
+  fetch("/ui/graph?" + params.toString(), {credentials: "same-origin", redirect: "manual"})
+    .then((r) => {
+      // signed out meanwhile: to the sign-in page, back to this view after it (never the sign-in page drawn
+      // inside the graph)
+      if (r.status === 401 || r.redirected || r.type === "opaqueredirect") {
+        location.assign("/ui/login?" + new URLSearchParams({next: location.pathname + location.search}).toString());
+        return Promise.reject(new Error("signed out"));
+      }
+      const type = r.headers.get("content-type") || "";
+      if (!r.ok || !type.startsWith("text/html")) {
+        return r.text().then((t) => Promise.reject(new Error(r.ok ? "unexpected answer" : t.slice(0, 300) || ("HTTP " + r.status))));
+      }
+      return r.text();
+    })
     .then((text) => {
       const doc = new DOMParser().parseFromString(text, "text/html");
       const saved = {...view};
+      const old = document.getElementById("graph-error");
+      if (old) old.remove();
       graph.replaceChildren(...doc.body.childNodes);
       localTimes(graph);
       if (keepView && saved.w && svgOf()) { Object.assign(view, saved); sizeSvg(svgOf()); applyView(); }
@@ -177,7 +212,17 @@ function redraw(keepView) {
       graph.dataset.state = params.toString();
       graph.removeAttribute("aria-busy");
     })
-    .catch(() => graph.removeAttribute("aria-busy"));
+    .catch((err) => {
+      graph.removeAttribute("aria-busy");
+      if (err && err.message === "signed out") return;
+      let note = document.getElementById("graph-error");
+      if (!note) {
+        note = document.createElement("p");
+        note.id = "graph-error"; note.className = "field-error"; note.setAttribute("role", "alert");
+        graph.before(note);
+      }
+      note.textContent = "The graph could not be redrawn: " + (err && err.message ? err.message : "no answer");
+    });
 }
 function toggleNode(id) {
   const form = document.getElementById("gctl");
@@ -273,6 +318,14 @@ document.addEventListener("DOMContentLoaded", () => {
   localTimes(document);
   installExplorer();
   installSorting();
+  // a report's picture, wider than the page, starts with its subject in view
+  for (const box of document.querySelectorAll(".report-graph")) {
+    const svg = box.querySelector("svg.lineage:not(.slice)");
+    if (svg && svg.dataset.cx && box.scrollWidth > box.clientWidth) {
+      const scale = svg.getBoundingClientRect().width / Number(svg.dataset.width);
+      box.scrollLeft = Math.max(0, Number(svg.dataset.cx) * scale - box.clientWidth / 2);
+    }
+  }
   const print = document.getElementById("print");
   if (print) print.addEventListener("click", () => window.print());
 });

@@ -303,6 +303,7 @@ def test_an_export_of_an_openlineage_run_keeps_its_names(api: dict[str, Any], sc
     assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
     assert {e["run"]["runId"] for e in events} == {scored["run"]}
     assert {(e["job"]["namespace"], e["job"]["name"]) for e in events} == {("loan", "train")}
+    assert {e["producer"] for e in events} == {PRODUCER}  # the producer that sent the run
     done = events[1]
     assert [(d["namespace"], d["name"], d["facets"]["version"]["datasetVersion"]) for d in done["outputs"]] == [
         (PG, "scores/2026:04", "v/3@x")]

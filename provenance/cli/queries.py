@@ -380,7 +380,7 @@ def export_lineage(ctx: Ctx, ref: str, fmt: str, direction: export.Direction, de
 @click.pass_obj
 def export_openlineage(ctx: Ctx, app: str, as_of: int | None) -> None:
     """A run as OpenLineage RunEvents (JSON lines)."""
-    events = _ask(ctx, True, lambda s: s.openlineage_export(ME, app, "provenance-cli", never(as_of)))
+    events = _ask(ctx, True, lambda s: s.openlineage_export(ME, app, "urn:provenance:cli", never(as_of)))
     for e in events:
         click.echo(json.dumps(e, sort_keys=True))
 

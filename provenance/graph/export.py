@@ -171,6 +171,8 @@ def openlineage_events(q: LineageQueries, fp: Footprint, producer: str, as_of: i
     job_out = {"namespace": namespace, "name": str(job_props.get("name") or a.app_id),
                "facets": facets_of(job_props, "job")}
     inputs, outputs = (_ol_datasets if from_ol else _artifact_datasets)(q, fp, producer, as_of)
+    if from_ol and isinstance(props.get("producer"), str):  # the producer that sent the run, as it said
+        producer = str(props["producer"])
     start_ts = a.started_ts
     events = [{"eventType": "START", "eventTime": ms_to_iso(start_ts), "run": run, "job": job_out, "inputs": inputs,
                "outputs": [], "producer": producer, "schemaURL": RUN_EVENT_SCHEMA}]

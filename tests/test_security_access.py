@@ -190,11 +190,12 @@ def test_no_answer_names_what_mallory_may_not_see(api: dict[str, Any]) -> None:
     c = api["c"]
     routes = [r for r in _routes(c) if not r[0].startswith(("/docs", "/openapi"))] + PAGES
     assert len(routes) >= 25  # the document lists the API: this is not a test of nothing
-    leaks, oracles, answered = [], [], 0
+    leaks, oracles, answered, sent_requests = [], [], 0, 0
     for path, path_params, query in routes:
         seen: dict[tuple[str, str], tuple[int, str]] = {}
         for url, params, label, group, varied in _requests(path, path_params, query):
             r = c.get(url, params=params, headers=_mallory(api), follow_redirects=False)
+            sent_requests += 1
             assert r.status_code < 500, (url, params, r.text[:300])
             sent = {*_markers(url), *(m for v in params.values() for m in _markers(str(v)))}
             if label == "visible" and r.status_code == 200:
@@ -212,6 +213,7 @@ def test_no_answer_names_what_mallory_may_not_see(api: dict[str, Any]) -> None:
     assert leaks == [], f"answers that name project loan's things to mallory: {leaks[:10]}"
     assert oracles == [], f"a hidden thing answers unlike an absent one: {oracles[:5]}"
     assert answered >= 15  # mallory's own things were answered: the requests reached the handlers
+    print(f"access suite: {len(routes)} routes, {sent_requests} requests")  # the README's figures (pytest -s)
 
 
 def test_mallory_sees_her_own_project_and_redacted_crossings(api: dict[str, Any]) -> None:

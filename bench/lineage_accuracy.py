@@ -189,7 +189,10 @@ class Score:
 
 
 def cli(home: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PROVENANCE_HOME": str(home), "COLUMNS": "200"}
+    # the provenance this benchmark imported, whatever the working directory of the job
+    tree = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PROVENANCE_HOME": str(home), "COLUMNS": "200",
+           "PYTHONPATH": os.pathsep.join(p for p in (tree, os.environ.get("PYTHONPATH", "")) if p)}
     return subprocess.run([sys.executable, "-m", "provenance.cli", *args], cwd=work, env=env, capture_output=True,
                           text=True, check=False, timeout=600)
 

@@ -60,6 +60,9 @@ class CaptureConfig(BaseModel):
     noise: list[str] | None = Field(default=None, description="path prefixes fanotify capture drops (default: the "
                                     "runtime, system and library directories, caches, /proc, /sys, /dev)")
     ignore: list[str] = Field(default_factory=list, description="more path prefixes to drop, on top of the noise")
+    grace_s: float = Field(default=5.0, ge=0, le=86_400,
+                           description="fanotify: how long `provenance run` keeps capturing the job's processes that "
+                           "still run after it ended (detached children); those still running then are a capture gap")
 
 
 class ServerConfig(BaseModel):

@@ -40,9 +40,12 @@ def _drive(source: PollingSource, follow: bool) -> int:
               show_default=True, help="How file I/O is captured: fanotify (any language, needs root), audit-hook "
               "(Python jobs, no root); auto picks fanotify where it is permitted.")
 @click.option("--quiet", is_flag=True, help="Do not echo the job's output (it still goes to the log).")
+@click.option("--grace", type=click.FloatRange(0, 86_400), default=None, metavar="SECONDS",
+              help="How long to keep capturing the job's processes that still run after it ended (detached "
+              "children); those still running then are reported as a capture gap. [default: capture.grace_s, 5]")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.pass_obj
-def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bool,
+def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bool, grace: float | None,
         command: tuple[str, ...]) -> None:
     """Run COMMAND as a tracked application: provenance run [OPTIONS] -- CMD [ARGS]..."""
     from provenance.connectors.launcher import Launcher
@@ -51,7 +54,8 @@ def run(ctx: Ctx, name: str | None, project: str | None, capture: str, quiet: bo
     capture_cfg = ctx.settings.capture
     try:
         result = Launcher(stack.bus, ctx.settings.home, echo=not quiet, noise=capture_cfg.noise,
-                          ignore=capture_cfg.ignore).run(list(command), name=name, project=project, capture=capture)
+                          ignore=capture_cfg.ignore, grace_s=capture_cfg.grace_s if grace is None else grace).run(
+            list(command), name=name, project=project, capture=capture)
     except OSError as exc:
         fail(f"cannot start {command[0]!r}: {exc}", 127)
     # no catch-up here: the job's events are on the log, and every query applies them first

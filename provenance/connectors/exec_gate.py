@@ -19,8 +19,9 @@ kernel lets every waiting exec through; it exits when the launcher closes its st
 
 Protocol: ``exec_gate.py <launcher pid> <samples file> <mount>...``; one line on stdout once the marks are
 placed (``ok``, or ``error: <why>``); one JSON object per line in the samples file:
-``{"proc", "pid", "ts", "pipes_in", "pipes_out", "files_in", "files_out", "pipes_to_parent"}`` (files as
-``[dev, inode]``; ``pipes_to_parent``: the pipes it writes whose read end its parent holds).
+``{"proc", "pid", "ts", "pipes_in", "pipes_out", "files_in", "files_out", "pipes_to_parent", "pipes_from_parent"}``
+(files as ``[dev, inode]``; ``pipes_to_parent``: the pipes it writes whose read end its parent holds;
+``pipes_from_parent``: the pipes it reads whose write end its parent holds).
 """
 
 from __future__ import annotations
@@ -156,11 +157,15 @@ def _answer(fan: int, data: bytes, launcher: int, out: list[str]) -> None:
                 found = _stat_fields(pid)
                 if found is not None:
                     # the pipes it writes whose read end its parent keeps: `subprocess.run(capture_output=True)`,
-                    # `$(cmd)` (the parent holds both ends until the child runs, then reads)
-                    back = sorted(held.pipes_out & descriptors_of(found[0], both_ends=True).pipes_in) \
-                        if held.pipes_out else []
+                    # `$(cmd)` (the parent holds both ends until the child runs, then reads); and the pipes it reads
+                    # whose write end its parent keeps: `Popen(stdin=PIPE).communicate(data)`, `tar czf` writing
+                    # into the gzip it started (a pipe made after the parent's own exec, so not in its sample)
+                    parent = descriptors_of(found[0], both_ends=True) if held.pipes_out or held.pipes_in else None
+                    back = sorted(held.pipes_out & parent.pipes_in) if parent is not None else []
+                    fed = sorted(held.pipes_in & parent.pipes_out) if parent is not None else []
                     out.append(json.dumps({"proc": f"{pid}.{found[1]}", "pid": pid, "ts": time.time_ns() // 1_000_000,
-                                           **held.public(), "pipes_to_parent": back}, separators=(",", ":")))
+                                           **held.public(), "pipes_to_parent": back, "pipes_from_parent": fed},
+                                          separators=(",", ":")))
         except Exception:  # whatever happens, the exec is let through below
             pass
         finally:

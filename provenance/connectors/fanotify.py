@@ -42,15 +42,19 @@ File events (``kind: "file"``, ``source: "fanotify"``) carry in ``attrs``:
   (one per file beneath: those the run touched and those beneath the new path when the watcher
   handled the rename; bounded, else a gap). A directory's own rename is not an event (an empty
   directory holds no data);
-- ``shared_with`` (list[str]) on ``read`` and ``write``: the other processes of the run that held the file
-  open, for reading or for writing, when they started their program (by device and inode, within the
-  process's life): ``cat in.csv > out.csv`` in a shell is written by cat, whoever closed it last;
+- ``shared_with`` (list[str]) on ``read``, ``write`` and ``create``: the other processes of the run that held
+  the file open, for reading or for writing (a create: for writing), when they started their program (by device
+  and inode, within the process's life): ``cat in.csv > out.csv`` in a shell is made and written by cat,
+  whoever created it and closed it last;
 - ``handed_on: true`` with ``shared_with``, when the process named is an ancestor of them all: it opened the
   file for them (the shell's redirection) and its own access is not taken as a use of the data;
 - ``name``/``value`` on ``xattr_set``/``xattr_remove``, as before.
 
 A process's repeated reads of a file are one ``read`` until the file is written, created, deleted
-or renamed (by anyone); each process that read a file has its own ``read``.
+or renamed (by anyone); each process that read a file has its own ``read``. A file opened for writing
+but not changed (``open(f, "r+").read()``, SQLite's read-write open of a database it only queries: the
+kernel reports a close after writing for any descriptor opened for writing) is a ``read``: its
+modification and change times, at its close, are older than its open (by :data:`UNCHANGED_SLACK_MS`).
 """
 
 from __future__ import annotations
@@ -123,6 +127,9 @@ GATE_START_S = 10.0
 #: how far a file event's times and a process's life may disagree (the event's time is when the watcher read
 #: it; the process's, the kernel's) for the process to be taken as one that used the file through a descriptor
 HANDED_SLACK_MS = 2_000
+#: a file closed after writing whose modification and change times are older than its open by this much was not
+#: written (it was opened for writing and only read): more than the coarse clock the kernel stamps files with lags
+UNCHANGED_SLACK_MS = 20
 _SHARED_OBJECT = re.compile(r"\.so(\.[\d.]+)?$")
 
 # filesystems with nothing a job's lineage is made of
@@ -301,6 +308,7 @@ class Watcher:
         self._dropped: set[int] = set()
         self._unresolved = 0
         self._rewritten: dict[bytes, int] = {}  # of the batch being parsed, see _later_writes
+        self._idents: dict[int, tuple[int, int]] = {}  # event index → (dev, inode) of its file, for _handed
         self._index = -1
         #: the last time (ms) the queue was found empty: every event read since happened after it
         self._empty_at = time.time_ns() // 1_000_000
@@ -380,7 +388,8 @@ class Watcher:
                                  pipes_out=set(_ints(sample.get("pipes_out"))),
                                  files_in=set(_pairs(sample.get("files_in"))),
                                  files_out=set(_pairs(sample.get("files_out")))),
-                     to_parent=_ints(sample.get("pipes_to_parent")))
+                     to_parent=_ints(sample.get("pipes_to_parent")), from_parent=_ints(sample.get("pipes_from_parent")))
+        self._fed_by_parents(by_key, self._sampled(samples, by_key, by_pid))
         holders: dict[tuple[str, tuple[int, int]], list[ProcessRecord]] = {}
         for r in self._all_procs:
             for side, files in (("read", r.files_in), ("write", r.files_out)):
@@ -388,14 +397,16 @@ class Watcher:
                     holders.setdefault((side, f), []).append(r)
         if not holders:
             return
-        for event in self.out.events:
+        for index, event in enumerate(self.out.events):
             op = event["op"]
             attrs = event["attrs"]
             assert isinstance(attrs, dict)
             fp = attrs.get("fingerprint")
-            if op not in ("read", "write") or not isinstance(fp, dict):
+            ident = self._idents.get(index) or ((fp["dev"], fp["inode"]) if isinstance(fp, dict) else None)
+            if op not in ("read", "write", "create") or ident is None:
                 continue
-            found = holders.get((str(op), (fp["dev"], fp["inode"])))
+            # a create through a handed descriptor is the process's that was handed it, as its writes are
+            found = holders.get(("read" if op == "read" else "write", ident))
             if not found:
                 continue
             ts = int(event["ts"])  # type: ignore[call-overload]
@@ -408,6 +419,70 @@ class Watcher:
                 named = str(attrs["proc"])
                 if all(named in _ancestors(by_key, o) for o in others):
                     attrs["handed_on"] = True  # its parent opened it for them (`cmd > out`), not to use it
+
+
+    def _bound_writes(self) -> None:
+        """A write ended, at the latest, when every process that could have made it had exited (the kernel's exit
+        time): the process named, unless it only opened the file for others, and those it handed it to. The
+        watcher reads the close later than that when it reads the queue late, or when the opener keeps the file
+        open after its child wrote it (``Popen(stdout=open(...))``): ``ts`` is brought back to that exit."""
+        by_key = {r.proc: r for r in self._all_procs}
+        for event in self.out.events:
+            attrs = event["attrs"]
+            if event["op"] != "write" or not isinstance(attrs, dict):
+                continue
+            shared = attrs.get("shared_with")
+            procs = [*([] if attrs.get("handed_on") else [attrs.get("proc")]),
+                     *(shared if isinstance(shared, list) else [])]
+            ends = [r.end_ts if (r := by_key.get(p) if isinstance(p, str) else None) is not None else None
+                    for p in procs]
+            if not ends or any(e is None for e in ends):
+                continue
+            ts, last = int(event["ts"]), max(e for e in ends if e is not None) + 1  # type: ignore[call-overload]
+            if int(attrs.get("opened_ts", ts)) <= last < ts:
+                event["ts"] = last
+
+    @staticmethod
+    def _sampled(samples: list[dict[str, object]], by_key: dict[str, ProcessRecord],
+                 by_pid: dict[int, list[ProcessRecord]]) -> set[str]:
+        out: set[str] = set()
+        for sample in samples:
+            key, pid = sample.get("proc"), sample.get("pid")
+            if isinstance(key, str) and key in by_key:
+                out.add(key)
+            elif isinstance(pid, int) and any(r.proc == str(pid) for r in by_pid.get(pid, ())):
+                out.add(str(pid))
+        return out
+
+    def _fed_by_parents(self, by_key: dict[str, ProcessRecord], sampled: set[str]) -> None:
+        """A pipe a process was handed to read that no process of the run was seen writing, and that none of its
+        ancestors was handed when it started its program, was made by its parent's program (``tar czf`` feeding
+        the gzip it started, which may have written it all and closed it before the gate looked at it). When the
+        parent ran a program of its own (the gate saw it) and every other process it started did too (none of
+        them holds it: a copy of the parent that ran no program could be the writer), the parent wrote it: it
+        goes on ``pipes_from_parent``."""
+        written = {p for r in self._all_procs for p in r.pipes_out}
+        children: dict[str, list[ProcessRecord]] = {}
+        for r in self._all_procs:
+            if r.ppid_proc is not None:
+                children.setdefault(r.ppid_proc, []).append(r)
+        for r in self._all_procs:
+            parent = by_key.get(r.ppid_proc) if r.ppid_proc is not None else None
+            if parent is None or parent.proc not in sampled or r.proc not in sampled:
+                continue
+            unwritten = set(r.pipes_in) - written - set(r.pipes_from_parent)
+            for up in _ancestors(by_key, r.proc):
+                if up in by_key:
+                    unwritten -= set(by_key[up].pipes_in) | set(by_key[up].pipes_out)
+            if not unwritten:
+                continue
+            others, stack = [], [c for c in children.get(parent.proc, ()) if c is not r]
+            while stack:
+                c = stack.pop()
+                others.append(c)
+                stack.extend(children.get(c.proc, ()))
+            if all(o.proc in sampled for o in others):
+                r.pipes_from_parent = sorted(set(r.pipes_from_parent) | unwritten)
 
     # -- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -451,6 +526,19 @@ class Watcher:
         self._thread = threading.Thread(target=self._loop, name="fanotify-watcher", daemon=True)
         self._thread.start()
 
+    def alive(self) -> list[ProcessRecord]:
+        """The job's processes that still run (detached children that outlived the job's root), as far as
+        ``/proc`` says now: a pid of the tree that is neither gone, nor a zombie, nor reused since."""
+        out = []
+        for pid in sorted(set(self._tree)):
+            rec = self._procs.get(pid)
+            if rec is None or rec.end_ts is not None:
+                continue
+            state = processes.state_of(pid)
+            if state is not None and state[0] != "Z" and processes.proc_key(pid, state[1]) == rec.proc:
+                out.append(rec)
+        return out
+
     def add_root(self, pid: int) -> None:
         self._tree.add(pid)  # its record is made in the watcher's thread, which owns them
 
@@ -462,6 +550,7 @@ class Watcher:
         samples = self._stop_gate()
         self.close()
         self._handed(samples)
+        self._bound_writes()
         if self._dropped:
             self.out.events = [e for i, e in enumerate(self.out.events) if i not in self._dropped]
         if self._unresolved > GAP_DETAILS:
@@ -641,24 +730,29 @@ class Watcher:
         """The file's fingerprint now, found by its own handle where the event gave one (so a file
         renamed since is still found); None if it is gone, or if a later write in the queue already
         changed it."""
+        st, later = self._stat(named, path)
+        return fingerprint_of(st) if st is not None and not later else None
+
+    def _stat(self, named: _Named, path: str) -> tuple[os.stat_result | None, bool]:
+        """The file's ``stat`` now (None if it is gone or not a regular file), and whether a later write in the
+        queue already changed it (its identity, device and inode, is still the event's file)."""
         target = named.target
-        if target is None:
-            return _fingerprint(path)
-        if self._rewritten.get(target, -1) > self._index:
-            return None
-        mount_fd = self._mount_fds.get(target[:8])
-        if mount_fd is None:
-            return _fingerprint(path)
-        fd = self._libc.open_by_handle_at(mount_fd, target[8:], O_PATH | os.O_CLOEXEC)
-        if fd < 0:
-            return None
+        later = target is not None and self._rewritten.get(target, -1) > self._index
+        mount_fd = self._mount_fds.get(target[:8]) if target is not None else None
         try:
-            st = os.fstat(fd)
-        except OSError:
-            return None
-        finally:
-            os.close(fd)
-        return fingerprint_of(st) if stat.S_ISREG(st.st_mode) else None
+            if target is None or mount_fd is None:
+                st = os.stat(path)
+            else:
+                fd = self._libc.open_by_handle_at(mount_fd, target[8:], O_PATH | os.O_CLOEXEC)
+                if fd < 0:
+                    return None, later
+                try:
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+        except (OSError, ValueError):
+            return None, later
+        return (st if stat.S_ISREG(st.st_mode) else None), later
 
     def _ours(self, pid: int) -> bool:
         if pid in self._tree:
@@ -820,8 +914,9 @@ class Watcher:
         key = (proc, path)
         ts = self._now()
         if mask & FAN_CREATE:  # (opened_ts: the earliest it can have happened, as for a read's open)
+            st, later = self._stat(named, path)
             self._emit("create", path, pid, ts=ts, attrs={"opened_ts": min(ts, self._empty_at)},
-                       fingerprint=self._fingerprint(named, path))
+                       fingerprint=fingerprint_of(st) if st is not None and not later else None, ident=st)
         if mask & FAN_OPEN:
             entry = self._opens.get(key)
             if entry is None:
@@ -829,19 +924,36 @@ class Watcher:
             else:
                 entry[1] += 1
         if mask & FAN_CLOSE_WRITE:
-            self._emit("write", path, pid, ts=ts, attrs={"opened_ts": self._closed(key, ts)},
-                       fingerprint=self._fingerprint(named, path))
+            seen_open = key in self._opens
+            opened = self._closed(key, ts)
+            st, later = self._stat(named, path)
+            if seen_open and st is not None and not later and not mask & FAN_CREATE \
+                    and max(st.st_mtime_ns, st.st_ctime_ns) < (opened - UNCHANGED_SLACK_MS) * 1_000_000:
+                # opened for writing (`r+`, sqlite's read-write open) but neither its content nor its metadata
+                # changed since it was opened: a read
+                self._read(key, path, pid, ts, opened, st)
+            else:
+                self._emit("write", path, pid, ts=ts, attrs={"opened_ts": opened},
+                           fingerprint=fingerprint_of(st) if st is not None and not later else None, ident=st)
         if mask & FAN_CLOSE_NOWRITE:
             opened = self._closed(key, ts)
             if self._read_at.get(key) != self._epoch.get(path, 0):  # this process's first read of this content
-                self._read_at[key] = self._epoch.get(path, 0)
-                self._emit("read", path, pid, ts=ts, attrs={"opened_ts": opened},
-                           fingerprint=self._fingerprint(named, path))
+                st, later = self._stat(named, path)
+                self._read(key, path, pid, ts, opened, None if later else st, ident=st)
         if mask & FAN_ATTRIB:
             self._attrib(path, pid)
         if mask & FAN_DELETE:
             self._xattrs.pop(path, None)
             self._emit("delete", path, pid, ts=ts)
+
+    def _read(self, key: tuple[str, str], path: str, pid: int, ts: int, opened: int, st: os.stat_result | None,
+              ident: os.stat_result | None = None) -> None:
+        """A read, unless the process read this content of the file before (one ``read`` per content)."""
+        if self._read_at.get(key) == self._epoch.get(path, 0):
+            return
+        self._read_at[key] = self._epoch.get(path, 0)
+        self._emit("read", path, pid, ts=ts, attrs={"opened_ts": opened},
+                   fingerprint=fingerprint_of(st) if st is not None else None, ident=ident or st)
 
     def _closed(self, key: tuple[str, str], ts: int) -> int:
         """The open time of a file the process closes now (its close time, if the open was not seen:
@@ -884,7 +996,8 @@ class Watcher:
             self._dropped.add(index)
 
     def _emit(self, op: str, path: str, pid: int, *, dst: str | None = None, ts: int | None = None,
-              attrs: dict[str, object] | None = None, fingerprint: dict[str, int] | None = None) -> int:
+              attrs: dict[str, object] | None = None, fingerprint: dict[str, int] | None = None,
+              ident: os.stat_result | None = None) -> int:
         rec = self._process(pid)
         rec.file_events += 1
         if self._walked:
@@ -914,6 +1027,8 @@ class Watcher:
         if self.user:
             event["user"] = self.user
         self.out.events.append(event)
+        if ident is not None:  # which file it was, even where its content at the event is unknown
+            self._idents[len(self.out.events) - 1] = (ident.st_dev, ident.st_ino)
         return len(self.out.events) - 1
 
 

@@ -13,7 +13,8 @@ events. Otherwise the event says why it has none in ``attrs.hash_skipped``:
   moved keeps its fingerprint (same device, inode, size and mtime): when a path the run touched
   still holds that fingerprint, the event gets that file's hash;
 - ``"size"``: larger than the limit (256 MiB by default): the fingerprint stands alone;
-- ``"path"``: under ``/proc``, ``/sys`` or ``/dev``, or not a regular file: never opened;
+- ``"path"``: under ``/proc``, ``/sys`` or ``/dev`` (``/dev/shm`` aside: its files are real), or not a
+  regular file: never opened;
 - ``"unreadable"``: the launcher could not open it (the job runs as the same user, so this is rare).
 
 A write whose end the capture cannot see (the audit hook knows only when a file was opened,
@@ -42,9 +43,14 @@ import blake3
 HASH_LIMIT = 256 << 20
 _CHUNK = 1 << 20
 _NEVER_READ = ("/proc/", "/sys/", "/dev/")
+_SHARED_MEMORY = "/dev/shm/"  # a tmpfs of real files, under /dev
 HASHED_OPS = frozenset({"read", "write", "create", "rename"})
 
 Fingerprint = dict[str, int]
+
+
+def _never_read(path: str) -> bool:
+    return path.startswith(_NEVER_READ) and not path.startswith(_SHARED_MEMORY)
 
 
 def fingerprint_of(st: os.stat_result) -> Fingerprint:
@@ -79,7 +85,7 @@ def _digest(h: Any) -> str:
 def hash_file(path: str, expected: Fingerprint) -> tuple[str | None, str | None, int]:
     """(hash, reason skipped, ctime_ns) of ``path``, hashed only if it still has the ``expected``
     fingerprint before and after it was read."""
-    if path.startswith(_NEVER_READ):
+    if _never_read(path):
         return None, "path", 0
     try:
         # O_NONBLOCK: a FIFO put in the file's place must not block the launcher; O_NOFOLLOW: the
@@ -193,7 +199,7 @@ def attach_hashes(events: list[dict[str, Any]], cache_path: Path, *, limit: int 
             continue
         attrs = event.setdefault("attrs", {})
         if path not in current:
-            current[path] = None if path.startswith(_NEVER_READ) else _current(path)
+            current[path] = None if _never_read(path) else _current(path)
         fp = attrs.get("fingerprint")
         if fp is None and attrs.get("ends_unknown") and current[path]:
             # the end of the write is unknown: its content is the one the run left
@@ -201,7 +207,7 @@ def attach_hashes(events: list[dict[str, Any]], cache_path: Path, *, limit: int 
             attrs["fingerprint_taken"] = "run_end"
         if not _well_formed(fp):
             continue  # gone before the event was handled: nothing to identify
-        if path.startswith(_NEVER_READ) or current[path] == {}:
+        if _never_read(path) or current[path] == {}:
             attrs["hash_skipped"] = "path"
         elif current[path] != fp:
             attrs["hash_skipped"] = "changed"

@@ -11,7 +11,9 @@ The end event (``finished``, ``failed`` or ``killed``) also says what the file c
 ``capture`` (the mode), ``captured_events``, ``captured_processes``, ``capture_gaps`` (each
 ``{"reason": ..., "kind"?: ...}``; ``kind`` is ``"unseen_processes"`` with ``programs`` when the
 audit hook could not see some of the job's programs, ``"unresolved_path"`` with ``op`` and
-``name`` when a file operation's path could not be named), and ``processes``/``processes_omitted``
+``name`` when a file operation's path could not be named, ``"outlived_job"`` with ``processes``
+(``pid``, ``proc``, ``argv``) when processes of the job still ran ``grace_s`` seconds after it ended:
+until then they are waited for and captured), and ``processes``/``processes_omitted``
 (see :mod:`provenance.connectors.processes`). After the job, the file events get content hashes
 (:mod:`provenance.connectors.fingerprint`).
 """
@@ -43,6 +45,10 @@ from provenance.connectors.delta import DeltaLogTailer, Writer, fold_table_files
 from provenance.connectors.fingerprint import HASH_LIMIT, attach_hashes
 
 CAPTURE_MODES = ("auto", "fanotify", "audit-hook", "off")
+#: how long, after the job ended, its processes that still run are waited for (and captured) by default
+GRACE_S = 5.0
+LINGER_POLL_S = 0.05
+GAP_PROCESSES = 50
 _FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
 
 
@@ -170,6 +176,25 @@ class _Capture:
         if self.watcher is not None:
             self.watcher.add_root(pid)
 
+    def linger(self, grace_s: float) -> None:
+        """The job has ended: its processes that still run (a detached child: ``(cmd &)``, ``nohup``, ``setsid``)
+        are its too. Keep capturing until they end, for ``grace_s`` at most; name those still running then in a
+        capture gap (what they do afterwards is not captured), never drop them silently."""
+        if self.watcher is None:
+            return
+        deadline = time.monotonic() + max(grace_s, 0.0)
+        running = self.watcher.alive()
+        while running and time.monotonic() < deadline:
+            time.sleep(LINGER_POLL_S)
+            running = self.watcher.alive()
+        if running:
+            listed = [{"pid": r.pid, "proc": r.proc, "argv": r.argv} for r in running[:GAP_PROCESSES]]
+            names = ", ".join(f"{r.pid} ({' '.join(r.argv or [r.exe or '?'])[:80]})" for r in running[:5])
+            self.gaps.append({"reason": f"{len(running)} process(es) of the job still ran {grace_s:g} s after it "
+                                        f"ended: {names}{', …' if len(running) > 5 else ''}; their file I/O from "
+                                        "then on is not captured (capture.grace_s waits longer)",
+                              "kind": "outlived_job", "processes": listed})
+
     def finish(self) -> tuple[audithook.Collected, dict[tuple[Path, int], Writer]]:
         collected = audithook.collect(self.spool) if self.mode != "off" else audithook.Collected()
         collected.gaps[:0] = self.gaps
@@ -226,8 +251,9 @@ class Launcher:
     """Runs one job and publishes what happened to ``bus``."""
 
     def __init__(self, bus: Bus, home: Path, *, echo: bool = True, noise: Sequence[str] | None = None,
-                 ignore: Sequence[str] = (), hash_limit: int = HASH_LIMIT) -> None:
+                 ignore: Sequence[str] = (), hash_limit: int = HASH_LIMIT, grace_s: float = GRACE_S) -> None:
         self.bus = bus
+        self.grace_s = grace_s
         self.home = home
         self.echo = echo
         self.noise, self.ignore = noise, ignore
@@ -296,6 +322,7 @@ class Launcher:
             state, exit_code, extra = "killed", 128 - code, {"signal": signal.Signals(-code).name}
         else:
             state, exit_code, extra = ("finished" if code == 0 else "failed"), code, {}
+        cap.linger(self.grace_s)
         collected, writers = cap.finish()
         listed, omitted = processes.bounded(collected.process_records)
         if collected.lines:

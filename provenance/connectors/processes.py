@@ -25,7 +25,10 @@ The app's ``finished`` (or ``failed``/``killed``) event carries ``processes``: a
   reads). Without the gate, read when the watcher handles the exec, and empty for a process gone by then;
 - ``pipes_to_parent`` (list[int]): of ``pipes_out``, those whose read end the parent held when the process
   started its program (``subprocess.run(..., capture_output=True)``, a shell's ``$(cmd)``): the parent reads
-  them, unless another process of the run does.
+  them, unless another process of the run does;
+- ``pipes_from_parent`` (list[int]): of ``pipes_in``, those whose write end the parent held when the process
+  started its program (``Popen(stdin=PIPE).communicate(data)``, ``tar czf`` feeding its gzip): the parent
+  writes them, unless another process of the run does.
 
 ``processes_omitted`` (int) says how many were left out.
 """
@@ -50,6 +53,16 @@ def starttime(pid: int | str) -> int | None:
             stat = f.read()
         # the command name (field 2) may hold spaces and parentheses: fields are counted after the last ')'
         return int(stat.rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def state_of(pid: int) -> tuple[str, int] | None:
+    """(state letter, starttime) of a process (field 3 and 22 of its stat); None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode("ascii", "replace"), int(fields[19])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -101,14 +114,16 @@ class ProcessRecord:
     pipes_in: list[int] = field(default_factory=list)
     pipes_out: list[int] = field(default_factory=list)
     pipes_to_parent: list[int] = field(default_factory=list)
+    pipes_from_parent: list[int] = field(default_factory=list)
     file_events: int = 0  # not published: orders the list when it must be cut
     #: not published: the files it held open when it started its program, by (dev, inode)
     files_in: set[tuple[int, int]] = field(default_factory=set)
     files_out: set[tuple[int, int]] = field(default_factory=set)
 
-    def note(self, held: Descriptors, to_parent: Iterable[int] = ()) -> None:
+    def note(self, held: Descriptors, to_parent: Iterable[int] = (), from_parent: Iterable[int] = ()) -> None:
         """Add descriptors the process was seen holding (when it was found, when it exec'd)."""
         self.pipes_to_parent = sorted(set(self.pipes_to_parent) | set(to_parent))
+        self.pipes_from_parent = sorted(set(self.pipes_from_parent) | set(from_parent))
         self.pipes_in = sorted(set(self.pipes_in) | held.pipes_in)
         self.pipes_out = sorted(set(self.pipes_out) | held.pipes_out)
         self.files_in |= held.files_in

@@ -39,7 +39,9 @@ VERSION_OF = "VERSION_OF"  # version -> artifact
 PART_OF = "PART_OF"  # flow -> app
 FEEDS = "FEEDS"  # flow -> flow: a process wrote a pipe another read (data passed, exactly)
 INHERITS = "INHERITS"  # flow -> flow: a process started another (it may have passed data in memory or argv)
-MAY_FEED = "MAY_FEED"  # flow -> flow: a process wrote a pipe no process of the run read: its parent may have
+# flow -> flow: a process wrote a pipe no process of the run read: its parent may have; or a process read a pipe
+# no process of the run was seen writing: its parent may have written it
+MAY_FEED = "MAY_FEED"
 PARENT = "PARENT"  # app -> app: a run started by another one (an OpenLineage parent facet)
 
 WRITE_RELS = (CREATED, MODIFIED)

@@ -218,9 +218,20 @@ def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
     memory or arguments (``INHERITS``, possible). A pipe a process wrote that no other process of the run read
     feeds its parent when the parent held its read end as the process started (``FEEDS``:
     ``subprocess.run(..., capture_output=True)``, a shell's ``$(cmd)``); else, unless the parent wrote it
-    itself (an output they share), it may have (``MAY_FEED``, possible)."""
+    itself (an output they share), it may have (``MAY_FEED``, possible).
+
+    The other way round, a pipe a process read that no process of the run was seen writing, and that none of its
+    ancestors was handed (so it came from outside the run), was written by its parent, which made it after its
+    own program started: ``Popen(stdin=PIPE).communicate(data)``, ``tar czf`` writing into the gzip it started.
+    The parent writes it exactly (``FEEDS`` to every process that read it) when the capture found it the
+    writer (``pipes_from_parent``: it held the write end as the process started its program, or it and every
+    other process it started ran a program of their own), else it may have (``MAY_FEED`` to the process: a
+    copy of it that ran no program may be the writer): what the parent read before the process ended may be in
+    what the process wrote."""
     flows: dict[str, tuple[int, int, set[int]]] = {}
     back: dict[str, set[int]] = {}
+    ins: dict[str, set[int]] = {}
+    fed: dict[str, set[int]] = {}
     parents: dict[str, str] = {}
     writers: dict[int, list[str]] = {}
     readers: dict[int, list[str]] = {}
@@ -238,16 +249,25 @@ def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
         outs = {i for i in r.get("pipes_out") or () if type(i) is int}
         flows[flow] = (start, end, outs)
         back[flow] = {i for i in r.get("pipes_to_parent") or () if type(i) is int}
+        fed[flow] = {i for i in r.get("pipes_from_parent") or () if type(i) is int}
+        ins[flow] = {i for i in r.get("pipes_in") or () if type(i) is int}
         for inode in outs:
             writers.setdefault(inode, []).append(flow)
-        for inode in r.get("pipes_in") or ():
-            if type(inode) is int:
-                readers.setdefault(inode, []).append(flow)
+        for inode in ins[flow]:
+            readers.setdefault(inode, []).append(flow)
         parent = r.get("ppid_proc")
         if isinstance(parent, str) and parent and len(parent) <= 64:
             parents[flow] = "p:" + parent
+    # pipes no process was seen writing that a parent made for its child: the parent writes them
+    made: dict[int, set[str]] = {}
     for flow, parent in parents.items():
-        start, _end, outs = flows[flow]
+        if parent in flows:
+            for inode in (fed[flow] & ins[flow]) - writers.keys():
+                made.setdefault(inode, set()).add(parent)
+    for inode, parent_flows in made.items():
+        writers[inode] = sorted(parent_flows)
+    for flow, parent in parents.items():
+        start, end, outs = flows[flow]
         pnode = flow_node(app, _flow(app, parent, ts, out))
         out.edge(pnode, INHERITS, flow_node(app, flow), start)
         _, parent_end, parent_outs = flows.get(parent, (start, ts, set()))
@@ -257,13 +277,31 @@ def _processes(app: str, records: list[Any], ts: int, out: FactBatch) -> None:
             if found:
                 out.edge(flow_node(app, flow), rel, pnode, start)
                 out.edge(flow_node(app, flow), rel, pnode, max(parent_end, start))
+        if ins[flow] - writers.keys() - _handed_above(flow, parents, flows, ins):
+            # (from its start until it ended, the parent may write into it what it has read)
+            out.edge(pnode, MAY_FEED, flow_node(app, flow), start)
+            out.edge(pnode, MAY_FEED, flow_node(app, flow), max(end, start))
     for inode, wrote in writers.items():
         for src in wrote:
             for dst in readers.get(inode, ()):
-                if src != dst:
+                if src != dst and src in flows:
                     (s1, e1, _), (s2, e2, _) = flows[src], flows[dst]
                     out.edge(flow_node(app, src), FEEDS, flow_node(app, dst), min(s1, s2))
                     out.edge(flow_node(app, src), FEEDS, flow_node(app, dst), max(e1, e2))
+
+
+def _handed_above(flow: str, parents: dict[str, str], flows: dict[str, tuple[int, int, set[int]]],
+                  ins: dict[str, set[int]]) -> set[int]:
+    """The pipes the ancestors of ``flow`` held when they started their programs (the run's stdin, a pipe the
+    shell was given): a pipe they passed down, not one the parent made."""
+    out: set[int] = set()
+    seen = {flow}
+    current = parents.get(flow)
+    while current is not None and current not in seen:
+        seen.add(current)
+        out |= ins.get(current, set()) | flows.get(current, (0, 0, set()))[2]
+        current = parents.get(current)
+    return out
 
 
 def _artifact(ref: ArtifactRef, ts: int, out: FactBatch) -> None:
@@ -338,7 +376,9 @@ def _file(event: Event, rules: Rules, out: FactBatch) -> None:
         out.tag(artifact_node(ref.uri), name[len(rules.xattr_prefix):], event.ts, value, event.uri)
     else:
         flow = flow_of(event)
-        shared = event.attrs.get("shared_with") if flow.startswith("p:") and op in ("read", "write") else None
+        # (a create too: the shell's create of `> out` is cmd's, as its writes are)
+        shared = event.attrs.get("shared_with") if flow.startswith("p:") and op in ("read", "write", "create") \
+            else None
         sharers = [p for p in shared[:SHARED_LIMIT] if isinstance(p, str) and p and len(p) <= 64] \
             if isinstance(shared, list) else []
         if not (sharers and event.attrs.get("handed_on") is True):  # (the shell that opened `> out` for cmd)

@@ -48,6 +48,9 @@ def test_ignore_and_job_names() -> None:
     assert r.ignored("file:///proc/12/status") and not r.ignored("file:///x/__pycache__/a.cpython-311.pyc")
     assert r.lineage_exclude == {"log", "tool_state"}
     assert not r.ignored("file:///x/a.py")
+    # /dev/shm holds real files (a staging area), but its POSIX semaphores (multiprocessing's locks) no data
+    assert r.ignored("file:///dev/null/x") and r.ignored("file:///dev/shm/sem.joblib-21630-i2bpxk66")
+    assert not r.ignored("file:///dev/shm/stage/part-0.csv") and not r.ignored("file:///dev/shm/semantics.csv")
     assert r.jobs.job_name({"name": "train"}) == "train"
     assert r.jobs.job_name({"command": "python3 -u /src/train.py --lr 1"}) == "train.py"
     assert r.jobs.job_name({"command": ["python", "-m", "pkg.train"]}) == "pkg.train"

@@ -74,10 +74,17 @@ def _kill_loop(home: Path, feed: Path, start: Any, rng: random.Random) -> list[t
     lines = feed.read_bytes().splitlines()
     chunk = -(-len(lines) // KILLS)
     progress = []
+    first = 0.0  # how long the first start took to its first batch, on this machine now: the kills are around it
     for k in range(KILLS):
         _append(home, lines[k * chunk: (k + 1) * chunk])
         proc = start()
-        time.sleep(rng.uniform(1.0, 3.0))
+        if k == 0:
+            began = time.monotonic()
+            while _applied(home) == 0 and time.monotonic() - began < 60:
+                time.sleep(0.05)
+            first = time.monotonic() - began
+        else:  # some before the first batch, most after: a restart lives 0.8 to 0.8 + 2 s of that
+            time.sleep(rng.uniform(0.8 * first, 0.8 * first + 2.0))
         os.killpg(proc.pid, signal.SIGKILL)  # the process and its workers, as an OOM killer or a power cut would
         proc.wait(timeout=30)
         progress.append((_applied(home), min(len(lines), (k + 1) * chunk)))
@@ -86,8 +93,8 @@ def _kill_loop(home: Path, feed: Path, start: Any, rng: random.Random) -> list[t
 
 def _no_long_stalls(progress: list[tuple[int, int]]) -> None:
     """Restarts move on: never three kills in a row without a batch applied in between while records were
-    waiting (a restart lives 1-3 s, of which a second or more goes to starting Python and the
-    web app before the first batch, more on a loaded machine)."""
+    waiting (a restart lives from 0.8 of the time the first start took to its first batch to 2 s more: on a
+    loaded machine starting Python and the web app takes longer, and the kills follow)."""
     stalled = 0
     before = 0
     for applied, appended in progress:

@@ -19,7 +19,8 @@ kernel lets every waiting exec through; it exits when the launcher closes its st
 
 Protocol: ``exec_gate.py <launcher pid> <samples file> <mount>...``; one line on stdout once the marks are
 placed (``ok``, or ``error: <why>``); one JSON object per line in the samples file:
-``{"proc", "pid", "ts", "pipes_in", "pipes_out", "files_in", "files_out", "pipes_to_parent", "pipes_from_parent"}``
+``{"proc", "pid", "ts", "pipes_in", "pipes_out", "files_in", "files_out", "file_paths", "pipes_to_parent",
+"pipes_from_parent"}``
 (files as ``[dev, inode]``; ``pipes_to_parent``: the pipes it writes whose read end its parent holds;
 ``pipes_from_parent``: the pipes it reads whose write end its parent holds).
 """
@@ -60,11 +61,14 @@ class Descriptors:
     pipes_out: set[int] = field(default_factory=set)
     files_in: set[tuple[int, int]] = field(default_factory=set)
     files_out: set[tuple[int, int]] = field(default_factory=set)
+    #: the path each file had when looked at: an inode a deleted file left is soon another file's
+    paths: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def public(self) -> dict[str, object]:
         return {"pipes_in": sorted(self.pipes_in), "pipes_out": sorted(self.pipes_out),
                 "files_in": [list(k) for k in sorted(self.files_in)],
-                "files_out": [list(k) for k in sorted(self.files_out)]}
+                "files_out": [list(k) for k in sorted(self.files_out)],
+                "file_paths": [[d, i, p] for (d, i), p in sorted(self.paths.items())]}
 
 
 def descriptors_of(pid: int, *, at_exec: bool = False, both_ends: bool = False) -> Descriptors:
@@ -102,6 +106,7 @@ def descriptors_of(pid: int, *, at_exec: bool = False, both_ends: bool = False) 
         if not stat.S_ISREG(st.st_mode):
             continue
         key = (st.st_dev, st.st_ino)
+        out.paths[key] = target.removesuffix(" (deleted)")
         if mode in (0, 2):
             out.files_in.add(key)
         if mode in (1, 2):

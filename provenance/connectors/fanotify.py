@@ -384,10 +384,12 @@ class Watcher:
                 rec = next((r for r in by_pid.get(pid, ()) if r.proc == str(pid)), None)
             if rec is None:
                 continue
+            paths = {(item[0], item[1]): item[2] for item in _list(sample.get("file_paths"))
+                     if isinstance(item, list) and len(item) == 3 and isinstance(item[2], str)}
             rec.note(Descriptors(pipes_in=set(_ints(sample.get("pipes_in"))),
                                  pipes_out=set(_ints(sample.get("pipes_out"))),
                                  files_in=set(_pairs(sample.get("files_in"))),
-                                 files_out=set(_pairs(sample.get("files_out")))),
+                                 files_out=set(_pairs(sample.get("files_out"))), paths=paths),
                      to_parent=_ints(sample.get("pipes_to_parent")), from_parent=_ints(sample.get("pipes_from_parent")))
         self._fed_by_parents(by_key, self._sampled(samples, by_key, by_pid))
         holders: dict[tuple[str, tuple[int, int]], list[ProcessRecord]] = {}
@@ -411,9 +413,11 @@ class Watcher:
                 continue
             ts = int(event["ts"])  # type: ignore[call-overload]
             opened = int(attrs.get("opened_ts", ts))
+            # the same file, not another that got the inode of a deleted one: the path it had when held
             others = sorted({r.proc for r in found if r.proc != attrs["proc"]
                              and (r.start_ts is None or r.start_ts <= ts + HANDED_SLACK_MS)
-                             and (r.end_ts is None or r.end_ts + HANDED_SLACK_MS >= opened)})
+                             and (r.end_ts is None or r.end_ts + HANDED_SLACK_MS >= opened)
+                             and r.paths.get(ident, event["uri"]) == event["uri"]})
             if others:
                 attrs["shared_with"] = others
                 named = str(attrs["proc"])
@@ -1039,6 +1043,10 @@ def _ancestors(by_key: dict[str, ProcessRecord], proc: str) -> set[str]:
         out.add(rec.ppid_proc)
         rec = by_key.get(rec.ppid_proc)
     return out
+
+
+def _list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
 
 
 def _ints(value: object) -> list[int]:

@@ -119,6 +119,8 @@ class ProcessRecord:
     #: not published: the files it held open when it started its program, by (dev, inode)
     files_in: set[tuple[int, int]] = field(default_factory=set)
     files_out: set[tuple[int, int]] = field(default_factory=set)
+    #: not published: the path each of those files had then (an inode a deleted file left is soon another's)
+    paths: dict[tuple[int, int], str] = field(default_factory=dict)
 
     def note(self, held: Descriptors, to_parent: Iterable[int] = (), from_parent: Iterable[int] = ()) -> None:
         """Add descriptors the process was seen holding (when it was found, when it exec'd)."""
@@ -128,10 +130,11 @@ class ProcessRecord:
         self.pipes_out = sorted(set(self.pipes_out) | held.pipes_out)
         self.files_in |= held.files_in
         self.files_out |= held.files_out
+        self.paths.update(held.paths)
 
     def public(self) -> dict[str, object]:
         out = asdict(self)
-        for internal in ("file_events", "files_in", "files_out"):
+        for internal in ("file_events", "files_in", "files_out", "paths"):
             del out[internal]
         return out
 

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -54,6 +55,7 @@ from provenance.search.port import SearchQuery
 from provenance.stack import Stack, open_stack
 
 A = TypeVar("A", bound=BaseModel)
+MAX_EVENT_DEPTH = 64  # a received RunEvent nested deeper (outside its facets) is not answered with
 DATASET_TYPES = ("dataset", "feature_group", "training_dataset", "table")
 
 
@@ -74,6 +76,8 @@ class Service:
     on_query: Callable[[str, float], None] | None = None  # (query, seconds): the API's latency metric
     _stack: Stack | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _received: tuple[tuple[tuple[int, int], ...], list[tuple[datetime, dict[str, Any]]]] | None = None
+    _received_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def stack(self) -> Stack:
@@ -444,6 +448,23 @@ class Service:
         offsets = self.stack.bus.produce(topic, records) if records else []
         return Ingested(len(records), topic, offsets[0] if offsets else None)
 
+    def openlineage_received(self) -> list[tuple[datetime, dict[str, Any]]]:
+        """The OpenLineage RunEvents as received (on the log's ``openlineage`` raw topic, in the order appended),
+        each with its ``eventTime``; read again only when the topic has grown. Not filtered: callers apply
+        visibility. Records that are no RunEvent (DatasetEvents, JobEvents, what no parser reads) are skipped."""
+        bus, topic = self.stack.bus, raw_topic("openlineage")
+        if topic not in bus.topics():
+            return []
+        ends = bus.end_offsets(topic)
+        key = tuple(sorted(ends.items()))
+        with self._received_lock:
+            if self._received is not None and self._received[0] == key:
+                return self._received[1]
+            out = [(t, ev) for msg in read_topic(bus, topic, max(1, sum(ends.values())))
+                   if (got := run_event_of(msg.value)) is not None for t, ev in [got]]
+            self._received = (key, out)
+            return out
+
     def dead_letters(self, limit: int = 100) -> list[dict[str, str]]:
         self.catch_up()
         msgs = read_topic(self.stack.bus, DEAD_LETTER_TOPIC, limit)
@@ -460,6 +481,48 @@ def record_key(value: bytes) -> str | None:
         key = data.get("app_id") or data.get("uri")
         return str(key) if isinstance(key, (str, int)) and key != "" else None
     return None
+
+
+def run_event_of(value: bytes) -> tuple[datetime, dict[str, Any]] | None:
+    """(eventTime, event) of a raw record that is an OpenLineage RunEvent (a run, a job and a time), else None."""
+    try:
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(data, dict) and isinstance(data.get("run"), dict) and isinstance(data.get("job"), dict)
+            and isinstance(data.get("eventTime"), str)):
+        return None
+    try:
+        when = parse_time(data["eventTime"])
+    except ValueError:
+        return None
+    from provenance.connectors.openlineage import FACET_DEPTH
+
+    # a facet nested deeper than the graph keeps is left out here too (the processor cut it)
+    sides = [d for side in ("inputs", "outputs") if isinstance(data.get(side), list) for d in data[side]]
+    for holder in (data["run"], data["job"], *(d for d in sides if isinstance(d, dict))):
+        for key in ("facets", "inputFacets", "outputFacets"):
+            if isinstance(holder.get(key), dict):
+                holder[key] = {k: v for k, v in holder[key].items() if not nests_deeper(v, FACET_DEPTH)}
+    return None if nests_deeper(data, MAX_EVENT_DEPTH) else (when, data)
+
+
+def nests_deeper(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest more than ``limit`` deep in ``value`` (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict | list):
+            if d > limit:
+                return True
+            stack.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO-8601 time; one without an offset is UTC."""
+    when = datetime.fromisoformat(text.strip())
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _all_nodes(store: Any, kind: str, as_of: int, where: dict[str, Any] | None) -> list[Any]:

@@ -623,3 +623,97 @@ def test_a_facet_set_later_wins_from_its_time_on(api: dict[str, Any]) -> None:
     v2, v1 = c.get(path + "/versions", headers=root).json()["versions"]
     assert (v2["version"], v2["description"], v1["description"]) == ("2", "new", "old")
     assert c.get(path, headers=root).json()["description"] == "new"
+
+
+# -- the tags and the lineage events (the web UI's) --------------------------------------------------
+EV_WINDOW = {"after": "2029-03-01T00:00:00Z", "before": "2029-04-01T00:00:00Z"}
+
+
+@pytest.fixture(scope="module")
+def received(api: dict[str, Any]) -> list[dict[str, Any]]:
+    """Three RunEvents in March 2029: a loan run writing public.evloan_out, then a run of project other (its START
+    two hours ahead of UTC) started by it, reading that table and a table of no project, whose output's column
+    lineage and symlinks name the loan table; a DatasetEvent in the window too (not a RunEvent). Tags on a
+    dataset of each project and of none."""
+    loan_run, child = "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e01", "0b6e3a5c-51e2-4b7c-9d0e-5b1f2a3c4e02"
+    first = run_event("COMPLETE", run_id=loan_run, job="evjob_loan", time="2029-03-02T10:00:00Z",
+                      inputs=[table("public.ev_in")], outputs=[output("public.evloan_out", "1")])
+    links = symlinks_dataset.SymlinksDatasetFacet(identifiers=[symlinks_dataset.Identifier(
+        namespace=PG, name="public.evloan_out", type="TABLE")])
+    parent = {"parent": parent_run.ParentRunFacet(run=parent_run.Run(runId=loan_run),
+                                                  job=parent_run.Job(namespace="loan", name="evjob_loan"))}
+    events = [first]
+    for kind, when in (("COMPLETE", "2029-03-03T10:00:00Z"), ("START", "2029-03-03T09:00:00+02:00")):
+        ev = run_event(kind, run_id=child, job="evchild", time=when, run_facets=parent,
+                       inputs=[table("public.evloan_out"), table("public.ev_in")],
+                       outputs=[output("other.ev_out", columnLineage=column_lineage(
+                           score=[("public.evloan_out", "evloan_field"), ("public.ev_in", "x")]), symlinks=links)])
+        ev["job"]["namespace"] = "other"
+        events.append(ev)
+    for ev in events:
+        assert post(api, ev).status_code == 201
+    ds_event = {"eventTime": "2029-03-04T00:00:00Z", "producer": PRODUCER,
+                "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/DatasetEvent",
+                "dataset": {"namespace": PG, "name": "public.ev_in", "facets": {}}}
+    assert post(api, ds_event).status_code == 201
+    tags = [{"source": "t", "kind": "tag", "op": "set", "ts": 1_900_000_000_000, "uri": dataset_uri(PG, name),
+             "attrs": {"key": key, "value": "1"}}
+            for name, key in (("public.evloan_out", "evtag_loan"), ("public.ev_in", "evtag_public"),
+                              ("other.ev_out", "evtag_other"))]
+    assert api["c"].post("/api/events", json=tags, headers=api["root"]).status_code == 202
+    return events
+
+
+def test_tags_are_the_tag_keys_of_the_datasets_one_may_see(api: dict[str, Any], received: Any) -> None:
+    c = api["c"]
+
+    def tags(who: str, **params: Any) -> list[dict[str, Any]]:
+        r = c.get("/api/v1/tags", headers=api[who], params=params)
+        assert r.status_code == 200 and set(r.json()) == {"tags"}, r.text
+        return list(r.json()["tags"])
+
+    everything = tags("root")
+    assert {"name": "evtag_loan", "description": None} in everything
+    assert [t["name"] for t in everything] == sorted(t["name"] for t in everything)
+    assert {t["name"] for t in everything} >= {"evtag_loan", "evtag_public", "evtag_other"}
+    assert {t["name"] for t in tags("eve")} & {"evtag_loan", "evtag_public", "evtag_other"} == {"evtag_public",
+                                                                                               "evtag_other"}
+    assert {t["name"] for t in tags("alice")} & {"evtag_loan", "evtag_public", "evtag_other"} == {"evtag_loan",
+                                                                                                 "evtag_public"}
+    assert tags("root", limit=1, offset=1) == everything[1:2]
+
+
+def test_lineage_events_as_received_by_event_time(api: dict[str, Any], received: list[dict[str, Any]]) -> None:
+    c, root = api["c"], api["root"]
+    r = c.get("/api/v1/events/lineage", params=EV_WINDOW, headers=root)
+    assert r.status_code == 200 and set(r.json()) == {"events", "totalCount"}
+    # newest first: the child's COMPLETE (10:00Z), its START (07:00Z), the loan run (the 2nd); as posted
+    assert r.json() == {"events": [received[1], received[2], received[0]], "totalCount": 3}
+    asc = c.get("/api/v1/events/lineage", params={**EV_WINDOW, "sortDirection": "asc", "limit": 1, "offset": 1},
+                headers=root).json()
+    assert asc == {"events": [received[2]], "totalCount": 3}
+    narrow = c.get("/api/v1/events/lineage", params={"after": "2029-03-03T07:00:00Z", "before": "2029-03-03T10:00:00Z"},
+                   headers=root).json()
+    assert narrow == {"events": [received[2]], "totalCount": 1}  # after is inclusive, before is not
+    # the web UI sends before= and after= empty: Marquez's defaults (1970 to 2030)
+    default = c.get("/api/v1/events/lineage?limit=100&before=&after=&offset=0&sortDirection=desc", headers=root)
+    assert default.status_code == 200 and default.json()["totalCount"] >= 3
+    assert received[1] in default.json()["events"]
+    assert_error(c.get("/api/v1/events/lineage", params={"before": "yesterday"}, headers=root), 400, "bad_query")
+
+
+def test_lineage_events_show_a_member_what_she_may_see(api: dict[str, Any], received: list[dict[str, Any]]) -> None:
+    c = api["c"]
+    eve = c.get("/api/v1/events/lineage", params=EV_WINDOW, headers=api["eve"])
+    assert eve.status_code == 200 and eve.json()["totalCount"] == 2
+    assert "evloan" not in eve.text and "evjob_loan" not in eve.text
+    shown = eve.json()["events"][0]
+    assert shown["run"]["runId"] == received[1]["run"]["runId"] and "parent" not in shown["run"]["facets"]
+    assert [d["name"] for d in shown["inputs"]] == ["public.ev_in"]
+    out = shown["outputs"][0]
+    assert out["name"] == "other.ev_out" and out["facets"]["symlinks"]["identifiers"] == []
+    assert [f["name"] for f in out["facets"]["columnLineage"]["fields"]["score"]["inputFields"]] == ["public.ev_in"]
+    assert shown["eventTime"] == received[1]["eventTime"] and shown["producer"] == received[1]["producer"]
+    # alice (loan) sees the loan run only: the other runs' job namespace is a project she is not in
+    alice = c.get("/api/v1/events/lineage", params=EV_WINDOW, headers=api["alice"]).json()
+    assert alice == {"events": [received[0]], "totalCount": 1}

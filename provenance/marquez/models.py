@@ -293,3 +293,17 @@ class SearchResult(Shape):
 class SearchResults(Shape):
     totalCount: int
     results: list[SearchResult]
+
+
+class Tag(Shape):
+    name: str
+    description: str | None = None
+
+
+class TagList(Shape):
+    tags: list[Tag]
+
+
+class LineageEvents(Shape):
+    events: list[dict[str, Any]] = Field(description="OpenLineage RunEvents as received (of what the caller may see)")
+    totalCount: int

@@ -20,6 +20,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from provenance.access import Principal
@@ -51,6 +52,7 @@ DEFAULT_NAMESPACE = "default"
 MAX_GRAPH_NODES = 2000  # a lineage graph stops growing here (Marquez's graphs are bounded by depth only)
 MAX_SPLITS = 16  # ways of reading a node id's ':'s that are looked up
 _PAGE = 5000
+INPUT_SIDE, OUTPUT_SIDE = "inputs", "outputs"  # a RunEvent's datasets
 _STATES: dict[str, m.RunState] = {"submitted": "NEW", "started": "RUNNING", "finished": "COMPLETED",
                                   "failed": "FAILED", "killed": "ABORTED"}
 # Marquez's own split of a node id: the first ':' that starts neither '//' (a scheme) nor a port
@@ -643,6 +645,72 @@ class MarquezView:
         if times is None:
             raise NotFoundError(f"no namespace {ns!r}")
         return m.Namespace(name=ns, createdAt=_iso(times[0]), updatedAt=_iso(times[1]))
+
+    # -- tags and events -------------------------------------------------------------------------
+    def tags(self, limit: int, offset: int) -> m.TagList:
+        """The tag keys set on the datasets the caller may see, by name (tags have no description here)."""
+        names = sorted({k for d in self._all_datasets() for k in d.node.tags if k != self.q.rules.type_key})
+        return m.TagList(tags=[m.Tag(name=n) for n in names[offset: offset + limit]])
+
+    def lineage_events(self, before: datetime, after: datetime, descending: bool, limit: int,
+                       offset: int) -> m.LineageEvents:
+        """The RunEvents received with ``after <= eventTime < before``, by eventTime (then as appended): of
+        jobs whose namespace (their project) the caller may see, without the datasets she may not see."""
+        found = [(t, i, ev) for i, (t, ev) in enumerate(self.svc.openlineage_received())
+                 if after <= t < before and self._job_space_seen(_dig(ev, "job", "namespace"))]
+        found.sort(key=lambda x: (x[0], x[1]), reverse=descending)
+        page = [ev for _, _, ev in found[offset: offset + limit]]
+        return m.LineageEvents(events=page if self.who.admin else self._events_shown(page), totalCount=len(found))
+
+    def _events_shown(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Events as the caller may see them (copies): the inputs and outputs she may not see left out, the
+        facet parts that name such datasets, and a parent facet naming a job of a project she may not see."""
+        def datasets(ev: dict[str, Any]) -> list[dict[str, Any]]:
+            return [d for side in (INPUT_SIDE, OUTPUT_SIDE) if isinstance(ev.get(side), list)
+                    for d in ev[side] if isinstance(d, dict)]
+
+        def pair(d: dict[str, Any]) -> tuple[str, str] | None:
+            ns, name = d.get("namespace"), d.get("name")
+            return (ns, name) if isinstance(ns, str) and isinstance(name, str) else None
+
+        named: set[tuple[str, str]] = set()
+        for ev in events:
+            for holder in (ev["run"], ev["job"], *datasets(ev)):
+                for key in ("facets", "inputFacets", "outputFacets"):
+                    if isinstance(holder.get(key), dict):
+                        named |= stated.named_datasets(holder[key])
+            named |= {p for d in datasets(ev) if (p := pair(d)) is not None}
+        hidden = stated.hidden_datasets(self.q, named, self.who.sees) if named else set()
+
+        def facets(holder: dict[str, Any]) -> dict[str, Any]:
+            out = dict(holder)
+            for key in ("facets", "inputFacets", "outputFacets"):
+                if isinstance(out.get(key), dict):
+                    out[key] = stated.without_hidden(out[key], hidden)
+            return out
+
+        shown = []
+        for ev in events:
+            run = facets(ev["run"])
+            if isinstance(run.get("facets"), dict) and not self._parent_seen(run["facets"].get("parent")):
+                run["facets"] = {k: v for k, v in run["facets"].items() if k != "parent"}
+            out = {**ev, "run": run, "job": facets(ev["job"])}
+            for side in (INPUT_SIDE, OUTPUT_SIDE):
+                if isinstance(ev.get(side), list):
+                    out[side] = [facets(d) for d in ev[side] if isinstance(d, dict) and pair(d) not in hidden]
+            shown.append(out)
+        return shown
+
+    def _job_space_seen(self, ns: Any) -> bool:
+        """Whether the caller may see a job namespace (its project); one that is no string: admins only."""
+        return self.who.admin or (isinstance(ns, str) and self.who.sees(ns))
+
+    def _parent_seen(self, parent: Any) -> bool:
+        """Whether the caller may see the jobs a parent facet names (its parent's and its root's namespace)."""
+        if not isinstance(parent, dict):
+            return True
+        spaces = [_dig(parent, "job", "namespace"), _dig(parent, "root", "job", "namespace")]
+        return all(ns is None or self._job_space_seen(ns) for ns in spaces)
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, text: str, kind: str | None, sort: str, limit: int, ns: str | None) -> m.SearchResults:

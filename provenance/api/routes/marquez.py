@@ -7,6 +7,7 @@ after, so an encoded ``/`` stays inside its segment.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import unquote
 
@@ -17,9 +18,10 @@ from starlette.types import Scope
 
 from provenance.access import Principal
 from provenance.api.deps import Limit, Offset, Svc, Who
+from provenance.errors import QueryError
 from provenance.marquez import MarquezView
 from provenance.marquez import models as m
-from provenance.service import Service
+from provenance.service import Service, parse_time
 
 
 class SentPathRoute(APIRoute):
@@ -157,3 +159,29 @@ def search(svc: Svc, who: Who, q: Annotated[str, Query(min_length=1, max_length=
            limit: Annotated[int, Query(ge=1, le=1000)] = 10, namespace: str | None = None) -> m.SearchResults:
     """Jobs and datasets whose names match ``%q%`` (SQL ``ILIKE``: any case, ``%`` and ``_`` wildcards)."""
     return _view(svc, who).search(q, filter, sort.lower(), limit, namespace)
+
+
+@router.get("/api/v1/tags")
+def tags(svc: Svc, who: Who, limit: Limit = 100, offset: Offset = 0) -> m.TagList:
+    """The tags set on the datasets the caller may see: their keys, by name (no descriptions here)."""
+    return _view(svc, who).tags(limit, offset)
+
+
+def _time(value: str | None, default: str, name: str) -> datetime:
+    try:
+        return parse_time(value or default)
+    except ValueError as exc:
+        raise QueryError(f"{name} is an ISO-8601 time, not {value[:80] if value else value!r}") from exc
+
+
+@router.get("/api/v1/events/lineage")
+def lineage_events(svc: Svc, who: Who,
+                   before: Annotated[str | None, Query(max_length=64, description="eventTime before (ISO)")] = None,
+                   after: Annotated[str | None, Query(max_length=64, description="eventTime at or after")] = None,
+                   sort_direction: Annotated[Literal["asc", "desc", "ASC", "DESC"], Query(alias="sortDirection")]
+                   = "desc", limit: Limit = 100, offset: Offset = 0) -> m.LineageEvents:
+    """The OpenLineage RunEvents as received, by eventTime (``desc``: newest first), of jobs whose namespace
+    the caller may see, without the datasets (and facet parts naming them) she may not see."""
+    return _view(svc, who).lineage_events(_time(before, "2030-01-01T00:00:00+00:00", "before"),
+                                          _time(after, "1970-01-01T00:00:00+00:00", "after"),
+                                          sort_direction.lower() == "desc", limit, offset)

@@ -283,8 +283,8 @@ def test_explorer_zoom_pan_expand_and_url_state(server: tuple[str, str], browser
         href = page.get_attribute(export, "href") or ""
         assert "direction=up" in href and "depth=10" in href, href
     # expand a node's neighbours by clicking, and collapse them again
+    state = page.get_attribute("#graph", "data-state") or ""  # (before the fill: typing may redraw at once)
     page.fill("input[name=depth]", "2")
-    state = page.get_attribute("#graph", "data-state") or ""
     page.locator("input[name=depth]").dispatch_event("change")
     wait_state(page, state)
     small = graph_ids(page)

@@ -37,6 +37,36 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: floa
     raise RuntimeError(f"{what} did not listen on {port} within {timeout:g} s: {log.read_text()[-2000:]}")
 
 
+def start_serve(home: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`provenance serve` on a free loopback port, once it answers /healthz: the process and its base URL."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "provenance.cli", "--home", str(home), "serve", "--port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return proc, base
+        except OSError as exc:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                why = proc.stderr.read().decode() if proc.stderr else ""
+                raise RuntimeError(f"serve did not start: {why}") from exc
+            time.sleep(0.2)
+
+
+def stop_serve(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    proc.wait(timeout=60)
+    if proc.stderr:
+        proc.stderr.close()
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,18 +34,13 @@ from openlineage.client.generated import (
 from provenance.access import AccessStore
 from provenance.connectors.openlineage import dataset_uri
 from tests.conftest import ROOT
+from tests.servers import start_serve, stop_serve
 
 PRODUCER = "https://github.com/example/loan-pipeline/tree/v1"
 DAG, INGEST, TRAIN = ("5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e01", "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e02",
                       "5f0c1d2e-3a4b-4c5d-8e6f-7a8b9c0d1e03")
 PG, MODELS = "postgres://db.example:5432", "s3://loan-models"
 APPS, OUT = (PG, "public.applications"), (MODELS, "scores/2026-04")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,28 +51,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
               for name, admin, projects in (("pipeline", True, ()), ("alice", False, ("loan",)),
                                             ("eve", False, ("other",)))}
     access.close()
-    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, whatever is installed
-    proc = subprocess.Popen([sys.executable, "-m", "provenance.cli", "--home", str(home), "serve", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                why = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"serve did not start: {why}") from exc
-            time.sleep(0.2)
+    proc, base = start_serve(home, env)
     yield {"base": base, "home": home, "env": env, **tokens}
-    proc.terminate()
-    proc.wait(timeout=60)
-    if proc.stderr:
-        proc.stderr.close()
+    stop_serve(proc)
 
 
 def get(server: dict[str, Any], who: str, path: str, **params: Any) -> tuple[int, Any]:

@@ -29,7 +29,7 @@ import pytest
 
 from provenance.access import AccessStore
 from provenance.api.layout import Box, legibility
-from tests.servers import free_port
+from tests.servers import start_serve, stop_serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "test-output" / "ui"
@@ -44,29 +44,11 @@ q = urllib.parse.quote
 
 
 def serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "provenance.cli", "--home", str(home), "serve", "--port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as r:
-                if r.status == 200:
-                    return proc, base
-        except OSError as exc:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                why = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"serve did not start: {why}") from exc
-            time.sleep(0.2)
+    return start_serve(home)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    proc.wait(timeout=60)
-    if proc.stderr:
-        proc.stderr.close()
+    stop_serve(proc)
 
 
 def token_for(home: Path, user: str) -> str:

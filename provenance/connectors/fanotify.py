@@ -160,11 +160,7 @@ class FanotifyUnavailable(OSError):
 
 
 def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
-    libc.fanotify_init.restype = ctypes.c_int
-    libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
-    libc.fanotify_mark.restype = ctypes.c_int
+    libc = exec_gate._libc()  # fanotify_init and fanotify_mark, as the gate declares them
     libc.open_by_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     libc.open_by_handle_at.restype = ctypes.c_int
     libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
